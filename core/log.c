@@ -1,0 +1,131 @@
+#define _POSIX_C_SOURCE 200809L
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int g_rank = 0;
+static ts_log_level g_level = TS_LOG_INFO;
+static FILE *g_json = NULL;
+static void (*g_exit_hook)(int code) = NULL;
+
+static const char *LEVEL_NAMES[] = {"debug", "info", "warn", "error"};
+
+void ts_log_set_rank(int rank) { g_rank = rank; }
+int ts_log_rank(void) { return g_rank; }
+void ts_log_set_level(ts_log_level level) { g_level = level; }
+void ts_set_exit_hook(void (*hook)(int code)) { g_exit_hook = hook; }
+
+double ts_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double wall_epoch(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int ts_log_open_json(const char *path) {
+    ts_log_close_json();
+    if (path == NULL || g_rank != 0) return 0;
+    g_json = fopen(path, "a");
+    return g_json ? 0 : -1;
+}
+
+void ts_log_close_json(void) {
+    if (g_json) fclose(g_json);
+    g_json = NULL;
+}
+
+void ts_json_escape(char *buf, size_t cap, const char *s) {
+    size_t n = 0;
+    if (cap == 0) return;
+    for (; *s && n + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char)c;
+        } else if (c == '\n') {
+            buf[n++] = '\\';
+            buf[n++] = 'n';
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(buf + n, cap - n, "\\u%04x", c);
+        } else {
+            buf[n++] = (char)c;
+        }
+    }
+    buf[n] = '\0';
+}
+
+void ts_log_event(const char *event, const char *fields_json) {
+    if (g_rank != 0 || g_json == NULL) return;
+    fprintf(g_json, "{\"t\":%.3f,\"event\":\"%s\"%s%s}\n", wall_epoch(), event,
+            fields_json && *fields_json ? "," : "", fields_json ? fields_json : "");
+    fflush(g_json);
+}
+
+void ts_log(ts_log_level level, const char *fmt, ...) {
+    if (g_rank != 0 || level < g_level) return;
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* Progress goes to stdout, problems to stderr, so a failing command's
+     * stderr is its one error line. */
+    if (level >= TS_LOG_WARN) {
+        fflush(stdout);
+        fprintf(stderr, "tessera: %s: %s\n", LEVEL_NAMES[level], msg);
+    } else {
+        fprintf(stdout, "%s\n", msg);
+        fflush(stdout);
+    }
+    if (g_json) {
+        char esc[8192];
+        ts_json_escape(esc, sizeof esc, msg);
+        fprintf(g_json, "{\"t\":%.3f,\"event\":\"log\",\"level\":\"%s\",\"msg\":\"%s\"}\n",
+                wall_epoch(), LEVEL_NAMES[level], esc);
+        fflush(g_json);
+    }
+}
+
+TS_NORETURN void ts_fatal_at(const char *file, int line, int code, const char *fmt, ...) {
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* Usage errors are the user's to fix: the source location would be noise. */
+    if (code == TS_EXIT_USAGE)
+        fprintf(stderr, "tessera: error: %s\n", msg);
+    else
+        fprintf(stderr, "tessera: error: %s (%s:%d)\n", msg, file, line);
+    fflush(stderr);
+    fflush(stdout);
+    if (g_json) {
+        char esc[8192];
+        ts_json_escape(esc, sizeof esc, msg);
+        fprintf(g_json, "{\"t\":%.3f,\"event\":\"error\",\"code\":%d,\"msg\":\"%s\"}\n",
+                wall_epoch(), code, esc);
+        fflush(g_json);
+    }
+    if (g_exit_hook) g_exit_hook(code);
+    exit(code);
+}
+
+void *ts_malloc_at(const char *file, int line, size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) ts_fatal_at(file, line, TS_EXIT_FAILURE, "out of memory allocating %zu bytes", bytes);
+    return p;
+}
+
+void *ts_calloc_at(const char *file, int line, size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) ts_fatal_at(file, line, TS_EXIT_FAILURE, "out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}

@@ -1,0 +1,37 @@
+/* tessera bench: op throughput beside the GEMM ceiling of the same device. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/backend.h"
+#include "core/bench.h"
+#include "core/log.h"
+#include "forecast/commands.h"
+
+int cmd_bench(const ts_command_ctx *ctx) {
+    const ts_config *cfg = ctx->cfg;
+    const char *why = NULL;
+    const ts_backend *be = ts_backend_get(ts_config_str(cfg, "device"), &why);
+    if (!be) ts_usage_error("device=%s is not available: %s", ts_config_str(cfg, "device"), why);
+    ts_bench_shape s = {(int)ts_config_int(cfg, "bench.dim"),     (int)ts_config_int(cfg, "bench.heads"),
+                        (int)ts_config_int(cfg, "bench.hidden"),  (int)ts_config_int(cfg, "bench.window"),
+                        (int)ts_config_int(cfg, "bench.grid_h"),  (int)ts_config_int(cfg, "bench.grid_w"),
+                        (int)ts_config_int(cfg, "bench.batch"),   (int)ts_config_int(cfg, "bench.reps"),
+                        (int)ts_config_int(cfg, "bench.ceiling_n"), ts_config_str(cfg, "bench.ops")};
+    /* Every rank runs the benchmark (a per-rank figure under contention);
+     * rank 0 reports its own. */
+    int rank0 = ctx->layout->rank == 0;
+    FILE *jsonl = NULL;
+    char path[4096];
+    if (rank0) {
+        snprintf(path, sizeof path, "%s/bench.jsonl", ctx->out);
+        jsonl = fopen(path, "a");
+        if (!jsonl) ts_fatal("cannot open '%s' for writing", path);
+    }
+    char err[512];
+    if (ts_bench_run(be, &s, rank0 ? stdout : NULL, jsonl, err, sizeof err)) ts_usage_error("%s", err);
+    if (rank0) {
+        fclose(jsonl);
+        ts_info("bench rows appended to %s", path);
+    }
+    return 0;
+}

@@ -1,0 +1,21 @@
+/* The subcommands of `tessera`, one function each. */
+#ifndef TESSERA_FORECAST_COMMANDS_H
+#define TESSERA_FORECAST_COMMANDS_H
+
+#include "core/config.h"
+#include "parallel/layout.h"
+
+/* What every command receives: the resolved configuration, the rank layout
+ * (already checked against the MPI size) and the output folder. Returns the
+ * process exit code. */
+typedef struct {
+    const ts_config *cfg;
+    const ts_layout *layout;
+    const char *out;
+} ts_command_ctx;
+
+int cmd_bench(const ts_command_ctx *ctx);
+int cmd_demo(const ts_command_ctx *ctx);
+int cmd_config(const ts_command_ctx *ctx);
+
+#endif

@@ -1,0 +1,208 @@
+/* tessera: one binary, subcommands.
+ *
+ *   tessera <command> [config.yaml] [key.sub=value ...]
+ *
+ * Configuration resolves in layers: the key table's defaults, then the YAML
+ * file, then command-line overrides. Every command prints the resolved
+ * configuration, logs to the terminal on rank 0 and as JSON lines to
+ * OUT/tessera.jsonl, and exits 2 with one line on bad usage or config.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "forecast/commands.h"
+#include "io/config_yaml.h"
+#include "parallel/layout.h"
+#include "parallel/mpi_env.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+typedef struct {
+    const char *name;
+    int (*run)(const ts_command_ctx *);
+    const char *keys; /* key prefixes its --help lists */
+    const char *summary;
+    const char *details;
+} command;
+
+/* The commands of DESIGN.md. Those with no function yet say so plainly. */
+static const command COMMANDS[] = {
+    {"synth-era5", NULL, "out,seed", "run the gridded reference simulator, write CDS-format ERA5 NetCDF", NULL},
+    {"synth-mesh", NULL, "out,seed", "run the CFD reference simulator, write graph-physics HDF5 trajectories", NULL},
+    {"stats", NULL, "out", "normalization statistics (means, stds, residual stds, climatology)", NULL},
+    {"train", NULL, "out,seed,device,threads,model.,parallel.", "train the Swin diffusion model or the mesh transformer", NULL},
+    {"forecast", NULL, "out,seed,device,threads,model.,parallel.", "autoregressive ensemble rollout from a checkpoint to NetCDF", NULL},
+    {"score", NULL, "out", "WeatherBench-2 metrics (or mesh rollout RMSE) against truth, with baselines", NULL},
+    {"plot", NULL, "out", "PNG maps and score-vs-lead charts", NULL},
+    {"bench", cmd_bench, "bench.,device,threads,out,parallel.",
+     "throughput of the ops of a Swin block beside the machine's GEMM ceiling",
+     "Times each op of one Swin block (GEMMs, window attention, norms, activations,\n"
+     "the shift permutation, AdamW) on the bench.* shape, the median of bench.reps\n"
+     "runs, beside the SGEMM ceiling of the same device measured in the same run\n"
+     "(OpenBLAS on the CPU, cuBLAS on a GPU). Prints a table and appends one JSON\n"
+     "line per row to OUT/bench.jsonl."},
+    {"demo", cmd_demo, "out,threads",
+     "the compute self-check and a small benchmark (the full chain comes with later versions)",
+     "Checks that this build computes correctly (RNG known answers, GEMM against a\n"
+     "double loop, op invariants, and the GPU against the CPU when there is one),\n"
+     "then benchmarks a small Swin block shape."},
+    {"config", cmd_config, "", "print the resolved configuration; --markdown prints docs/config.md",
+     "Resolves defaults, an optional YAML file and overrides, and prints every key\n"
+     "with where its value came from. `tessera config --markdown` writes the\n"
+     "reference of all keys (docs/config.md is generated this way)."},
+};
+enum { NCOMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
+
+static void print_usage(FILE *f) {
+    fprintf(f,
+            "tessera %s: window-based transformer forecasters for gridded and mesh data\n\n"
+            "usage: tessera <command> [config.yaml] [key.sub=value ...]\n"
+            "       tessera <command> --help\n"
+            "       tessera --version\n\ncommands:\n",
+            TESSERA_VERSION);
+    for (int i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-11s %s%s\n", COMMANDS[i].name, COMMANDS[i].summary,
+                COMMANDS[i].run ? "" : " (not yet available)");
+    fprintf(f,
+            "\nConfiguration: a YAML file and/or key.sub=value overrides (overrides win).\n"
+            "Every key: tessera config --markdown, or docs/config.md.\n"
+            "Run with MPI: mpiexec -n N tessera <command> parallel.dp=N ...\n");
+}
+
+static void print_command_help(const command *c) {
+    printf("usage: tessera %s [config.yaml] [key.sub=value ...]\n\n%s\n", c->name, c->summary);
+    if (c->details) printf("\n%s\n", c->details);
+    if (!c->run) printf("\nThis command is not yet available in tessera %s.\n", TESSERA_VERSION);
+    if (c->keys && *c->keys) {
+        printf("\nkeys:\n");
+        ts_config_help(stdout, c->keys);
+    }
+}
+
+static const command *find_command(const char *name) {
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (strcmp(COMMANDS[i].name, name) == 0) return &COMMANDS[i];
+    const char *names[NCOMMANDS];
+    for (int i = 0; i < NCOMMANDS; i++) names[i] = COMMANDS[i].name;
+    const char *near = ts_closest_match(name, names, NCOMMANDS);
+    if (near) ts_usage_error("unknown command '%s' (did you mean '%s'?); see tessera --help", name, near);
+    ts_usage_error("unknown command '%s'; see tessera --help", name);
+}
+
+/* mkdir -p */
+static void make_dirs(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        char saved = *p;
+        if (saved == '/' || saved == '\0') {
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                ts_usage_error("cannot create output folder '%s': %s", buf, strerror(errno));
+            *p = saved;
+        }
+        if (saved == '\0') break;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) ts_usage_error("out=%s is not a folder", path);
+}
+
+static int is_yaml_path(const char *arg) {
+    size_t n = strlen(arg);
+    return !strchr(arg, '=') && ((n > 5 && strcmp(arg + n - 5, ".yaml") == 0) ||
+                                 (n > 4 && strcmp(arg + n - 4, ".yml") == 0));
+}
+
+int cmd_config(const ts_command_ctx *ctx) {
+    if (ctx->layout->rank == 0) ts_config_print(ctx->cfg, stdout);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        print_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? TS_EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("tessera %s\n", TESSERA_VERSION);
+        return 0;
+    }
+    const command *cmd = find_command(argv[1]);
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_command_help(cmd);
+            return 0;
+        }
+    if (cmd->run == cmd_config && argc == 3 && strcmp(argv[2], "--markdown") == 0) {
+        ts_config_markdown(stdout);
+        return 0;
+    }
+    if (!cmd->run)
+        ts_usage_error("'%s' is not yet available in tessera %s; see tessera --help", cmd->name, TESSERA_VERSION);
+
+    ts_mpi_init(&argc, &argv);
+    ts_config *cfg = ts_config_new();
+    char err[1024];
+    for (int i = 2; i < argc; i++) {
+        if (is_yaml_path(argv[i])) {
+            if (i != 2) ts_usage_error("the config file '%s' must come right after the command", argv[i]);
+            if (ts_config_load_yaml(cfg, argv[i], err, sizeof err)) ts_usage_error("%s", err);
+        } else if (ts_config_apply_override(cfg, argv[i], err, sizeof err)) {
+            ts_usage_error("%s", err);
+        }
+    }
+
+    static const char *LEVELS[] = {"debug", "info", "warn", "error"};
+    for (int l = 0; l < 4; l++)
+        if (strcmp(ts_config_str(cfg, "log.level"), LEVELS[l]) == 0) ts_log_set_level((ts_log_level)l);
+#ifdef _OPENMP
+    if (ts_config_int(cfg, "threads") > 0) omp_set_num_threads((int)ts_config_int(cfg, "threads"));
+#endif
+
+    int sizes[TS_AXIS_COUNT];
+    for (int a = 0; a < TS_AXIS_COUNT; a++) sizes[a] = (int)ts_config_int(cfg, TS_AXIS_NAMES[a]);
+    ts_layout layout;
+    if (ts_layout_create(&layout, MPI_COMM_WORLD, sizes, err, sizeof err)) ts_usage_error("%s", err);
+
+    const char *out = ts_config_str(cfg, "out");
+    if (layout.rank == 0) make_dirs(out);
+    MPI_Barrier(MPI_COMM_WORLD);
+    char logpath[4096];
+    snprintf(logpath, sizeof logpath, "%s/tessera.jsonl", out);
+    if (ts_log_open_json(logpath)) ts_fatal("cannot open the log '%s' for writing", logpath);
+
+    /* The resolved configuration: on the terminal (unless the command is
+     * `config`, which prints nothing else) and in the JSON log. */
+    int need = ts_config_to_json(cfg, NULL, 0);
+    char *json = malloc((size_t)need + 1);
+    ts_config_to_json(cfg, json, (size_t)need + 1);
+    char *fields = malloc((size_t)need + 64);
+    snprintf(fields, (size_t)need + 64, "\"command\":\"%s\",\"config\":%s", cmd->name, json);
+    ts_log_event("start", fields);
+    free(fields), free(json);
+    if (layout.rank == 0 && cmd->run != cmd_config) {
+        ts_info("tessera %s %s on %d rank%s; resolved configuration:", TESSERA_VERSION, cmd->name, layout.world,
+                layout.world > 1 ? "s" : "");
+        ts_config_print(cfg, stdout);
+        fflush(stdout);
+    }
+
+    ts_command_ctx ctx = {cfg, &layout, out};
+    double t0 = ts_now();
+    int rc = cmd->run(&ctx);
+    char done[128];
+    snprintf(done, sizeof done, "\"command\":\"%s\",\"exit\":%d,\"seconds\":%.3f", cmd->name, rc, ts_now() - t0);
+    ts_log_event("end", done);
+    ts_log_close_json();
+    ts_layout_free(&layout);
+    ts_config_free(cfg);
+    ts_mpi_finalize();
+    return rc;
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Quick start, step 2: build and run the whole test suite, twice:
+#   build/       the release build (CUDA backend compiled when nvcc exists;
+#                its tests say "skipped: no GPU" without one),
+#   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, unit and MPI
+#                tests (suppressions name MPI and driver libraries only).
+# Exits non-zero if anything failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+jobs=$(nproc)
+
+echo "== release build"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$jobs"
+(cd build && ctest --output-on-failure --timeout 600)
+
+echo "== sanitizer build (ASan + UBSan)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTESSERA_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$jobs"
+(cd build-asan && ctest --output-on-failure --timeout 600 -L 'unit|mpi')
