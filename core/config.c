@@ -53,6 +53,39 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
             "sequence-parallel (Ulysses) ranks per window; heads must divide by it"),
     INT_KEY("parallel.pp", "1", 1, MAX_RANKS, "pipeline stages"),
 
+    /* synth: the gridded reference simulator (tessera synth-era5) */
+    ENUM_KEY("synth.grid", "5.625", "5.625|1.40625",
+             "output grid in degrees: 5.625 (32 x 64) or 1.40625 (128 x 256)"),
+    STRING_KEY("synth.start", "2020-01-01", "first valid time written, YYYY-MM-DD (00 UTC)"),
+    INT_KEY("synth.days", "365", 1, 36600, "days of data written from synth.start"),
+    INT_KEY("synth.step_hours", "6", 1, 24, "hours between written times; must divide 24"),
+    INT_KEY("synth.spinup_days", "180", 0, 100000, "model days run (and discarded) before synth.start"),
+    STRING_KEY("synth.levels", "500,700,850", "pressure levels written, hPa, comma-separated"),
+    ENUM_KEY("synth.layout", "cds", "cds|packed",
+             "file layout: cds (2024+ CDS NetCDF-4) or packed (older int16 scale_factor/add_offset)"),
+    BOOL_KEY("synth.split_accum", "false",
+             "write tisr to its own stepType-accum file, as a CDS mixed request arrives"),
+    STRING_KEY("synth.restart_times", "",
+               "valid times (YYYY-MM-DDTHH, comma-separated) whose full model state is saved"),
+
+    /* data: reading ERA5-format NetCDF */
+    STRING_KEY("data.files", "", "ERA5 NetCDF files or glob patterns, comma-separated"),
+    STRING_KEY("data.variables", "z500,t850,q700,u850,v850,t2m,u10,v10,msl",
+               "state channels: surface names (t2m) or name+level in hPa (z500), comma-separated"),
+    STRING_KEY("data.forcings", "tisr,lsm,z_surface",
+               "forcing channels at the target time: tisr, lsm, z_surface (surface geopotential)"),
+    ENUM_KEY("data.fill", "error", "error|zero|mean",
+             "missing values (_FillValue, NaN): stop with an error, or fill with 0 or the field mean"),
+    ENUM_KEY("data.grid", "native", "native|5.625|1.40625",
+             "grid the data is used on: as stored, or conservatively coarsened to a named grid"),
+    ENUM_KEY("data.row_rule", "drop_south", "drop_south|pad",
+             "grids whose rows a window does not divide: drop the south-pole row, or pad with a masked band"),
+    STRING_KEY("data.stats", "", "statistics file from tessera stats (default OUT/stats.nc)"),
+
+    /* stats: normalization statistics (tessera stats) */
+    STRING_KEY("stats.residual_hours", "6,24", "time steps (hours) whose residual std is computed"),
+    INT_KEY("stats.smooth_days", "61", 1, 366, "window of the day-of-year climatology smoothing, days"),
+
     /* bench: the Swin reference shape and the measurement */
     INT_KEY("bench.dim", "256", 8, 65536, "channels (model width) of the benchmarked shape"),
     INT_KEY("bench.heads", "8", 1, 4096, "attention heads; bench.dim must divide by it"),
@@ -78,6 +111,9 @@ static const struct {
     {"model", "Model"},
     {"log", "Logging"},
     {"parallel", "Rank layout (DP x WP_y x WP_x x SP x PP)"},
+    {"synth", "Reference simulator (`tessera synth-era5`)"},
+    {"data", "ERA5 data"},
+    {"stats", "Statistics (`tessera stats`)"},
     {"bench", "Benchmark (`tessera bench`)"},
 };
 

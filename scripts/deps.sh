@@ -10,7 +10,8 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin
   libnetcdf-dev netcdf-bin libhdf5-dev
   libopenblas-openmp-dev libyaml-dev libcunit1-dev
-  python3 python3-numpy python3-netcdf4
+  libfftw3-dev cdo
+  python3 python3-numpy python3-netcdf4 python3-xarray
 )
 
 missing=()

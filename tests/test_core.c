@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/params.h"
 #include "core/rng.h"
+#include "core/solar.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -184,6 +185,50 @@ static void test_json_log(void) {
     unlink(path);
 }
 
+/* ---- solar geometry ------------------------------------------------------------ */
+
+/* tisr, integrated exactly over the hour angle, against a plain 1-second
+ * midpoint sum of the instantaneous flux (whose sun moves within the hour):
+ * agreement to 1e-4 of the hour's clear-sky maximum, at points where sunrise
+ * or sunset falls inside the hour too. */
+static void test_tisr_vs_quadrature(void) {
+    const double t0 = 1592654400.0; /* 2020-06-20 12:00 UTC */
+    const double pts[][2] = {{0, 0}, {45, 10}, {-60, 200}, {87.1875, 33.75}, {-87.1875, 300}, {30, 95}, {52, 250}};
+    double worst = 0;
+    for (size_t p = 0; p < sizeof pts / sizeof pts[0]; p++)
+        for (int h = 0; h < 24; h++) {
+            double t = t0 + 3600.0 * h;
+            double sum = 0;
+            for (int k = 0; k < 3600; k++) sum += ts_solar_toa_flux(t - 3600 + k + 0.5, pts[p][0], pts[p][1]);
+            double err = fabs(ts_solar_tisr(t, pts[p][0], pts[p][1]) - sum) / (TS_SOLAR_CONSTANT * 3600);
+            if (err > worst) worst = err;
+        }
+    CU_ASSERT(worst < 1e-4);
+    if (worst >= 1e-4) printf("\n  tisr vs quadrature: worst %.3e\n", worst);
+}
+
+/* Known geometry: solstice declinations, polar night, the equinox daily total
+ * at the equator (S/pi per second of day), and a field equal to its points. */
+static void test_solar_geometry(void) {
+    const double deg = 180.0 / 3.14159265358979323846;
+    CU_ASSERT(fabs(ts_sun_at(1592654400.0).declination * deg - 23.44) < 0.05);  /* 2020-06-20 12 UTC */
+    CU_ASSERT(fabs(ts_sun_at(1608552000.0).declination * deg + 23.44) < 0.05);  /* 2020-12-21 12 UTC */
+    CU_ASSERT(fabs(ts_sun_at(1584662400.0).declination * deg) < 0.1);          /* 2020-03-20 00 UTC */
+    double polar = 0, day = 0;
+    for (int h = 1; h <= 24; h++) {
+        polar += ts_solar_tisr(1608508800.0 + 3600.0 * h, 80.0, 20.0);
+        day += ts_solar_tisr(1584662400.0 + 3600.0 * h, 0.0, 0.0);
+    }
+    CU_ASSERT_EQUAL(polar, 0.0);
+    double expect = ts_sun_at(1584705600.0).irradiance / 3.14159265358979323846 * 86400.0;
+    CU_ASSERT(fabs(day / expect - 1.0) < 2e-3);
+    double lat[3] = {60, 0, -45}, lon[4] = {0, 90, 180, 270};
+    float field[12];
+    ts_solar_tisr_field(1600000000.0, lat, 3, lon, 4, field);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 4; j++) CU_ASSERT_EQUAL(field[i * 4 + j], (float)ts_solar_tisr(1600000000.0, lat[i], lon[j]));
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     CU_pSuite s = CU_add_suite("core", NULL, NULL);
@@ -192,7 +237,9 @@ int main(void) {
         !CU_add_test(s, "rng slices and thread counts", test_rng_slices_and_threads) ||
         !CU_add_test(s, "rng distribution", test_rng_distribution) ||
         !CU_add_test(s, "parameter table", test_params_table) || !CU_add_test(s, "arena", test_arena) ||
-        !CU_add_test(s, "json log", test_json_log))
+        !CU_add_test(s, "json log", test_json_log) ||
+        !CU_add_test(s, "tisr against quadrature", test_tisr_vs_quadrature) ||
+        !CU_add_test(s, "solar geometry", test_solar_geometry))
         return 2;
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
