@@ -90,6 +90,40 @@ static void cpu_gemm_batched(int transa, int transb, int M, int N, int K, float 
                  C + b * strideC, ldc);
 }
 
+/* ---- column sums over tokens ------------------------------------------------ */
+
+/* out[c] += sum_t a[t,c] * (b ? b[t,c] : 1) * (f ? f[t] : 1): the reduction
+ * of every weight-like gradient (RMSNorm weight, adaLN shift/scale/gate).
+ * Tokens go in fixed chunks, each summed row by row (vectorised along c),
+ * then the chunks in order in double: the same bits for any thread count. */
+enum { TOKEN_CHUNK = 64 };
+
+static void column_sums(float *out, const float *a, const float *b, const float *f, int T, int C) {
+    int nchunks = (T + TOKEN_CHUNK - 1) / TOKEN_CHUNK;
+    float *part = ts_malloc(sizeof(float) * (size_t)nchunks * C); /* (nchunks, C) */
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < nchunks; k++) {
+        float *acc = part + (size_t)k * C;
+        for (int c = 0; c < C; c++) acc[c] = 0.0f;
+        int end = (k + 1) * TOKEN_CHUNK < T ? (k + 1) * TOKEN_CHUNK : T;
+        for (int t = k * TOKEN_CHUNK; t < end; t++) {
+            const float *at = a + (size_t)t * C, *bt = b ? b + (size_t)t * C : NULL;
+            float ft = f ? f[t] : 1.0f;
+            if (bt)
+                for (int c = 0; c < C; c++) acc[c] += at[c] * bt[c] * ft;
+            else
+                for (int c = 0; c < C; c++) acc[c] += at[c] * ft;
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double sum = 0.0;
+        for (int k = 0; k < nchunks; k++) sum += part[(size_t)k * C + c];
+        out[c] += (float)sum;
+    }
+    free(part);
+}
+
 /* ---- RMSNorm --------------------------------------------------------------- */
 
 static void cpu_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight,
@@ -98,9 +132,10 @@ static void cpu_rmsnorm_forward(float *out, float *rstd, const float *inp, const
     for (int t = 0; t < T; t++) {
         const float *x = inp + (size_t)t * C;
         float *y = out + (size_t)t * C;
-        double ss = 0.0;
-        for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
-        float r = (float)(1.0 / sqrt(ss / C + eps));
+        float ss = 0.0f; /* fp32 lanes; C is at most a few thousand */
+#pragma omp simd reduction(+ : ss)
+        for (int c = 0; c < C; c++) ss += x[c] * x[c];
+        float r = 1.0f / sqrtf(ss / (float)C + eps);
         rstd[t] = r;
         for (int c = 0; c < C; c++) y[c] = x[c] * r * (weight ? weight[c] : 1.0f);
     }
@@ -114,21 +149,21 @@ static void cpu_rmsnorm_backward(float *dinp, float *dweight, const float *dout,
         const float *x = inp + (size_t)t * C, *dy = dout + (size_t)t * C;
         float *dx = dinp + (size_t)t * C;
         float r = rstd[t];
-        double dot = 0.0;
-        for (int c = 0; c < C; c++) dot += (double)dy[c] * (weight ? weight[c] : 1.0f) * x[c] * r;
-        float m = (float)(dot / C);
+        float dot = 0.0f;
+        if (weight) {
+#pragma omp simd reduction(+ : dot)
+            for (int c = 0; c < C; c++) dot += dy[c] * weight[c] * x[c];
+        } else {
+#pragma omp simd reduction(+ : dot)
+            for (int c = 0; c < C; c++) dot += dy[c] * x[c];
+        }
+        float m = dot * r / (float)C;
         for (int c = 0; c < C; c++) {
             float g = dy[c] * (weight ? weight[c] : 1.0f);
             dx[c] += r * (g - x[c] * r * m);
         }
     }
-    if (!weight || !dweight) return;
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        double acc = 0.0;
-        for (int t = 0; t < T; t++) acc += (double)dout[(size_t)t * C + c] * inp[(size_t)t * C + c] * rstd[t];
-        dweight[c] += (float)acc;
-    }
+    if (weight && dweight) column_sums(dweight, dout, inp, rstd, T, C);
 }
 
 /* ---- adaLN modulation and gated residual ----------------------------------- */
@@ -154,18 +189,11 @@ static void cpu_modulate_backward(float *dinp, float *dshift, float *dscale, con
             const float *sc = scale + (size_t)b * ld;
             for (int c = 0; c < C; c++) dinp[o + c] += dout[o + c] * (1.0f + sc[c]);
         }
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++) {
-            double ds = 0.0, dc = 0.0;
-            for (int t = 0; t < T; t++) {
-                size_t o = ((size_t)b * T + t) * C + c;
-                ds += dout[o];
-                dc += (double)dout[o] * inp[o];
-            }
-            dshift[(size_t)b * ld + c] += (float)ds;
-            dscale[(size_t)b * ld + c] += (float)dc;
-        }
+    for (int b = 0; b < B; b++) {
+        size_t o = (size_t)b * T * C;
+        column_sums(dshift + (size_t)b * ld, dout + o, NULL, NULL, T, C);
+        column_sums(dscale + (size_t)b * ld, dout + o, inp + o, NULL, T, C);
+    }
 }
 
 static void cpu_gated_add_forward(float *x, const float *y, const float *gate, int B, int T, int C,
@@ -188,21 +216,41 @@ static void cpu_gated_add_backward(float *dy, float *dgate, const float *dx, con
             const float *g = gate + (size_t)b * ld;
             for (int c = 0; c < C; c++) dy[o + c] += dx[o + c] * g[c];
         }
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++) {
-            double acc = 0.0;
-            for (int t = 0; t < T; t++) {
-                size_t o = ((size_t)b * T + t) * C + c;
-                acc += (double)dx[o] * y[o];
-            }
-            dgate[(size_t)b * ld + c] += (float)acc;
-        }
+    for (int b = 0; b < B; b++) {
+        size_t o = (size_t)b * T * C;
+        column_sums(dgate + (size_t)b * ld, dx + o, y + o, NULL, T, C);
+    }
 }
 
 /* ---- activations ----------------------------------------------------------- */
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* exp for loops the compiler can vectorize: glibc's expf is a scalar call.
+ * Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, and the Cephes minimax
+ * polynomial: within 2 ulp of expf over the clamped range (the backend
+ * harness bounds it against a double reference). */
+static inline float exp_vec(float x) {
+    /* Comparisons, not fminf/fmaxf: those keep IEEE NaN rules that block
+     * vectorisation. */
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.7f ? 88.7f : x;
+    float t = x * 1.44269504088896341f + 12582912.0f; /* round to nearest via 1.5 * 2^23 */
+    float n = t - 12582912.0f;
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } two_n = {.i = ((int32_t)n + 127) << 23}; /* 2^n; n in [-126, 128) after the clamp */
+    return p * two_n.f;
+}
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + exp_vec(-x)); }
 
 static void cpu_silu_forward(float *out, const float *inp, size_t N) {
 #pragma omp parallel for schedule(static)
@@ -219,10 +267,19 @@ static void cpu_silu_backward(float *dinp, const float *dout, const float *inp, 
     for (size_t i = 0; i < N; i++) dinp[i] += dout[i] * silu_grad(inp[i]);
 }
 
-static inline float gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f)); }
+/* erf to 1.5e-7 absolute (Abramowitz & Stegun 7.1.26), vectorisable. */
+static inline float erf_vec(float x) {
+    float ax = x < 0.0f ? -x : x;
+    float t = 1.0f / (1.0f + 0.3275911f * ax);
+    float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+    float y = 1.0f - poly * exp_vec(-ax * ax);
+    return x < 0.0f ? -y : y;
+}
+
+static inline float gelu(float x) { return 0.5f * x * (1.0f + erf_vec(x * 0.70710678118654752440f)); }
 static inline float gelu_grad(float x) {
     const float inv_sqrt_2pi = 0.39894228040143267794f;
-    return 0.5f * (1.0f + erff(x * 0.70710678118654752440f)) + x * inv_sqrt_2pi * expf(-0.5f * x * x);
+    return 0.5f * (1.0f + erf_vec(x * 0.70710678118654752440f)) + x * inv_sqrt_2pi * exp_vec(-0.5f * x * x);
 }
 
 static void cpu_swiglu_forward(float *out, const float *inp, int T, int H) {
@@ -276,16 +333,29 @@ static void cpu_softmax_forward(float *out, const float *inp, const uint8_t *mas
         const float *x = inp + (size_t)r * N;
         float *y = out + (size_t)r * N;
         const uint8_t *m = mask ? mask + (size_t)(r % mask_rows) * N : NULL;
+        /* Masked entries take -inf, so one branch-free pass serves both. */
         float mx = -INFINITY;
-        for (int j = 0; j < N; j++)
-            if (!m || m[j]) mx = fmaxf(mx, scale * x[j]);
+        if (m) {
+#pragma omp simd reduction(max : mx)
+            for (int j = 0; j < N; j++) {
+                y[j] = m[j] ? scale * x[j] : -INFINITY;
+                mx = y[j] > mx ? y[j] : mx;
+            }
+        } else {
+#pragma omp simd reduction(max : mx)
+            for (int j = 0; j < N; j++) {
+                y[j] = scale * x[j];
+                mx = y[j] > mx ? y[j] : mx;
+            }
+        }
         if (mx == -INFINITY) { /* nothing allowed */
             memset(y, 0, sizeof(float) * (size_t)N);
             continue;
         }
         float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
         for (int j = 0; j < N; j++) {
-            y[j] = (!m || m[j]) ? expf(scale * x[j] - mx) : 0.0f;
+            y[j] = y[j] == -INFINITY ? 0.0f : exp_vec(y[j] - mx);
             sum += y[j];
         }
         float inv = 1.0f / sum;
@@ -300,6 +370,7 @@ static void cpu_softmax_backward(float *dinp, const float *dout, const float *ou
         const float *dy = dout + (size_t)r * N, *y = out + (size_t)r * N;
         float *dx = dinp + (size_t)r * N;
         float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
         for (int j = 0; j < N; j++) dot += dy[j] * y[j];
         for (int j = 0; j < N; j++) dx[j] += scale * y[j] * (dy[j] - dot);
     }
