@@ -45,13 +45,19 @@ void ts_wattn_plan_free(ts_wattn_plan *p) {
     p->qkv_idx = p->out_idx = NULL, p->mask = NULL;
 }
 
-void ts_wattn_acts_take(ts_wattn_acts *a, ts_arena *arena, const ts_wattn_plan *p) {
+void ts_wattn_acts_take(ts_wattn_acts *a, ts_arena *arena, const ts_wattn_plan *p, const ts_wattn_acts *share) {
     size_t tc = (size_t)p->T * p->C, win = (size_t)p->B * p->heads * p->nW * p->L;
-    a->qkv = ts_arena_take(arena, 3 * tc, "attn.qkv");
+    /* kept from forward to backward */
     a->qkvw = ts_arena_take(arena, 3 * win * p->hd, "attn.qkvw");
     a->P = ts_arena_take(arena, win * p->L, "attn.P");
     a->ow = ts_arena_take(arena, win * p->hd, "attn.ow");
     a->o = ts_arena_take(arena, tc, "attn.o");
+    if (share) {
+        a->qkv = share->qkv, a->d_o = share->d_o, a->d_ow = share->d_ow, a->d_P = share->d_P;
+        a->d_S = share->d_S, a->d_qkvw = share->d_qkvw, a->d_qkv = share->d_qkv;
+        return;
+    }
+    a->qkv = ts_arena_take(arena, 3 * tc, "attn.qkv");
     a->d_o = ts_arena_take(arena, tc, "attn.d_o");
     a->d_ow = ts_arena_take(arena, win * p->hd, "attn.d_ow");
     a->d_P = ts_arena_take(arena, win * p->L, "attn.d_P");

@@ -33,12 +33,12 @@ typedef struct {
 
 /* Activations kept for backward, and backward scratch, from an arena. */
 typedef struct {
-    float *qkv;   /* (T, 3C) */
+    float *qkv;   /* (T, 3C), transient */
     float *qkvw;  /* (3, B, heads, nW, L, hd) */
     float *P;     /* (B, heads, nW, L, L) attention probabilities */
     float *ow;    /* (B, heads, nW, L, hd) */
     float *o;     /* (T, C) */
-    /* backward scratch */
+    /* backward scratch (transient) */
     float *d_o;    /* (T, C) */
     float *d_ow;   /* (B, heads, nW, L, hd) */
     float *d_P;    /* (B, heads, nW, L, L) */
@@ -51,8 +51,10 @@ typedef struct {
 int ts_wattn_plan_make(ts_wattn_plan *p, const ts_backend *be, const ts_win_geom *g, int B, int C, int heads,
                        char *err, size_t cap);
 void ts_wattn_plan_free(ts_wattn_plan *p);
-/* Takes the buffers from an arena (NULLs while the arena measures). */
-void ts_wattn_acts_take(ts_wattn_acts *a, ts_arena *arena, const ts_wattn_plan *p);
+/* Takes the buffers from an arena (NULLs while the arena measures). Layers
+ * that run one after another can share the transient buffers (qkv and the
+ * backward scratch): pass the first layer's acts as `share`, else NULL. */
+void ts_wattn_acts_take(ts_wattn_acts *a, ts_arena *arena, const ts_wattn_plan *p, const ts_wattn_acts *share);
 
 /* y (T, C) = attention of x (T, C); Wqkv (3C, C), Wo (C, C), PyTorch [out, in]. */
 void ts_wattn_forward(const ts_wattn_plan *p, ts_wattn_acts *a, float *y, const float *x, const float *Wqkv,

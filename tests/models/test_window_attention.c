@@ -166,9 +166,9 @@ static void run_layer(const ts_backend *be, const case_data *d, float **y, float
     ts_arena arena;
     ts_wattn_acts acts;
     ts_arena_measure(&arena);
-    ts_wattn_acts_take(&acts, &arena, &plan);
+    ts_wattn_acts_take(&acts, &arena, &plan, NULL);
     ts_arena_alloc(&arena, be, arena.peak);
-    ts_wattn_acts_take(&acts, &arena, &plan);
+    ts_wattn_acts_take(&acts, &arena, &plan, NULL);
     float *bx = dev(be, d->x, d->nx), *bq = dev(be, d->Wqkv, d->nq), *bo = dev(be, d->Wo, d->no);
     float *by = dev(be, NULL, d->nx), *bR = dev(be, d->R, d->nx);
     float *bdx = dev(be, NULL, d->nx), *bdq = dev(be, NULL, d->nq), *bdo = dev(be, NULL, d->no);

@@ -1,0 +1,100 @@
+/* The pixel-level Swin diffusion transformer (REFERENCE.md, "Gridded
+ * model"): every grid point a token; blocks of RMSNorm, adaLN-zero
+ * modulation from the diffusion-time embedding, window attention (shifted
+ * every other block), SwiGLU MLP; an adaLN head. Hand-written forward and
+ * backward over the backend table, all parameters in one table.
+ *
+ *   h      = x_in Wemb^T + PE                 (T, d)   x_in (T, C_in)
+ *   c      = W_t2 SiLU(W_t1 e(t))             (B, d)   e: sinusoidal embedding of t
+ *   per block i, with (shift1, scale1, gate1, shift2, scale2, gate2) = SiLU(c) W_ada_i^T:
+ *     h += gate1 * Attn(modulate(RMSNorm(h), shift1, scale1))
+ *     h += gate2 * W2 (SiLU(W1 u) * W3 u),  u = modulate(RMSNorm(h), shift2, scale2)
+ *   out    = modulate(RMSNorm(h), shift, scale) Whead^T,  (shift, scale) = SiLU(c) W_hada^T
+ *
+ * Block i uses shifted windows when i is odd. The attention output
+ * projection, W2, every adaLN weight and the head start at zero (adaLN-zero):
+ * the untrained network outputs zeros.
+ */
+#ifndef TESSERA_MODELS_SWIN_H
+#define TESSERA_MODELS_SWIN_H
+
+#include "core/backend.h"
+#include "core/params.h"
+#include "models/window_attention.h"
+
+typedef struct {
+    int H, W;          /* grid of one sample (rows divisible by window) */
+    int window;        /* square windows: window x window */
+    int c_in, c_out;   /* input channels per token, output channels */
+    int dim, heads, hidden, depth;
+    int t_freq;        /* size of the sinusoidal time embedding (even) */
+} ts_swin_config;
+
+typedef struct {
+    float *x_in;             /* (T, d) block input */
+    float *n1, *rstd1, *h1;  /* (T, d), (T), (T, d) */
+    float *a;                /* (T, d) attention output */
+    float *x_mid;            /* (T, d) */
+    float *n2, *rstd2, *h2;  /* (T, d), (T), (T, d) */
+    float *u;                /* (T, 2F) */
+    float *g;                /* (T, F) */
+    float *m;                /* (T, d) MLP output */
+    float *mod;              /* (B, 6d) adaLN output */
+    ts_wattn_acts attn;
+} ts_swin_block_acts;
+
+typedef struct {
+    ts_swin_config cfg;
+    const ts_backend *be;
+    int B, T;                     /* samples per step, tokens B*H*W */
+    ts_params params;             /* the weights */
+    ts_params grads;              /* same layout */
+    /* parameter indices */
+    int p_embed, p_t1, p_t2, p_hada, p_head;
+    int *p_ada, *p_qkv, *p_proj, *p_w13, *p_w2; /* (depth) */
+    ts_wattn_plan plan[2];        /* plain and shifted layers */
+    float *pos;                   /* (H*W, d) fixed position encoding, device */
+    ts_arena arena;               /* activations, sized once for B */
+    /* activations */
+    float *x_in;                  /* (T, C_in) input of the last forward */
+    float *temb;                  /* (B, t_freq) */
+    float *t_h, *t_hs;            /* (B, d): W_t1 e, SiLU of it */
+    float *c, *c_silu;            /* (B, d) */
+    float *h0;                    /* (T, d) after embedding */
+    ts_swin_block_acts *blocks;   /* (depth) */
+    float *h_final;               /* (T, d) output of the last block */
+    float *nh, *rstdh, *hh;       /* head: (T, d), (T), (T, d) */
+    float *hmod;                  /* (B, 2d) */
+    /* backward scratch */
+    float *d_h;                   /* (T, d) gradient of the residual stream */
+    float *d_tmp, *d_tmp2;        /* (T, d) */
+    float *d_u;                   /* (T, 2F) */
+    float *d_g;                   /* (T, F) */
+    float *d_mod;                 /* (B, 6d) */
+    float *d_csilu, *d_c, *d_th;  /* (B, d) */
+} ts_swin;
+
+/* Validates the configuration (one line in err), declares the parameters,
+ * builds the window plans and sizes the arena for B samples. Weights are
+ * zero until ts_swin_init_weights. */
+int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, int B, char *err, size_t cap);
+void ts_swin_free(ts_swin *m);
+
+/* Random init from the counter RNG (seed, purpose WEIGHT_INIT, stream =
+ * parameter index): normal with std 1/sqrt(fan_in); adaLN, attention output,
+ * W2 and head weights zero unless `zero_init` is 0 (gradient checks need
+ * non-zero weights everywhere). */
+void ts_swin_init_weights(ts_swin *m, uint64_t seed, int zero_init);
+
+/* out (T, C_out) from x (T, C_in) in grid order per sample and the
+ * diffusion time t (B, radians, host). */
+void ts_swin_forward(ts_swin *m, float *out, const float *x, const float *t_host);
+/* Accumulates parameter gradients into m->grads from d_out (T, C_out); the
+ * activations of the last forward are used. */
+void ts_swin_backward(ts_swin *m, const float *d_out);
+
+/* Forward FLOPs (REFERENCE.md: L (8 T d^2 + 4 T L_w d + 6 T d F) plus
+ * embedding and head). */
+double ts_swin_forward_flops(const ts_swin *m);
+
+#endif

@@ -1,0 +1,177 @@
+/* The whole Swin model's backward against finite differences of its
+ * forward, on a tiny model whose weights are ALL random and non-zero
+ * (adaLN-zero would make most gradients vanish and the check vacuous).
+ *
+ * For each parameter tensor, the directional derivative of
+ * L = sum(R * out) along a random direction v is computed two ways:
+ * sum(grad * v) from the backward pass, and central differences of the
+ * forward with Richardson extrapolation, (4 D(e) - D(2e)) / 3, whose
+ * truncation error is O(e^4) so that e can be large enough for fp32
+ * rounding of L to stay small. The fp32 forward leaves a noise floor near
+ * 1e-3 of the smaller directional derivatives (measured: most tensors agree
+ * to 1e-4, the worst to 2.4e-3 at e = 1e-2; larger e lets truncation
+ * dominate, smaller e rounding), so agreement to 5e-3 relative is demanded;
+ * a wrong or missing term shows up at order 1.
+ */
+#include <CUnit/Basic.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/backend.h"
+#include "core/rng.h"
+#include "models/swin.h"
+
+static const ts_backend *g_be;
+
+static double loss(ts_swin *m, float *d_out_dev, const float *x_dev, const float *t, const float *R, size_t n) {
+    float *out = malloc(sizeof(float) * n);
+    ts_swin_forward(m, d_out_dev, x_dev, t);
+    g_be->sync();
+    g_be->download(out, d_out_dev, sizeof(float) * n);
+    double L = 0;
+    for (size_t i = 0; i < n; i++) L += (double)R[i] * out[i];
+    free(out);
+    return L;
+}
+
+static void check_model(const ts_swin_config *cfg, int B, uint64_t seed) {
+    char err[256];
+    ts_swin m;
+    if (ts_swin_create(&m, g_be, cfg, B, err, sizeof err)) {
+        CU_FAIL(err);
+        return;
+    }
+    ts_swin_init_weights(&m, seed, 0);
+    const size_t nin = (size_t)m.T * cfg->c_in, nout = (size_t)m.T * cfg->c_out;
+    ts_rng_key key = ts_rng_key_make(seed, TS_RNG_TEST);
+    float *x = malloc(sizeof(float) * nin), *R = malloc(sizeof(float) * nout), t[8];
+    ts_rng_normal(key, 1, 0, nin, x);
+    ts_rng_normal(key, 2, 0, nout, R);
+    for (int b = 0; b < B; b++) t[b] = 0.1f + 1.3f * ts_rng_uniform1(key, 3, (uint64_t)b);
+    float *xd = g_be->alloc(sizeof(float) * nin), *Rd = g_be->alloc(sizeof(float) * nout);
+    float *outd = g_be->alloc(sizeof(float) * nout);
+    g_be->upload(xd, x, sizeof(float) * nin);
+    g_be->upload(Rd, R, sizeof(float) * nout);
+
+    /* analytic gradients */
+    loss(&m, outd, xd, t, R, nout);
+    g_be->zero(m.grads.data, sizeof(float) * m.grads.total);
+    ts_swin_backward(&m, Rd);
+    float *grad = malloc(sizeof(float) * m.grads.total), *theta = malloc(sizeof(float) * m.params.total);
+    g_be->sync();
+    g_be->download(grad, m.grads.data, sizeof(float) * m.grads.total);
+    g_be->download(theta, m.params.data, sizeof(float) * m.params.total);
+
+    int failed = 0;
+    for (int p = 0; p < m.params.count; p++) {
+        const ts_param_entry *e = &m.params.entries[p];
+        float *v = malloc(sizeof(float) * e->numel), *shifted = malloc(sizeof(float) * e->numel);
+        ts_rng_normal(key, 100 + (uint64_t)p, 0, e->numel, v);
+        double analytic = 0;
+        for (size_t k = 0; k < e->numel; k++) analytic += (double)grad[e->offset + k] * v[k];
+        const double eps = 1e-2;
+        double D[2];
+        for (int s = 0; s < 2; s++) {
+            double h = eps * (s + 1), Lp, Lm;
+            for (size_t k = 0; k < e->numel; k++) shifted[k] = theta[e->offset + k] + (float)h * v[k];
+            g_be->upload(m.params.data + e->offset, shifted, sizeof(float) * e->numel);
+            Lp = loss(&m, outd, xd, t, R, nout);
+            for (size_t k = 0; k < e->numel; k++) shifted[k] = theta[e->offset + k] - (float)h * v[k];
+            g_be->upload(m.params.data + e->offset, shifted, sizeof(float) * e->numel);
+            Lm = loss(&m, outd, xd, t, R, nout);
+            /* the step actually taken is what fp32 stored */
+            D[s] = (Lp - Lm) / (2 * h);
+        }
+        g_be->upload(m.params.data + e->offset, theta + e->offset, sizeof(float) * e->numel);
+        double fd = (4 * D[0] - D[1]) / 3;
+        double rel = fabs(fd - analytic) / fmax(fabs(analytic), 1e-3);
+        int ok = rel < 5e-3;
+        failed += !ok;
+        if (!ok || getenv("VERBOSE")) printf("\n  %s %s %-28s analytic %.6e fd %.6e rel %.2e", ok ? "ok" : "FAIL", g_be->name, e->name, analytic, fd, rel);
+        free(v), free(shifted);
+    }
+    printf("\n  %s: %d parameter tensors, grid %dx%d win %d dim %d heads %d hidden %d depth %d B %d: %d failed",
+           g_be->name, m.params.count, cfg->H, cfg->W, cfg->window, cfg->dim, cfg->heads, cfg->hidden, cfg->depth,
+           B, failed);
+    CU_ASSERT_EQUAL(failed, 0);
+    free(x), free(R), free(grad), free(theta);
+    g_be->free(xd), g_be->free(Rd), g_be->free(outd);
+    ts_swin_free(&m);
+}
+
+static void test_tiny(void) {
+    ts_swin_config cfg = {.H = 4, .W = 8, .window = 2, .c_in = 5, .c_out = 3, .dim = 8, .heads = 2, .hidden = 12,
+                          .depth = 2, .t_freq = 8};
+    check_model(&cfg, 2, 5);
+}
+
+static void test_taller_windows(void) {
+    ts_swin_config cfg = {.H = 8, .W = 8, .window = 4, .c_in = 3, .c_out = 2, .dim = 12, .heads = 3, .hidden = 10,
+                          .depth = 3, .t_freq = 6};
+    check_model(&cfg, 1, 6);
+}
+
+/* adaLN-zero: the untrained network outputs exactly zero. */
+static void test_zero_init(void) {
+    ts_swin_config cfg = {.H = 4, .W = 8, .window = 4, .c_in = 4, .c_out = 2, .dim = 8, .heads = 2, .hidden = 8,
+                          .depth = 2, .t_freq = 8};
+    char err[256];
+    ts_swin m;
+    CU_ASSERT_FATAL(ts_swin_create(&m, g_be, &cfg, 1, err, sizeof err) == 0);
+    ts_swin_init_weights(&m, 9, 1);
+    size_t nin = (size_t)m.T * cfg.c_in, nout = (size_t)m.T * cfg.c_out;
+    float *x = malloc(sizeof(float) * nin), *out = malloc(sizeof(float) * nout), t = 0.7f;
+    ts_rng_normal(ts_rng_key_make(9, TS_RNG_TEST), 0, 0, nin, x);
+    float *xd = g_be->alloc(sizeof(float) * nin), *od = g_be->alloc(sizeof(float) * nout);
+    g_be->upload(xd, x, sizeof(float) * nin);
+    ts_swin_forward(&m, od, xd, &t);
+    g_be->sync();
+    g_be->download(out, od, sizeof(float) * nout);
+    double s = 0;
+    for (size_t i = 0; i < nout; i++) s += fabs(out[i]);
+    CU_ASSERT_EQUAL(s, 0.0);
+    free(x), free(out), g_be->free(xd), g_be->free(od);
+    ts_swin_free(&m);
+}
+
+/* Bad shapes are refused with one line naming the problem. */
+static void test_bad_config(void) {
+    char err[256];
+    ts_swin m;
+    ts_swin_config cfg = {.H = 6, .W = 8, .window = 4, .c_in = 4, .c_out = 2, .dim = 8, .heads = 2, .hidden = 8,
+                          .depth = 2, .t_freq = 8};
+    CU_ASSERT_EQUAL(ts_swin_create(&m, g_be, &cfg, 1, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "does not divide the grid"));
+    cfg.H = 8, cfg.heads = 3;
+    CU_ASSERT_EQUAL(ts_swin_create(&m, g_be, &cfg, 1, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "heads"));
+}
+
+int main(void) {
+    if (CU_initialize_registry() != CUE_SUCCESS) return 2;
+    const char *why = NULL;
+    const ts_backend *bes[2] = {ts_backend_cpu(), ts_backend_cuda(&why)};
+    int failed = 0, ran = 0;
+    for (int k = 0; k < 2; k++) {
+        if (!bes[k]) {
+            printf("cuda: skipped: no GPU (%s)\n", why ? why : "unavailable");
+            continue;
+        }
+        g_be = bes[k];
+        char name[64];
+        snprintf(name, sizeof name, "swin model on %s", g_be->name);
+        CU_pSuite s = CU_add_suite(name, NULL, NULL);
+        if (!s || !CU_add_test(s, "gradient check, tiny", test_tiny) ||
+            !CU_add_test(s, "gradient check, 3 blocks", test_taller_windows) ||
+            !CU_add_test(s, "adaLN-zero output", test_zero_init) || !CU_add_test(s, "bad config", test_bad_config))
+            return 2;
+        CU_basic_set_mode(CU_BRM_VERBOSE);
+        CU_basic_run_suite(s);
+        failed += (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
+        ran += (int)CU_get_number_of_tests_run();
+    }
+    CU_cleanup_registry();
+    return failed == 0 && ran > 0 ? 0 : 1;
+}
