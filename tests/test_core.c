@@ -9,10 +9,13 @@
 #include <unistd.h>
 
 #include "core/backend.h"
+#include "core/geo.h"
 #include "core/log.h"
 #include "core/params.h"
 #include "core/rng.h"
 #include "core/solar.h"
+
+#define DEG_TO_RAD (3.14159265358979323846 / 180.0)
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -229,6 +232,26 @@ static void test_solar_geometry(void) {
         for (int j = 0; j < 4; j++) CU_ASSERT_EQUAL(field[i * 4 + j], (float)ts_solar_tisr(1600000000.0, lat[i], lon[j]));
 }
 
+/* WeatherBench-2 cell-area weights: mean 1, positive, symmetric, the same
+ * whatever the storage order, and close to cos(lat) away from the poles. */
+static void test_lat_weights(void) {
+    double lat[32], rev[32], w[32], wr[32];
+    for (int i = 0; i < 32; i++) lat[i] = 87.1875 - 5.625 * i, rev[31 - i] = lat[i];
+    CU_ASSERT_FATAL(ts_lat_area_weights(lat, 32, w) == 0);
+    CU_ASSERT_FATAL(ts_lat_area_weights(rev, 32, wr) == 0);
+    double mean = 0, cmean = 0;
+    for (int i = 0; i < 32; i++) mean += w[i] / 32, cmean += cos(lat[i] * DEG_TO_RAD) / 32;
+    CU_ASSERT(fabs(mean - 1) < 1e-12);
+    for (int i = 0; i < 32; i++) {
+        CU_ASSERT(w[i] > 0);
+        CU_ASSERT(fabs(w[i] - w[31 - i]) < 1e-12);
+        CU_ASSERT(fabs(w[i] - wr[31 - i]) < 1e-12);
+        if (i > 0 && i < 31) CU_ASSERT(fabs(w[i] / (cos(lat[i] * DEG_TO_RAD) / cmean) - 1) < 0.01);
+    }
+    double bad[3] = {10, 10, 0};
+    CU_ASSERT_EQUAL(ts_lat_area_weights(bad, 3, w), -1);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     CU_pSuite s = CU_add_suite("core", NULL, NULL);
@@ -239,7 +262,8 @@ int main(void) {
         !CU_add_test(s, "parameter table", test_params_table) || !CU_add_test(s, "arena", test_arena) ||
         !CU_add_test(s, "json log", test_json_log) ||
         !CU_add_test(s, "tisr against quadrature", test_tisr_vs_quadrature) ||
-        !CU_add_test(s, "solar geometry", test_solar_geometry))
+        !CU_add_test(s, "solar geometry", test_solar_geometry) ||
+        !CU_add_test(s, "latitude weights", test_lat_weights))
         return 2;
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
