@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/backend.h"
+#include "core/caltime.h"
 #include "core/geo.h"
 #include "core/log.h"
 #include "core/params.h"
@@ -252,6 +253,35 @@ static void test_lat_weights(void) {
     CU_ASSERT_EQUAL(ts_lat_area_weights(bad, 3, w), -1);
 }
 
+/* Calendar: known dates (checked against GNU date), round trips over four
+ * centuries, leap days, parsing and refusing impossible dates. */
+static void test_calendar(void) {
+    int64_t t;
+    CU_ASSERT(ts_parse_datetime("2020-02-29T18", &t) == 0 && t == 1582999200);
+    CU_ASSERT(ts_parse_datetime("1970-01-01", &t) == 0 && t == 0);
+    CU_ASSERT(ts_parse_datetime("2000-03-01 12:30:15", &t) == 0 && t == 951913815);
+    CU_ASSERT(ts_parse_datetime("1900-01-01T00:00", &t) == 0 && t == -2208988800LL);
+    CU_ASSERT(ts_parse_datetime("2024-12-31T23", &t) == 0 && ts_day_of_year(t) == 366);
+    CU_ASSERT(ts_parse_datetime("2023-12-31", &t) == 0 && ts_day_of_year(t) == 365);
+    CU_ASSERT(ts_parse_datetime("2021-02-29", &t) == -1);
+    CU_ASSERT(ts_parse_datetime("2021-13-01", &t) == -1);
+    CU_ASSERT(ts_parse_datetime("2021-1-1", &t) == -1);
+    CU_ASSERT(ts_parse_datetime("2021-01-01T24", &t) == -1);
+    CU_ASSERT(ts_parse_datetime("2021-01-01x", &t) == -1);
+    int ok = 1;
+    for (int64_t d = -146097; d < 146097 * 2; d += 7) {
+        int y, m, dd;
+        ts_civil_from_days(d, &y, &m, &dd);
+        ok &= ts_days_from_civil(y, m, dd) == d;
+    }
+    CU_ASSERT(ok);
+    char buf[32];
+    ts_format_datetime(951913815, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "2000-03-01T12:30:15");
+    ts_format_datetime(-1, buf, sizeof buf);
+    CU_ASSERT_STRING_EQUAL(buf, "1969-12-31T23:59:59");
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     CU_pSuite s = CU_add_suite("core", NULL, NULL);
@@ -263,7 +293,7 @@ int main(void) {
         !CU_add_test(s, "json log", test_json_log) ||
         !CU_add_test(s, "tisr against quadrature", test_tisr_vs_quadrature) ||
         !CU_add_test(s, "solar geometry", test_solar_geometry) ||
-        !CU_add_test(s, "latitude weights", test_lat_weights))
+        !CU_add_test(s, "latitude weights", test_lat_weights) || !CU_add_test(s, "calendar", test_calendar))
         return 2;
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
