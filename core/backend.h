@@ -123,6 +123,8 @@ typedef struct ts_backend {
      *   p -= lr * ( (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps) + wd * p ) */
     void (*adamw)(float *param, const float *grad, float *m, float *v, size_t N, float lr,
                   float beta1, float beta2, float eps, float weight_decay, int t, float grad_scale);
+    /* y = a x + b y over N values (EMA of weights, scaling). */
+    void (*axpby)(float *y, float a, const float *x, float b, size_t N);
     /* Sum of squares (accumulated in double), returned to the host. */
     double (*sumsq)(const float *x, size_t N);
 } ts_backend;

@@ -267,3 +267,8 @@ double ref_sumsq(const double *x, size_t N)
         s += x[i] * x[i];
     return s;
 }
+
+/* y = a x + b y */
+void ref_axpby(double *y, double a, const double *x, double b, size_t N) {
+    for (size_t i = 0; i < N; i++) y[i] = a * x[i] + b * y[i];
+}

@@ -56,5 +56,6 @@ void ref_adamw(double *param, const double *grad, double *m, double *v, size_t N
                double beta1, double beta2, double eps, double weight_decay, int t,
                double grad_scale);
 double ref_sumsq(const double *x, size_t N);
+void ref_axpby(double *y, double a, const double *x, double b, size_t N);
 
 #endif

@@ -465,6 +465,24 @@ static void test_sumsq(void) {
     report(&t);
 }
 
+static void test_axpby(void) {
+    tally t = {"axpby", 0, 0, 0};
+    FOR_CASES(&t) {
+        draw d = draw_for(12, c);
+        size_t N = (size_t)irange(&d, 1, 200000);
+        float *x = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N);
+        fill(&d, x, N, 2.0), fill(&d, y, N, 2.0);
+        float a = (float)(unif(&d) - 0.5), b = (float)(0.5 + unif(&d));
+        double *rx = to_double(x, N), *ry = to_double(y, N);
+        ref_axpby(ry, a, rx, b, N);
+        dbuf bx = dbuf_make(x, N), by = dbuf_make(y, N);
+        g_be->axpby(by.p, a, bx.p, b, N);
+        check_output(&t, c, "y", by, ry, 1e-13);
+        dbuf_free(bx), dbuf_free(by), free(x), free(y), free(rx), free(ry);
+    }
+    report(&t);
+}
+
 /* ---- registration -------------------------------------------------------------------------- */
 
 static const struct {
@@ -474,7 +492,7 @@ static const struct {
     {"gemm_batched", test_gemm}, {"rmsnorm", test_rmsnorm}, {"modulate", test_modulate},
     {"gated_add", test_gated_add}, {"silu", test_silu}, {"swiglu", test_swiglu},
     {"geglu", test_geglu}, {"softmax", test_softmax}, {"gather_scatter", test_permute},
-    {"adamw", test_adamw}, {"sumsq", test_sumsq},
+    {"adamw", test_adamw}, {"sumsq", test_sumsq}, {"axpby", test_axpby},
 };
 
 static const ts_backend *g_suite_backends[TS_BACKEND_COUNT];

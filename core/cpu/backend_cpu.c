@@ -409,6 +409,11 @@ static void cpu_adamw(float *param, const float *grad, float *m, float *v, size_
     }
 }
 
+static void cpu_axpby(float *y, float a, const float *x, float b, size_t N) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) y[i] = a * x[i] + b * y[i];
+}
+
 static double cpu_sumsq(const float *x, size_t N) {
     /* Fixed-size chunks summed in order: the same bits for any thread count. */
     enum { CHUNK = 4096 };
@@ -455,6 +460,7 @@ static const ts_backend CPU_BACKEND = {
     .gather_rows = cpu_gather_rows,
     .scatter_add_rows = cpu_scatter_add_rows,
     .adamw = cpu_adamw,
+    .axpby = cpu_axpby,
     .sumsq = cpu_sumsq,
 };
 

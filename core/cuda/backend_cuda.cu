@@ -169,6 +169,7 @@ static void cuda_init(void) {
     t->scatter_add_rows = ts_cuda_scatter_add_rows;
     t->adamw = ts_cuda_adamw;
     t->sumsq = ts_cuda_sumsq;
+    t->axpby = ts_cuda_axpby;
 }
 
 extern "C" const ts_backend *ts_backend_cuda(const char **why) {

@@ -114,5 +114,6 @@ void ts_cuda_adamw(float *param, const float *grad, float *m, float *v, size_t N
                    float beta1, float beta2, float eps, float weight_decay, int t,
                    float grad_scale);
 double ts_cuda_sumsq(const float *x, size_t N);
+void ts_cuda_axpby(float *y, float a, const float *x, float b, size_t N);
 
 #endif

@@ -76,6 +76,19 @@ void ts_cuda_adamw(float *param, const float *grad, float *m, float *v, size_t N
     TS_CUDA_LAUNCH_CHECK();
 }
 
+/* ---- axpby --------------------------------------------------------------------- */
+
+__global__ void axpby_kernel(float *y, float a, const float *x, float b, size_t N) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < N; i += (size_t)gridDim.x * blockDim.x)
+        y[i] = a * x[i] + b * y[i];
+}
+
+void ts_cuda_axpby(float *y, float a, const float *x, float b, size_t N) {
+    if (N == 0) return;
+    axpby_kernel<<<ts_cuda_grid(N), TS_CUDA_BLOCK, 0, ts_cuda_stream()>>>(y, a, x, b, N);
+    TS_CUDA_LAUNCH_CHECK();
+}
+
 /* ---- sum of squares ------------------------------------------------------------ */
 /* Two passes, in double, in a fixed order (no atomics):
  *   1. G blocks (G from N alone); thread k of the grid sums x[i]^2 for
