@@ -17,5 +17,6 @@ typedef struct {
 int cmd_bench(const ts_command_ctx *ctx);
 int cmd_demo(const ts_command_ctx *ctx);
 int cmd_config(const ts_command_ctx *ctx);
+int cmd_stats(const ts_command_ctx *ctx);
 
 #endif

@@ -36,7 +36,13 @@ typedef struct {
 static const command COMMANDS[] = {
     {"synth-era5", NULL, "out,seed", "run the gridded reference simulator, write CDS-format ERA5 NetCDF", NULL},
     {"synth-mesh", NULL, "out,seed", "run the CFD reference simulator, write graph-physics HDF5 trajectories", NULL},
-    {"stats", NULL, "out", "normalization statistics (means, stds, residual stds, climatology)", NULL},
+    {"stats", cmd_stats, "out,data.,stats.", "normalization statistics (means, stds, residual stds, climatology)",
+     "Reads the ERA5-format files of data.files (the channels of data.variables and\n"
+     "data.forcings) and writes per-channel area-weighted means and standard\n"
+     "deviations, the standard deviations of the residuals x(t + step) - x(t) for\n"
+     "each step of stats.residual_hours, and a day-of-year x hour climatology\n"
+     "smoothed over stats.smooth_days days, to data.stats (default OUT/stats.nc;\n"
+     "layout in docs/formats.md). Runs in parallel over time under MPI."},
     {"train", NULL, "out,seed,device,threads,model.,parallel.", "train the Swin diffusion model or the mesh transformer", NULL},
     {"forecast", NULL, "out,seed,device,threads,model.,parallel.", "autoregressive ensemble rollout from a checkpoint to NetCDF", NULL},
     {"score", NULL, "out", "WeatherBench-2 metrics (or mesh rollout RMSE) against truth, with baselines", NULL},
@@ -172,11 +178,13 @@ int main(int argc, char **argv) {
     if (ts_layout_create(&layout, MPI_COMM_WORLD, sizes, err, sizeof err)) ts_usage_error("%s", err);
 
     const char *out = ts_config_str(cfg, "out");
-    if (layout.rank == 0) make_dirs(out);
+    if (layout.rank == 0 && cmd->run != cmd_config) make_dirs(out);
     MPI_Barrier(MPI_COMM_WORLD);
     char logpath[4096];
     snprintf(logpath, sizeof logpath, "%s/tessera.jsonl", out);
-    if (ts_log_open_json(logpath)) ts_fatal("cannot open the log '%s' for writing", logpath);
+    /* `config` only prints: it leaves no log behind in the folder it runs in */
+    if (cmd->run != cmd_config && ts_log_open_json(logpath))
+        ts_fatal("cannot open the log '%s' for writing", logpath);
 
     /* The resolved configuration: on the terminal (unless the command is
      * `config`, which prints nothing else) and in the JSON log. */

@@ -39,6 +39,8 @@ typedef struct {
     size_t nvars;
     const ts_era5_var *vars;  /* (nvars) */
     const char *history;      /* text for the global `history` attribute (resolved config) */
+    const char *source;       /* global `source` attribute; NULL: "synthetic data from tessera's
+                                 reference simulator ..." (never ECMWF's institution) */
 } ts_era5_file_spec;
 
 typedef struct ts_era5_writer ts_era5_writer;

@@ -1,0 +1,924 @@
+/* ERA5 NetCDF writer and reader: round trips of both CDS layouts against an
+ * analytic field, orientation handling, the instant/accum pair, files split
+ * in time, rank-local blocks, fill policies, the row rule, conservative
+ * coarsening, and every class of bad input a user can hit.
+ *
+ * With arguments (`test_era5 --write DIR`) it writes the sample files that
+ * tests/io/test_era5_reader.sh checks with an independent reader (python3
+ * netCDF4/xarray, cdo); the analytic field is documented there too.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, truncate */
+#endif
+#include <CUnit/Basic.h>
+#include <math.h>
+#include <netcdf.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/era5_read.h"
+#include "io/era5_write.h"
+
+#define T0 1577836800LL /* 2020-01-01T00:00:00Z */
+#define DT 21600        /* 6 hours */
+#define D2R (3.14159265358979323846 / 180.0)
+
+typedef struct {
+    const char *name, *units, *long_name, *standard_name;
+    int param, on_levels;
+    double base, amp;
+} var_def;
+
+/* Magnitudes like ERA5's, so float32 and int16 precision are exercised at
+ * realistic scales. */
+static const var_def SL[] = {
+    {"t2m", "K", "2 metre temperature", "air_temperature", 167, 0, 280, 20},
+    {"u10", "m s**-1", "10 metre U wind component", "eastward_wind", 165, 0, 0, 10},
+    {"v10", "m s**-1", "10 metre V wind component", "northward_wind", 166, 0, 1, 8},
+    {"msl", "Pa", "Mean sea level pressure", "air_pressure_at_mean_sea_level", 151, 0, 101000, 2000},
+    {"lsm", "(0 - 1)", "Land-sea mask", "land_binary_mask", 172, 0, 0.5, 0.4},
+    {"z", "m**2 s**-2", "Geopotential", "geopotential", 129, 0, 5000, 4000},
+};
+static const var_def ACC[] = {{"tisr", "J m**-2", "TOA incident solar radiation", NULL, 212, 0, 1e6, 1e6}};
+static const var_def PL[] = {
+    {"z", "m**2 s**-2", "Geopotential", "geopotential", 129, 1, 50000, 5000},
+    {"t", "K", "Temperature", "air_temperature", 130, 1, 250, 30},
+    {"u", "m s**-1", "U component of wind", "eastward_wind", 131, 1, 5, 20},
+    {"q", "kg kg**-1", "Specific humidity", "specific_humidity", 133, 1, 0.005, 0.004},
+};
+static const var_def CONST_T2M[] = {{"t2m", "K", "2 metre temperature", "air_temperature", 167, 0, 273.15, 0}};
+#define NSL (sizeof SL / sizeof SL[0])
+#define NPL (sizeof PL / sizeof PL[0])
+static const double LEVELS[] = {850, 700, 500}; /* decreasing, as the CDS orders them */
+
+/* The analytic field every file holds: distinct in variable, level,
+ * latitude, longitude and time, so a wrong flip, roll, level or record
+ * shows; not symmetric between the hemispheres, so wrong area weights do
+ * not cancel in a global mean. */
+static double field_value(const var_def *v, double lev, double lat, double lon, int64_t t) {
+    double s = 0.5 * sin(lat * D2R) + 0.3 * cos(2 * lat * D2R) + 0.3 * cos(lon * D2R) + 0.2 * sin(2 * lon * D2R);
+    return v->base + v->amp * (s + 0.01 * (double)((t - T0) / DT) + 0.001 * lev);
+}
+
+/* ---- temporary files ------------------------------------------------------------------ */
+
+static char g_dir[256];
+static char g_made[128][320];
+static size_t g_nmade;
+static char err[2048];
+
+static const char *path_in(const char *name) {
+    CU_ASSERT_FATAL(g_nmade < sizeof g_made / sizeof g_made[0]);
+    snprintf(g_made[g_nmade], sizeof g_made[0], "%s/%s", g_dir, name);
+    return g_made[g_nmade++];
+}
+
+static void remove_all(void) {
+    for (size_t i = 0; i < g_nmade; i++) unlink(g_made[i]);
+    g_nmade = 0;
+}
+
+/* ---- writing test files ----------------------------------------------------------------- */
+
+typedef struct {
+    ts_era5_layout layout;
+    size_t nlat, nlon;
+    double lat0, dlat, lon0, dlon; /* first value and signed step */
+    int with_levels;
+    const var_def *vars;
+    size_t nvars;
+    int64_t t_first;
+    int nt;
+    int nan_t;      /* time index (from t_first) holding NaNs in variable 0, or -1 */
+    size_t nan_at;  /* first of the 3 NaN points */
+    int noise;      /* add point-to-point noise of amplitude amp/2 (CDS layout only: it leaves the packing range) */
+} file_req;
+
+/* Deterministic noise in [-0.5, 0.5): a smooth field lets a wrong
+ * weighting cancel out in a global mean; noise does not. */
+static double noise_at(size_t i, size_t j, size_t k) {
+    uint32_t h = (uint32_t)(i * 73856093u) ^ (uint32_t)(j * 19349663u) ^ (uint32_t)(k * 83492791u);
+    h = h * 1103515245u + 12345u;
+    h ^= h >> 13;
+    h *= 2654435761u;
+    return (double)(h >> 8) / 16777216.0 - 0.5;
+}
+
+/* Packing ranges covering the field: |s| <= 1.3, plus up to 0.1 for 10
+ * times and 1.0 for levels up to 1000 hPa. */
+static double pack_min(const var_def *v) { return v->amp > 0 ? v->base - 1.4 * v->amp : v->base - 1; }
+static double pack_max(const var_def *v) { return v->amp > 0 ? v->base + 2.5 * v->amp : v->base + 1; }
+
+static void fill_var(const file_req *r, const var_def *v, const double *lat, const double *lon, int64_t t,
+                     float *out /* (nlev or 1, nlat, nlon) */) {
+    size_t nlev = v->on_levels ? sizeof LEVELS / sizeof LEVELS[0] : 1;
+    for (size_t k = 0; k < nlev; k++)
+        for (size_t i = 0; i < r->nlat; i++)
+            for (size_t j = 0; j < r->nlon; j++)
+                out[(k * r->nlat + i) * r->nlon + j] =
+                    (float)(field_value(v, v->on_levels ? LEVELS[k] : 0, lat[i], lon[j], t) +
+                            (r->noise ? v->amp * noise_at(i, j, k) : 0));
+}
+
+static int write_req(const file_req *r, const char *path) {
+    double *lat = malloc(r->nlat * sizeof *lat), *lon = malloc(r->nlon * sizeof *lon); /* (nlat), (nlon) */
+    for (size_t i = 0; i < r->nlat; i++) lat[i] = r->lat0 + (double)i * r->dlat;
+    for (size_t j = 0; j < r->nlon; j++) lon[j] = r->lon0 + (double)j * r->dlon;
+    ts_era5_var vars[8];
+    float *data[8];
+    const float *fields[8];
+    for (size_t v = 0; v < r->nvars; v++) {
+        const var_def *d = &r->vars[v];
+        vars[v] = (ts_era5_var){d->name, d->units, d->long_name, d->standard_name, d->param, d->on_levels,
+                                pack_min(d), pack_max(d)};
+        data[v] = malloc(3 * r->nlat * r->nlon * sizeof(float)); /* (up to 3 levels, nlat, nlon) */
+        fields[v] = data[v];
+    }
+    ts_era5_file_spec spec = {.path = path, .layout = r->layout, .nlat = r->nlat, .nlon = r->nlon, .lat = lat,
+                              .lon = lon, .nlev = r->with_levels ? 3 : 0, .levels = LEVELS, .nvars = r->nvars,
+                              .vars = vars, .history = "tessera test_era5", .source = NULL};
+    ts_era5_writer *w = ts_era5_create(&spec, err, sizeof err);
+    int rc = w ? 0 : -1;
+    for (int n = 0; rc == 0 && n < r->nt; n++) {
+        int64_t t = r->t_first + (int64_t)n * DT;
+        for (size_t v = 0; v < r->nvars; v++) fill_var(r, &r->vars[v], lat, lon, t, data[v]);
+        if (n == r->nan_t)
+            for (size_t k = 0; k < 3; k++) data[0][r->nan_at + k] = NAN;
+        rc = ts_era5_append(w, t, fields, err, sizeof err);
+    }
+    if (w && ts_era5_close(w, rc == 0, rc ? NULL : err, rc ? 0 : sizeof err)) rc = -1;
+    if (rc) fprintf(stderr, "\n  writing %s: %s\n", path, err);
+    for (size_t v = 0; v < r->nvars; v++) free(data[v]);
+    free(lat), free(lon);
+    return rc;
+}
+
+/* 15-degree global grids: 13 rows 90..-90 with poles, 24 columns 0..345. */
+static file_req sl_req(ts_era5_layout layout) {
+    return (file_req){layout, 13, 24, 90, -15, 0, 15, 0, SL, NSL, T0, 4, -1, 0, 0};
+}
+static file_req pl_req(ts_era5_layout layout) {
+    return (file_req){layout, 13, 24, 90, -15, 0, 15, 1, PL, NPL, T0, 4, -1, 0, 0};
+}
+
+static ts_era5_open_opts opts_of(const char *variables, const char *forcings) {
+    return (ts_era5_open_opts){.variables = variables, .forcings = forcings, .fill = TS_ERA5_FILL_ERROR,
+                               .grid = TS_ERA5_GRID_NATIVE, .row_rule = TS_ERA5_ROWS_DROP_SOUTH, .row_multiple = 0};
+}
+
+static ts_era5_dataset *open_paths(const char *a, const char *b, const char *c, const ts_era5_open_opts *o) {
+    const char *paths[3] = {a, b, c};
+    size_t n = c ? 3 : b ? 2 : 1;
+    err[0] = '\0';
+    ts_era5_dataset *ds = ts_era5_open(paths, n, o, err, sizeof err);
+    if (!ds) fprintf(stderr, "\n  open: %s\n", err);
+    return ds;
+}
+
+/* ---- checking a dataset against the analytic field ------------------------------------------- */
+
+static const var_def *find_def(const var_def *defs, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(defs[i].name, name) == 0) return &defs[i];
+    return NULL;
+}
+
+/* The writer's packing step for v (0 for float32 files). */
+static double packing_step(const var_def *v, int packed) {
+    return packed ? (pack_max(v) - pack_min(v)) / 65534.0 : 0.0;
+}
+
+/* Largest error of one channel over the full grid at time index t,
+ * measured in units of its tolerance: float32 rounding, plus half a
+ * packing step for the packed layout (the packing precision). */
+static double channel_error(const ts_era5_dataset *ds, const ts_era5_channel *ch, const var_def *def, const float *x,
+                            size_t t, int packed, int64_t t_field) {
+    const ts_era5_grid *g = ts_era5_grid_info(ds);
+    double worst = 0;
+    for (size_t i = 0; i < g->nlat; i++)
+        for (size_t j = 0; j < g->nlon; j++) {
+            double want = field_value(def, ch->level_hpa, g->lat[i], g->lon[j], t_field);
+            double tol = 0.5 * packing_step(def, packed) * (1 + 1e-9) + 1.2e-7 * fabs(want) + 1e-30;
+            double e = fabs(x[i * g->nlon + j] - want) / tol;
+            if (e > worst) worst = e;
+        }
+    (void)t;
+    return worst;
+}
+
+/* Read every time in full and compare every channel with the analytic
+ * field; static channels must equal their first time. */
+static void check_full(ts_era5_dataset *ds, int packed, const var_def *sl, size_t nsl, const var_def *pl, size_t npl) {
+    const ts_era5_grid *g = ts_era5_grid_info(ds);
+    size_t ns = ts_era5_nstate(ds), nf = ts_era5_nforcing(ds), plane = g->nlat * g->nlon;
+    float *state = malloc(ns * plane * sizeof *state);          /* (ns, nlat, nlon) */
+    float *forcing = malloc((nf ? nf : 1) * plane * sizeof *forcing); /* (nf, nlat, nlon) */
+    for (size_t t = 0; t < ts_era5_ntimes(ds); t++) {
+        int rc = ts_era5_read_block(ds, t, 0, g->nlat, 0, g->nlon, state, forcing, err, sizeof err);
+        if (rc) fprintf(stderr, "\n  read: %s\n", err);
+        CU_ASSERT_FATAL(rc == 0);
+        for (size_t c = 0; c < ns + nf; c++) {
+            const ts_era5_channel *ch = c < ns ? ts_era5_state_channel(ds, c) : ts_era5_forcing_channel(ds, c - ns);
+            const var_def *def = ch->level_hpa > 0 ? find_def(pl, npl, ch->var) : find_def(sl, nsl, ch->var);
+            if (!def) def = find_def(ACC, 1, ch->var);
+            CU_ASSERT_FATAL(def != NULL);
+            int64_t tf = ch->is_static ? ts_era5_times(ds)[0] : ts_era5_times(ds)[t];
+            double e = channel_error(ds, ch, def, c < ns ? state + c * plane : forcing + (c - ns) * plane, t, packed, tf);
+            if (e > 1) fprintf(stderr, "\n  %s at t=%zu: error %.3g tolerances\n", ch->spec, t, e);
+            CU_ASSERT(e <= 1);
+        }
+    }
+    free(state), free(forcing);
+}
+
+static void roundtrip(ts_era5_layout layout) {
+    file_req s = sl_req(layout), p = pl_req(layout);
+    const char *sp = path_in("sl.nc"), *pp = path_in("pl.nc");
+    CU_ASSERT_FATAL(write_req(&s, sp) == 0 && write_req(&p, pp) == 0);
+    ts_era5_open_opts o = opts_of("z500,t850,q700,u700,t2m,u10,v10,msl", "lsm,z_surface");
+    ts_era5_dataset *ds = open_paths(pp, sp, NULL, &o);
+    CU_ASSERT_FATAL(ds != NULL);
+    CU_ASSERT_EQUAL(ts_era5_ntimes(ds), 4);
+    for (size_t t = 0; t < 4; t++) CU_ASSERT_EQUAL(ts_era5_times(ds)[t], T0 + (int64_t)t * DT);
+    const ts_era5_grid *g = ts_era5_grid_info(ds);
+    CU_ASSERT(g->nlat == 13 && g->nlon == 24 && g->nlat_data == 13 && !g->dropped_south);
+    CU_ASSERT(g->lat[0] == 90 && g->lat[12] == -90 && g->lon[0] == 0 && g->lon[23] == 345);
+    CU_ASSERT_EQUAL(ts_era5_nstate(ds), 8);
+    CU_ASSERT_EQUAL(ts_era5_nforcing(ds), 2);
+    const ts_era5_channel *z500 = ts_era5_state_channel(ds, 0), *t2m = ts_era5_state_channel(ds, 4);
+    CU_ASSERT(strcmp(z500->var, "z") == 0 && z500->level_hpa == 500 && strcmp(z500->units, "m**2 s**-2") == 0);
+    CU_ASSERT(strcmp(t2m->standard_name, "air_temperature") == 0 && t2m->level_hpa == 0 && !t2m->is_static);
+    const ts_era5_channel *zs = ts_era5_forcing_channel(ds, 1);
+    CU_ASSERT(strcmp(zs->spec, "z_surface") == 0 && strcmp(zs->var, "z") == 0 && zs->is_static && zs->level_hpa == 0);
+    CU_ASSERT(ts_era5_forcing_channel(ds, 0)->is_static);
+    size_t idx = 99;
+    CU_ASSERT(ts_era5_find_time(ds, T0 + 2 * DT, &idx) == 0 && idx == 2);
+    CU_ASSERT(ts_era5_find_time(ds, T0 + 1, &idx) == -1);
+    check_full(ds, layout == TS_ERA5_LAYOUT_PACKED, SL, NSL, PL, NPL);
+    ts_era5_dataset_close(ds);
+    remove_all();
+}
+
+static void test_roundtrip_cds(void) { roundtrip(TS_ERA5_LAYOUT_CDS); }
+static void test_roundtrip_packed(void) { roundtrip(TS_ERA5_LAYOUT_PACKED); }
+
+/* Latitude stored -90 -> 90 and longitude -180 -> 165 come back north to
+ * south and from longitude 0, in both layouts. */
+static void test_orientation(void) {
+    for (int layout = 0; layout < 2; layout++) {
+        file_req s = sl_req(layout), p = pl_req(layout);
+        s.lat0 = p.lat0 = -90, s.dlat = p.dlat = 15, s.lon0 = p.lon0 = -180;
+        const char *sp = path_in("sl_flip.nc"), *pp = path_in("pl_flip.nc");
+        CU_ASSERT_FATAL(write_req(&s, sp) == 0 && write_req(&p, pp) == 0);
+        ts_era5_open_opts o = opts_of("t850,t2m,msl", "lsm");
+        ts_era5_dataset *ds = open_paths(sp, pp, NULL, &o);
+        CU_ASSERT_FATAL(ds != NULL);
+        const ts_era5_grid *g = ts_era5_grid_info(ds);
+        CU_ASSERT(g->lat[0] == 90 && g->lat[12] == -90 && g->lon[0] == 0 && g->lon[12] == 180 && g->lon[23] == 345);
+        check_full(ds, layout, SL, NSL, PL, NPL);
+        ts_era5_dataset_close(ds);
+        remove_all();
+    }
+}
+
+/* The zip of a mixed instant/accumulated request: two single-level files
+ * with the same times and different variables. */
+static void test_instant_accum_pair(void) {
+    file_req inst = sl_req(TS_ERA5_LAYOUT_CDS), acc = sl_req(TS_ERA5_LAYOUT_CDS), p = pl_req(TS_ERA5_LAYOUT_CDS);
+    acc.vars = ACC, acc.nvars = 1;
+    const char *ip = path_in("data_stream-oper_stepType-instant.nc"), *ap = path_in("data_stream-oper_stepType-accum.nc");
+    const char *pp = path_in("pl.nc");
+    CU_ASSERT_FATAL(write_req(&inst, ip) == 0 && write_req(&acc, ap) == 0 && write_req(&p, pp) == 0);
+    ts_era5_open_opts o = opts_of("z500,t2m,u10", "tisr,lsm,z_surface");
+    ts_era5_dataset *ds = open_paths(ip, ap, pp, &o);
+    CU_ASSERT_FATAL(ds != NULL);
+    const ts_era5_channel *tisr = ts_era5_forcing_channel(ds, 0);
+    CU_ASSERT(strcmp(tisr->var, "tisr") == 0 && !tisr->is_static && strcmp(tisr->units, "J m**-2") == 0);
+    CU_ASSERT(strcmp(tisr->standard_name, "") == 0); /* tisr has none in ERA5 */
+    check_full(ds, 0, SL, NSL, PL, NPL);
+    ts_era5_dataset_close(ds);
+    remove_all();
+}
+
+/* Files split in time (one per "year"), given out of order, single and
+ * pressure levels split differently: one dataset in time order. */
+static void test_time_split(void) {
+    const char *names[] = {"sl_2020c.nc", "sl_2020a.nc", "sl_2020b.nc"};
+    const int first[] = {5, 0, 2}, count[] = {2, 2, 3};
+    const char *paths[5];
+    for (int k = 0; k < 3; k++) {
+        file_req s = sl_req(TS_ERA5_LAYOUT_CDS);
+        s.t_first = T0 + first[k] * DT, s.nt = count[k];
+        paths[k] = path_in(names[k]);
+        CU_ASSERT_FATAL(write_req(&s, paths[k]) == 0);
+    }
+    for (int k = 0; k < 2; k++) { /* pressure levels: times 0-3 and 4-6, packed */
+        file_req p = pl_req(TS_ERA5_LAYOUT_PACKED);
+        p.t_first = T0 + (k ? 4 : 0) * DT, p.nt = k ? 3 : 4;
+        paths[3 + k] = path_in(k ? "pl_b.nc" : "pl_a.nc");
+        CU_ASSERT_FATAL(write_req(&p, paths[3 + k]) == 0);
+    }
+    ts_era5_open_opts o = opts_of("t850,t2m", "lsm");
+    err[0] = '\0';
+    ts_era5_dataset *ds = ts_era5_open(paths, 5, &o, err, sizeof err);
+    if (!ds) fprintf(stderr, "\n  %s\n", err);
+    CU_ASSERT_FATAL(ds != NULL);
+    CU_ASSERT_EQUAL(ts_era5_ntimes(ds), 7);
+    for (size_t t = 0; t < ts_era5_ntimes(ds); t++) CU_ASSERT_EQUAL(ts_era5_times(ds)[t], T0 + (int64_t)t * DT);
+    check_full(ds, 1, SL, NSL, PL, NPL); /* t850 is packed: its tolerance includes half a step */
+    ts_era5_dataset_close(ds);
+    remove_all();
+}
+
+/* More files than the reader keeps open (64): one per time, as a request
+ * split by day arrives; reading must reopen closed files on demand. */
+static void test_many_files(void) {
+    enum { N = 70 };
+    static const char *paths[N];
+    for (int k = 0; k < N; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "day_%03d.nc", k);
+        file_req s = sl_req(TS_ERA5_LAYOUT_CDS);
+        s.nvars = 1, s.t_first = T0 + (int64_t)k * DT, s.nt = 1;
+        paths[k] = path_in(name);
+        CU_ASSERT_FATAL(write_req(&s, paths[k]) == 0);
+    }
+    ts_era5_open_opts o = opts_of("t2m", "");
+    ts_era5_dataset *ds = ts_era5_open(paths, N, &o, err, sizeof err);
+    CU_ASSERT_FATAL(ds != NULL);
+    CU_ASSERT_EQUAL(ts_era5_ntimes(ds), N);
+    check_full(ds, 0, SL, NSL, PL, NPL);
+    ts_era5_dataset_close(ds);
+    remove_all();
+}
+
+/* ---- rank-local blocks ------------------------------------------------------------------------ */
+
+/* Every block must equal the same slice of a full read, bit for bit. */
+static void check_blocks(ts_era5_dataset *ds, size_t t) {
+    const ts_era5_grid *g = ts_era5_grid_info(ds);
+    size_t ns = ts_era5_nstate(ds), nf = ts_era5_nforcing(ds), plane = g->nlat * g->nlon;
+    float *full_s = malloc(ns * plane * sizeof(float)), *full_f = malloc(nf * plane * sizeof(float)); /* (n*, nlat, nlon) */
+    CU_ASSERT_FATAL(ts_era5_read_block(ds, t, 0, g->nlat, 0, g->nlon, full_s, full_f, err, sizeof err) == 0);
+    size_t blocks[][4] = {{0, 1, 0, 1}, {1, 3, 2, 5}, {g->nlat - 2, 2, g->nlon - 3, 3}, {2, g->nlat - 4, 0, g->nlon},
+                          {0, g->nlat, g->nlon / 2, g->nlon / 2}};
+    for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
+        size_t r0 = blocks[b][0], nr = blocks[b][1], c0 = blocks[b][2], nc = blocks[b][3];
+        float *bs = malloc(ns * nr * nc * sizeof(float)), *bf = malloc(nf * nr * nc * sizeof(float)); /* (n*, nr, nc) */
+        int rc = ts_era5_read_block(ds, t, r0, nr, c0, nc, bs, bf, err, sizeof err);
+        if (rc) fprintf(stderr, "\n  block: %s\n", err);
+        CU_ASSERT_FATAL(rc == 0);
+        size_t diff = 0;
+        for (size_t c = 0; c < ns + nf; c++)
+            for (size_t i = 0; i < nr; i++)
+                for (size_t j = 0; j < nc; j++) {
+                    const float *full = c < ns ? full_s + c * plane : full_f + (c - ns) * plane;
+                    const float *blk = c < ns ? bs + c * nr * nc : bf + (c - ns) * nr * nc;
+                    diff += memcmp(&full[(r0 + i) * g->nlon + c0 + j], &blk[i * nc + j], sizeof(float)) != 0;
+                }
+        CU_ASSERT_EQUAL(diff, 0);
+        free(bs), free(bf);
+    }
+    free(full_s), free(full_f);
+}
+
+static void test_block_equals_full(void) {
+    file_req s = sl_req(TS_ERA5_LAYOUT_CDS), p = pl_req(TS_ERA5_LAYOUT_PACKED);
+    s.lat0 = -90, s.dlat = 15, s.lon0 = -180; /* stored flipped and rolled: blocks cross the roll */
+    const char *sp = path_in("sl.nc"), *pp = path_in("pl.nc");
+    CU_ASSERT_FATAL(write_req(&s, sp) == 0 && write_req(&p, pp) == 0);
+    ts_era5_open_opts o = opts_of("z500,t850,t2m,msl", "lsm,z_surface");
+    ts_era5_dataset *ds = open_paths(sp, pp, NULL, &o);
+    CU_ASSERT_FATAL(ds != NULL);
+    check_blocks(ds, 2);
+    ts_era5_dataset_close(ds);
+    remove_all();
+}
+
+/* ---- fill policies -------------------------------------------------------------------------- */
+
+/* WeatherBench's cell areas: bounds at midpoints, +-90 at the ends. */
+static double row_area(const double *lat, size_t n, size_t i) {
+    double hi = i == 0 ? 90 : 0.5 * (lat[i - 1] + lat[i]), lo = i + 1 == n ? -90 : 0.5 * (lat[i] + lat[i + 1]);
+    return sin(hi * D2R) - sin(lo * D2R);
+}
+
+static double area_mean(const float *x, const double *lat, size_t nlat, size_t nlon, int skip_nan) {
+    double s = 0, w = 0;
+    for (size_t i = 0; i < nlat; i++)
+        for (size_t j = 0; j < nlon; j++) {
+            if (skip_nan && isnan(x[i * nlon + j])) continue;
+            s += row_area(lat, nlat, i) * x[i * nlon + j], w += row_area(lat, nlat, i);
+        }
+    return s / w;
+}
+
+static void test_fill_policies(void) {
+    for (int layout = 0; layout < 2; layout++) {
+        file_req s = sl_req(layout);
+        s.nan_t = 1, s.nan_at = 30; /* t2m at the second time: points 30..32 (row 1, columns 6..8) */
+        const char *sp = path_in("sl_nan.nc");
+        CU_ASSERT_FATAL(write_req(&s, sp) == 0);
+        ts_era5_open_opts o = opts_of("t2m,msl", "");
+        float x[2 * 13 * 24]; /* (2 channels, 13, 24) */
+        ts_era5_dataset *ds = open_paths(sp, NULL, NULL, &o);
+        CU_ASSERT_FATAL(ds != NULL);
+        CU_ASSERT(ts_era5_read_block(ds, 0, 0, 13, 0, 24, x, NULL, err, sizeof err) == 0);
+        CU_ASSERT(ts_era5_read_block(ds, 1, 0, 13, 0, 24, x, NULL, err, sizeof err) == -1);
+        CU_ASSERT(strstr(err, sp) && strstr(err, "t2m") && strstr(err, "2020-01-01T06:00:00") && !strchr(err, '\n'));
+        CU_ASSERT(ts_era5_read_block(ds, 1, 2, 3, 0, 24, x, NULL, err, sizeof err) == 0); /* a block without them */
+        ts_era5_dataset_close(ds);
+
+        o.fill = TS_ERA5_FILL_ZERO;
+        CU_ASSERT_FATAL((ds = open_paths(sp, NULL, NULL, &o)) != NULL);
+        CU_ASSERT_FATAL(ts_era5_read_block(ds, 1, 0, 13, 0, 24, x, NULL, err, sizeof err) == 0);
+        CU_ASSERT(x[30] == 0 && x[31] == 0 && x[32] == 0 && x[29] != 0 && x[33] != 0);
+        ts_era5_dataset_close(ds);
+
+        /* mean: the area-weighted mean of the field's valid values, the
+         * same whatever block is read */
+        o.fill = TS_ERA5_FILL_MEAN;
+        CU_ASSERT_FATAL((ds = open_paths(sp, NULL, NULL, &o)) != NULL);
+        CU_ASSERT_FATAL(ts_era5_read_block(ds, 1, 0, 13, 0, 24, x, NULL, err, sizeof err) == 0);
+        x[30] = x[31] = x[32] = NAN;
+        double want = area_mean(x, ts_era5_grid_info(ds)->lat, 13, 24, 1);
+        float blk[2 * 2 * 4]; /* (2 channels, 2 rows, 4 columns) */
+        CU_ASSERT_FATAL(ts_era5_read_block(ds, 1, 1, 2, 5, 4, blk, NULL, err, sizeof err) == 0);
+        for (int k = 1; k < 4; k++) CU_ASSERT(fabs(blk[k] - want) <= 1e-6 * fabs(want));
+        ts_era5_dataset_close(ds);
+        remove_all();
+    }
+}
+
+/* ---- the row rule ------------------------------------------------------------------------------ */
+
+static void test_row_rule_counts(void) {
+    size_t rows, data;
+    CU_ASSERT(ts_era5_row_rule_rows(721, 60, TS_ERA5_ROWS_DROP_SOUTH, &rows, &data, err, sizeof err) == 0);
+    CU_ASSERT(rows == 720 && data == 720);
+    CU_ASSERT(ts_era5_row_rule_rows(121, 12, TS_ERA5_ROWS_DROP_SOUTH, &rows, &data, err, sizeof err) == 0);
+    CU_ASSERT(rows == 120 && data == 120);
+    CU_ASSERT(ts_era5_row_rule_rows(32, 8, TS_ERA5_ROWS_DROP_SOUTH, &rows, &data, err, sizeof err) == 0);
+    CU_ASSERT(rows == 32 && data == 32); /* a grid the window divides is left alone */
+    CU_ASSERT(ts_era5_row_rule_rows(721, 0, TS_ERA5_ROWS_DROP_SOUTH, &rows, &data, err, sizeof err) == 0);
+    CU_ASSERT(rows == 721);
+    CU_ASSERT(ts_era5_row_rule_rows(121, 7, TS_ERA5_ROWS_DROP_SOUTH, &rows, &data, err, sizeof err) == -1);
+    CU_ASSERT(strstr(err, "data.row_rule=pad") != NULL);
+    CU_ASSERT(ts_era5_row_rule_rows(121, 7, TS_ERA5_ROWS_PAD, &rows, &data, err, sizeof err) == 0);
+    CU_ASSERT(rows == 126 && data == 121);
+    CU_ASSERT(ts_era5_row_rule_rows(721, 30, TS_ERA5_ROWS_PAD, &rows, &data, err, sizeof err) == 0);
+    CU_ASSERT(rows == 750 && data == 721);
+}
+
+static void test_row_rule_dataset(void) {
+    file_req s = sl_req(TS_ERA5_LAYOUT_CDS);
+    const char *sp = path_in("sl.nc");
+    CU_ASSERT_FATAL(write_req(&s, sp) == 0);
+    ts_era5_open_opts o = opts_of("t2m,u10", "lsm");
+    o.row_multiple = 4; /* 13 rows: drop_south serves 12 */
+    ts_era5_dataset *ds = open_paths(sp, NULL, NULL, &o);
+    CU_ASSERT_FATAL(ds != NULL);
+    const ts_era5_grid *g = ts_era5_grid_info(ds);
+    CU_ASSERT(g->nlat == 12 && g->nlat_data == 12 && g->dropped_south && g->lat[11] == -75 && g->nlat_file == 13);
+    check_full(ds, 0, SL, NSL, PL, NPL);
+    check_blocks(ds, 1);
+    CU_ASSERT(ts_era5_read_block(ds, 0, 8, 5, 0, 24, (float[2 * 5 * 24]){0}, NULL, err, sizeof err) == -1);
+    ts_era5_dataset_close(ds);
+
+    o.row_rule = TS_ERA5_ROWS_PAD, o.row_multiple = 5; /* 13 rows: padded to 15 */
+    CU_ASSERT_FATAL((ds = open_paths(sp, NULL, NULL, &o)) != NULL);
+    g = ts_era5_grid_info(ds);
+    CU_ASSERT(g->nlat == 15 && g->nlat_data == 13 && !g->dropped_south && g->row_mask[12] == 1 &&
+              g->row_mask[13] == 0 && g->row_mask[14] == 0 && g->lat[14] == -90);
+    float blk[2 * 4 * 24], lsm[4 * 24]; /* (2, 4 rows, 24), (1, 4, 24): rows 11..14, two of them padding */
+    CU_ASSERT_FATAL(ts_era5_read_block(ds, 0, 11, 4, 0, 24, blk, lsm, err, sizeof err) == 0);
+    size_t nonzero = 0;
+    for (size_t c = 0; c < 2; c++)
+        for (size_t k = 2 * 24; k < 4 * 24; k++) nonzero += blk[c * 4 * 24 + k] != 0;
+    for (size_t k = 2 * 24; k < 4 * 24; k++) nonzero += lsm[k] != 0;
+    CU_ASSERT_EQUAL(nonzero, 0);
+    CU_ASSERT(fabs(blk[0] - field_value(&SL[0], 0, -75, 0, T0)) < 1e-3); /* row 11 is data */
+    check_blocks(ds, 0);
+    ts_era5_dataset_close(ds);
+    remove_all();
+}
+
+/* ---- conservative coarsening ----------------------------------------------------------------- */
+
+static void coarsen_check(const file_req *r, ts_era5_target_grid grid, size_t nlat, size_t nlon, double lat0) {
+    const char *sp = path_in("coarse_src.nc");
+    CU_ASSERT_FATAL(write_req(r, sp) == 0);
+    ts_era5_open_opts o = opts_of("t2m", "");
+    ts_era5_dataset *nat = open_paths(sp, NULL, NULL, &o);
+    o.grid = grid;
+    ts_era5_dataset *co = open_paths(sp, NULL, NULL, &o);
+    CU_ASSERT_FATAL(nat && co);
+    const ts_era5_grid *gn = ts_era5_grid_info(nat), *gc = ts_era5_grid_info(co);
+    CU_ASSERT(gc->nlat == nlat && gc->nlon == nlon && gc->nlat_file == r->nlat && gc->nlon_file == r->nlon);
+    CU_ASSERT(fabs(gc->lat[0] - lat0) < 1e-12 && fabs(gc->lat[nlat - 1] + lat0) < 1e-12 && gc->lon[0] == 0 &&
+              fabs(gc->lon[1] - 360.0 / (double)nlon) < 1e-12);
+    float *xn = malloc(gn->nlat * gn->nlon * sizeof *xn), *xc = malloc(nlat * nlon * sizeof *xc); /* (rows, cols) */
+    CU_ASSERT_FATAL(ts_era5_read_block(nat, 0, 0, gn->nlat, 0, gn->nlon, xn, NULL, err, sizeof err) == 0);
+    CU_ASSERT_FATAL(ts_era5_read_block(co, 0, 0, nlat, 0, nlon, xc, NULL, err, sizeof err) == 0);
+    if (r->vars[0].amp == 0) { /* a constant field stays constant */
+        size_t off = 0;
+        for (size_t k = 0; k < nlat * nlon; k++) off += fabs(xc[k] - r->vars[0].base) > 1e-6 * r->vars[0].base;
+        CU_ASSERT_EQUAL(off, 0);
+    } else { /* the area-weighted global mean of a noisy field is preserved */
+        double mn = area_mean(xn, gn->lat, gn->nlat, gn->nlon, 0), mc = area_mean(xc, gc->lat, nlat, nlon, 0);
+        if (fabs(mc - mn) > 1e-6 * fabs(mn)) fprintf(stderr, "\n  mean %.9g -> %.9g\n", mn, mc);
+        CU_ASSERT(fabs(mc - mn) <= 1e-6 * fabs(mn));
+    }
+    check_blocks(co, 0);
+    free(xn), free(xc);
+    ts_era5_dataset_close(nat);
+    ts_era5_dataset_close(co);
+    remove_all();
+}
+
+static void test_coarsen_5625(void) {
+    /* 2.5 deg with pole rows, stored south to north from -180: target cells
+     * straddle source cells and longitude 0 */
+    file_req r = {TS_ERA5_LAYOUT_CDS, 73, 144, -90, 2.5, -180, 2.5, 0, SL, 1, T0, 1, -1, 0, 1};
+    coarsen_check(&r, TS_ERA5_GRID_5625, 32, 64, 87.1875);
+    r.vars = CONST_T2M, r.noise = 0;
+    coarsen_check(&r, TS_ERA5_GRID_5625, 32, 64, 87.1875);
+}
+
+static void test_coarsen_140625(void) {
+    file_req r = {TS_ERA5_LAYOUT_CDS, 181, 360, 90, -1, 0, 1, 0, SL, 1, T0, 1, -1, 0, 1};
+    coarsen_check(&r, TS_ERA5_GRID_140625, 128, 256, 89.296875);
+    r.vars = CONST_T2M, r.layout = TS_ERA5_LAYOUT_PACKED, r.noise = 0;
+    coarsen_check(&r, TS_ERA5_GRID_140625, 128, 256, 89.296875);
+}
+
+/* ---- bad input: -1 and one line naming the file and the variable -------------------------------- */
+
+static long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static int fails_naming(const char *const *paths, size_t n, const ts_era5_open_opts *o, const char *file,
+                        const char *var) {
+    err[0] = '\0';
+    ts_era5_dataset *ds = ts_era5_open(paths, n, o, err, sizeof err);
+    if (ds) {
+        ts_era5_dataset_close(ds);
+        fprintf(stderr, "\n  opened, expected an error naming %s and %s\n", file, var);
+        return 0;
+    }
+    int ok = err[0] && !strchr(err, '\n') && strstr(err, file) && (!var || strstr(err, var));
+    if (!ok) fprintf(stderr, "\n  unexpected message: %s\n", err);
+    return ok;
+}
+
+static void write_good_pair(const char **sp, const char **pp) {
+    file_req s = sl_req(TS_ERA5_LAYOUT_CDS), p = pl_req(TS_ERA5_LAYOUT_CDS);
+    *sp = path_in("sl.nc"), *pp = path_in("pl.nc");
+    CU_ASSERT_FATAL(write_req(&s, *sp) == 0 && write_req(&p, *pp) == 0);
+}
+
+static void test_bad_missing_variable_and_level(void) {
+    const char *sp, *pp;
+    write_good_pair(&sp, &pp);
+    const char *paths[] = {sp, pp};
+    ts_era5_open_opts o = opts_of("t2m,sst", "");
+    CU_ASSERT(fails_naming(paths, 2, &o, sp, "sst"));
+    o = opts_of("t925,t2m", "");
+    CU_ASSERT(fails_naming(paths, 2, &o, pp, "925"));
+    CU_ASSERT(strstr(err, "variable t:") != NULL);
+    o = opts_of("t", ""); /* a pressure-level variable without its level */
+    CU_ASSERT(fails_naming(paths, 2, &o, sp, "t500"));
+    o = opts_of("t2m", "tisr");
+    CU_ASSERT(fails_naming(paths, 2, &o, sp, "tisr"));
+    o = opts_of("t2m,t2m", "");
+    CU_ASSERT(fails_naming(paths, 2, &o, "t2m", NULL));
+    remove_all();
+}
+
+/* t2m(latitude, longitude) in a file whose other variables have time. */
+static void write_2d_t2m(const char *path) {
+    int nc, dt, dy, dx, vt, vy, vx, v, dims[2];
+    double lat[13], lon[24];
+    float x[13 * 24] = {0};
+    long long t = 0;
+    for (int i = 0; i < 13; i++) lat[i] = 90 - 15 * i;
+    for (int j = 0; j < 24; j++) lon[j] = 15 * j;
+    CU_ASSERT_FATAL(nc_create(path, NC_NETCDF4 | NC_CLOBBER, &nc) == NC_NOERR);
+    CU_ASSERT_FATAL(nc_def_dim(nc, "valid_time", 1, &dt) == NC_NOERR && nc_def_dim(nc, "latitude", 13, &dy) == NC_NOERR &&
+                    nc_def_dim(nc, "longitude", 24, &dx) == NC_NOERR);
+    CU_ASSERT_FATAL(nc_def_var(nc, "valid_time", NC_INT64, 1, &dt, &vt) == NC_NOERR &&
+                    nc_def_var(nc, "latitude", NC_DOUBLE, 1, &dy, &vy) == NC_NOERR &&
+                    nc_def_var(nc, "longitude", NC_DOUBLE, 1, &dx, &vx) == NC_NOERR);
+    CU_ASSERT_FATAL(nc_put_att_text(nc, vt, "units", 24, "seconds since 1970-01-01") == NC_NOERR);
+    dims[0] = dy, dims[1] = dx;
+    CU_ASSERT_FATAL(nc_def_var(nc, "t2m", NC_FLOAT, 2, dims, &v) == NC_NOERR);
+    CU_ASSERT_FATAL(nc_put_var_longlong(nc, vt, &t) == NC_NOERR && nc_put_var_double(nc, vy, lat) == NC_NOERR &&
+                    nc_put_var_double(nc, vx, lon) == NC_NOERR && nc_put_var_float(nc, v, x) == NC_NOERR);
+    CU_ASSERT_FATAL(nc_close(nc) == NC_NOERR);
+}
+
+/* A file as other tools write ERA5: dims time/lat/lon, latitude south to
+ * north, a time axis of any type and units, and t on `plev` in Pa. Values:
+ * field_value of SL[0] (t2m) and PL[1] (t) at the named valid times. */
+typedef struct {
+    nc_type time_type;
+    const char *units, *calendar; /* calendar NULL: no attribute */
+    double tvals[2];
+    int64_t valid[2];             /* the unix times those mean */
+} custom_time;
+
+static void write_custom(const char *path, const custom_time *c) {
+    int nc, dt, dy, dx, dz, vt, vy, vx, vz, v, vl, dims[4];
+    double lat[13], lon[24], plev[2] = {85000, 50000};
+    float x[2 * 13 * 24]; /* (2 levels or 1, 13, 24) */
+    for (int i = 0; i < 13; i++) lat[i] = -90 + 15 * i;
+    for (int j = 0; j < 24; j++) lon[j] = 15 * j;
+    CU_ASSERT_FATAL(nc_create(path, NC_NETCDF4 | NC_CLOBBER, &nc) == NC_NOERR);
+    CU_ASSERT_FATAL(nc_def_dim(nc, "time", 2, &dt) == NC_NOERR && nc_def_dim(nc, "lat", 13, &dy) == NC_NOERR &&
+                    nc_def_dim(nc, "lon", 24, &dx) == NC_NOERR && nc_def_dim(nc, "plev", 2, &dz) == NC_NOERR);
+    CU_ASSERT_FATAL(nc_def_var(nc, "time", c->time_type, 1, &dt, &vt) == NC_NOERR &&
+                    nc_def_var(nc, "lat", NC_FLOAT, 1, &dy, &vy) == NC_NOERR &&
+                    nc_def_var(nc, "lon", NC_FLOAT, 1, &dx, &vx) == NC_NOERR &&
+                    nc_def_var(nc, "plev", NC_DOUBLE, 1, &dz, &vz) == NC_NOERR);
+    CU_ASSERT_FATAL(nc_put_att_text(nc, vt, "units", strlen(c->units), c->units) == NC_NOERR);
+    if (c->calendar) CU_ASSERT_FATAL(nc_put_att_text(nc, vt, "calendar", strlen(c->calendar), c->calendar) == NC_NOERR);
+    CU_ASSERT_FATAL(nc_put_att_text(nc, vz, "units", 2, "Pa") == NC_NOERR);
+    dims[0] = dt, dims[1] = dy, dims[2] = dx;
+    CU_ASSERT_FATAL(nc_def_var(nc, "t2m", NC_FLOAT, 3, dims, &v) == NC_NOERR);
+    dims[1] = dz, dims[2] = dy, dims[3] = dx;
+    CU_ASSERT_FATAL(nc_def_var(nc, "t", NC_FLOAT, 4, dims, &vl) == NC_NOERR);
+    CU_ASSERT_FATAL(nc_put_var_double(nc, vt, c->tvals) == NC_NOERR && nc_put_var_double(nc, vy, lat) == NC_NOERR &&
+                    nc_put_var_double(nc, vx, lon) == NC_NOERR && nc_put_var_double(nc, vz, plev) == NC_NOERR);
+    for (size_t k = 0; k < 2; k++) {
+        size_t start[4] = {k, 0, 0, 0}, count[4] = {1, 13, 24, 0}, lcount[4] = {1, 2, 13, 24};
+        for (size_t i = 0; i < 13 * 24; i++) x[i] = (float)field_value(&SL[0], 0, lat[i / 24], lon[i % 24], c->valid[k]);
+        CU_ASSERT_FATAL(nc_put_vara_float(nc, v, start, count, x) == NC_NOERR);
+        for (size_t i = 0; i < 2 * 13 * 24; i++)
+            x[i] = (float)field_value(&PL[1], plev[i / (13 * 24)] / 100, lat[i / 24 % 13], lon[i % 24], c->valid[k]);
+        CU_ASSERT_FATAL(nc_put_vara_float(nc, vl, start, lcount, x) == NC_NOERR);
+    }
+    CU_ASSERT_FATAL(nc_close(nc) == NC_NOERR);
+}
+
+static void test_time_units_and_names(void) {
+    const custom_time good[] = {
+        {NC_DOUBLE, "days since 2019-12-31 18:00:00", "standard", {0.25, 0.5}, {T0, T0 + DT}},
+        {NC_INT, "minutes since 2020-01-01T00:00:00Z", NULL, {0, 360}, {T0, T0 + DT}},
+        {NC_INT64, "hours since 1900-01-01", "gregorian", {1051896, 1051902}, {T0, T0 + DT}},
+    };
+    for (size_t k = 0; k < sizeof good / sizeof good[0]; k++) {
+        const char *p = path_in("custom.nc");
+        write_custom(p, &good[k]);
+        ts_era5_open_opts o = opts_of("t850,t500,t2m", "");
+        ts_era5_dataset *ds = open_paths(p, NULL, NULL, &o);
+        CU_ASSERT_FATAL(ds != NULL);
+        CU_ASSERT(ts_era5_ntimes(ds) == 2 && ts_era5_times(ds)[0] == T0 && ts_era5_times(ds)[1] == T0 + DT);
+        CU_ASSERT(ts_era5_state_channel(ds, 1)->level_hpa == 500);
+        check_full(ds, 0, SL, NSL, PL, NPL);
+        ts_era5_dataset_close(ds);
+        remove_all();
+    }
+    const custom_time bad[] = {
+        {NC_DOUBLE, "days since 2000-01-01", "noleap", {0, 1}, {0, 0}},
+        {NC_DOUBLE, "hours after 2020-01-01", NULL, {0, 1}, {0, 0}},
+        {NC_DOUBLE, "hours since 2020-01-01", NULL, {1, 1}, {0, 0}}, /* not increasing */
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        const char *p = path_in("custom_bad.nc");
+        write_custom(p, &bad[k]);
+        ts_era5_open_opts o = opts_of("t2m", "");
+        CU_ASSERT(fails_naming(&p, 1, &o, p, "time"));
+        remove_all();
+    }
+}
+
+static void test_bad_dimensions(void) {
+    const char *bad = path_in("t2m_2d.nc");
+    write_2d_t2m(bad);
+    ts_era5_open_opts o = opts_of("t2m", "");
+    CU_ASSERT(fails_naming(&bad, 1, &o, bad, "t2m"));
+    CU_ASSERT(strstr(err, "(latitude, longitude)") && strstr(err, "(valid_time, latitude, longitude)"));
+    remove_all();
+}
+
+/* A download cut short, by a little (inside the last record) and by a
+ * third. NetCDF-4 (HDF5) refuses the file at open, before any variable is
+ * involved, so only the file can be named; the classic layout opens from
+ * its header, and the reader must name the variable whose data is cut off
+ * (netCDF-C would read the missing bytes as zeros). */
+static void test_bad_truncated(void) {
+    for (int layout = 0; layout < 2; layout++)
+        for (int cut = 0; cut < 2; cut++) {
+            file_req s = sl_req(layout);
+            const char *sp = path_in("cut.nc");
+            CU_ASSERT_FATAL(write_req(&s, sp) == 0);
+            long size = file_size(sp);
+            CU_ASSERT_FATAL(truncate(sp, cut ? size * 2 / 3 : size - 16) == 0);
+            ts_era5_open_opts o = opts_of("t2m,msl", "");
+            CU_ASSERT(fails_naming(&sp, 1, &o, sp, NULL));
+            /* z is the last variable of each record: the small cut is in it */
+            if (layout == TS_ERA5_LAYOUT_PACKED && !cut) CU_ASSERT(strstr(err, "variable z:") != NULL);
+            remove_all();
+        }
+}
+
+static void test_bad_grid_mismatch(void) {
+    file_req s = sl_req(TS_ERA5_LAYOUT_CDS), p = pl_req(TS_ERA5_LAYOUT_CDS);
+    p.nlat = 19, p.dlat = -10; /* 10-degree rows against 15-degree ones */
+    const char *sp = path_in("sl.nc"), *pp = path_in("pl_10deg.nc");
+    CU_ASSERT_FATAL(write_req(&s, sp) == 0 && write_req(&p, pp) == 0);
+    const char *paths[] = {sp, pp};
+    ts_era5_open_opts o = opts_of("t850,t2m", "");
+    CU_ASSERT(fails_naming(paths, 2, &o, pp, "latitude"));
+    CU_ASSERT(strstr(err, sp) != NULL);
+    /* a regional file cannot be coarsened onto a global grid */
+    file_req reg = sl_req(TS_ERA5_LAYOUT_CDS);
+    reg.nlat = 5, reg.lat0 = 60, reg.nlon = 8, reg.lon0 = 0;
+    const char *rp = path_in("regional.nc");
+    CU_ASSERT_FATAL(write_req(&reg, rp) == 0);
+    o = opts_of("t2m", "");
+    o.grid = TS_ERA5_GRID_5625;
+    CU_ASSERT(fails_naming(&rp, 1, &o, rp, "latitude"));
+    remove_all();
+}
+
+static void test_bad_not_netcdf(void) {
+    const char *np = path_in("readme.nc");
+    FILE *f = fopen(np, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("this is not a NetCDF file\n", f);
+    fclose(f);
+    ts_era5_open_opts o = opts_of("t2m", "");
+    CU_ASSERT(fails_naming(&np, 1, &o, np, NULL));
+    remove_all();
+}
+
+static void test_bad_times(void) {
+    file_req s = sl_req(TS_ERA5_LAYOUT_CDS), p = pl_req(TS_ERA5_LAYOUT_CDS), s2 = sl_req(TS_ERA5_LAYOUT_CDS);
+    p.nt = 3; /* pressure levels lack the last time */
+    s2.t_first = T0 + 3 * DT, s2.nt = 2; /* overlaps the first single-level file at T0 + 3 DT */
+    const char *sp = path_in("sl.nc"), *pp = path_in("pl.nc"), *sp2 = path_in("sl_next.nc");
+    CU_ASSERT_FATAL(write_req(&s, sp) == 0 && write_req(&p, pp) == 0 && write_req(&s2, sp2) == 0);
+    const char *pair[] = {sp, pp}, *overlap[] = {sp2, sp};
+    ts_era5_open_opts o = opts_of("t2m,t850", "");
+    CU_ASSERT(fails_naming(pair, 2, &o, pp, "variable t:"));
+    CU_ASSERT(strstr(err, "2020-01-01T18:00:00") != NULL);
+    o = opts_of("t2m", "");
+    CU_ASSERT(fails_naming(overlap, 2, &o, sp2, "t2m"));
+    CU_ASSERT(strstr(err, "overlap") != NULL);
+    remove_all();
+}
+
+/* ---- the writer's own guarantees -------------------------------------------------------------- */
+
+static void test_writer_rename_and_errors(void) {
+    double lat[2] = {45, -45}, lon[4] = {0, 90, 180, 270};
+    ts_era5_var v = {"t2m", "K", "2 metre temperature", "air_temperature", 167, 0, 200, 300};
+    const char *path = path_in("w.nc");
+    char part[400];
+    snprintf(part, sizeof part, "%s.part", path);
+    ts_era5_file_spec spec = {.path = path, .layout = TS_ERA5_LAYOUT_PACKED, .nlat = 2, .nlon = 4, .lat = lat,
+                              .lon = lon, .nvars = 1, .vars = &v};
+    float x[8] = {250, 250, 250, 250, 250, 250, 250, 250};
+    const float *fields[1] = {x};
+    ts_era5_writer *w = ts_era5_create(&spec, err, sizeof err);
+    CU_ASSERT_FATAL(w != NULL);
+    CU_ASSERT(ts_era5_append(w, T0, fields, err, sizeof err) == 0);
+    CU_ASSERT(access(part, F_OK) == 0 && access(path, F_OK) != 0); /* incomplete: only the .part exists */
+    CU_ASSERT(ts_era5_append(w, T0, fields, err, sizeof err) == -1); /* times must increase */
+    CU_ASSERT(strstr(err, "increase") != NULL);
+    x[3] = 301; /* outside [200, 300] by more than half a step */
+    CU_ASSERT(ts_era5_append(w, T0 + DT, fields, err, sizeof err) == -1);
+    CU_ASSERT(strstr(err, "t2m") && strstr(err, "packing range"));
+    x[3] = 250;
+    CU_ASSERT(ts_era5_append(w, T0 + DT + 1800, fields, err, sizeof err) == -1); /* not a whole hour */
+    CU_ASSERT(ts_era5_close(w, 0, err, sizeof err) == 0);
+    CU_ASSERT(access(part, F_OK) != 0 && access(path, F_OK) != 0); /* abandoned: nothing left */
+
+    spec.layout = TS_ERA5_LAYOUT_CDS;
+    CU_ASSERT_FATAL((w = ts_era5_create(&spec, err, sizeof err)) != NULL);
+    CU_ASSERT(ts_era5_append(w, T0, fields, err, sizeof err) == 0);
+    CU_ASSERT(ts_era5_close(w, 1, err, sizeof err) == 0);
+    CU_ASSERT(access(part, F_OK) != 0 && access(path, F_OK) == 0);
+
+    v.pack_min = v.pack_max; /* an empty packing range is refused up front */
+    spec.layout = TS_ERA5_LAYOUT_PACKED;
+    CU_ASSERT(ts_era5_create(&spec, err, sizeof err) == NULL && strstr(err, "t2m") != NULL);
+    remove_all();
+}
+
+static void test_expand_files(void) {
+    const char *a1 = path_in("era5_a1.nc"), *a2 = path_in("era5_a2.nc"), *b = path_in("era5_b.nc");
+    const char *files[] = {a2, a1, b};
+    for (int i = 0; i < 3; i++) {
+        FILE *f = fopen(files[i], "w");
+        CU_ASSERT_FATAL(f != NULL);
+        fclose(f);
+    }
+    char spec[1200];
+    snprintf(spec, sizeof spec, " %s/era5_a*.nc , %s,%s ", g_dir, b, a1);
+    char **paths;
+    size_t n;
+    CU_ASSERT_FATAL(ts_era5_expand_files(spec, &paths, &n, err, sizeof err) == 0);
+    CU_ASSERT(n == 3 && strcmp(paths[0], a1) == 0 && strcmp(paths[1], a2) == 0 && strcmp(paths[2], b) == 0);
+    ts_era5_free_paths(paths, n);
+    snprintf(spec, sizeof spec, "%s/era5_a*.nc,%s/nothing_*.nc", g_dir, g_dir);
+    CU_ASSERT(ts_era5_expand_files(spec, &paths, &n, err, sizeof err) == -1);
+    CU_ASSERT(strstr(err, "nothing_*.nc") && strstr(err, "data.files"));
+    CU_ASSERT(ts_era5_expand_files(" , ", &paths, &n, err, sizeof err) == -1);
+    remove_all();
+}
+
+static void test_opts_from_config(void) {
+    ts_config *cfg = ts_config_new();
+    CU_ASSERT_FATAL(cfg != NULL);
+    ts_era5_open_opts o;
+    ts_era5_opts_from_config(cfg, &o);
+    CU_ASSERT(o.fill == TS_ERA5_FILL_ERROR && o.grid == TS_ERA5_GRID_NATIVE && o.row_rule == TS_ERA5_ROWS_DROP_SOUTH);
+    CU_ASSERT(strcmp(o.variables, ts_config_str(cfg, "data.variables")) == 0);
+    CU_ASSERT(ts_config_apply_override(cfg, "data.fill=mean", err, sizeof err) == 0);
+    CU_ASSERT(ts_config_apply_override(cfg, "data.grid=1.40625", err, sizeof err) == 0);
+    CU_ASSERT(ts_config_apply_override(cfg, "data.row_rule=pad", err, sizeof err) == 0);
+    ts_era5_opts_from_config(cfg, &o);
+    CU_ASSERT(o.fill == TS_ERA5_FILL_MEAN && o.grid == TS_ERA5_GRID_140625 && o.row_rule == TS_ERA5_ROWS_PAD);
+    ts_config_free(cfg);
+}
+
+/* ---- sample files for the independent reader ---------------------------------------------------- */
+
+/* cds_sl.nc, cds_pl.nc, packed_sl.nc, packed_pl.nc: the 15-degree grid,
+ * 4 times 6 hours apart from 2020-01-01, the analytic field_value. */
+static int write_samples(const char *dir) {
+    static const char *const names[] = {"cds_sl.nc", "cds_pl.nc", "packed_sl.nc", "packed_pl.nc"};
+    for (int k = 0; k < 4; k++) {
+        ts_era5_layout layout = k < 2 ? TS_ERA5_LAYOUT_CDS : TS_ERA5_LAYOUT_PACKED;
+        file_req r = k % 2 ? pl_req(layout) : sl_req(layout);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+        if (write_req(&r, path)) return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--write") == 0) return write_samples(argv[2]);
+    if (argc != 1) {
+        fprintf(stderr, "usage: %s [--write DIR]\n", argv[0]);
+        return 2;
+    }
+    snprintf(g_dir, sizeof g_dir, "/tmp/tessera_era5_XXXXXX");
+    if (!mkdtemp(g_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("era5", NULL, NULL);
+    if (!s) goto registry_error;
+    struct {
+        const char *name;
+        void (*fn)(void);
+    } tests[] = {
+        {"round trip, CDS layout", test_roundtrip_cds},
+        {"round trip, packed layout", test_roundtrip_packed},
+        {"latitude increasing, longitude -180..180", test_orientation},
+        {"instant/accum pair", test_instant_accum_pair},
+        {"files split in time", test_time_split},
+        {"more files than stay open", test_many_files},
+        {"block equals slice of full read", test_block_equals_full},
+        {"fill policies", test_fill_policies},
+        {"row rule counts", test_row_rule_counts},
+        {"row rule on a dataset", test_row_rule_dataset},
+        {"coarsening to 5.625", test_coarsen_5625},
+        {"coarsening to 1.40625", test_coarsen_140625},
+        {"time units, calendars, axis names, Pa levels", test_time_units_and_names},
+        {"bad: missing variable or level", test_bad_missing_variable_and_level},
+        {"bad: wrong dimensions", test_bad_dimensions},
+        {"bad: truncated file", test_bad_truncated},
+        {"bad: grid mismatch", test_bad_grid_mismatch},
+        {"bad: not NetCDF", test_bad_not_netcdf},
+        {"bad: times", test_bad_times},
+        {"writer: rename and errors", test_writer_rename_and_errors},
+        {"data.files expansion", test_expand_files},
+        {"options from config", test_opts_from_config},
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+        if (!CU_add_test(s, tests[i].name, tests[i].fn)) goto registry_error;
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    if (CU_basic_run_tests() != CUE_SUCCESS) goto registry_error;
+    unsigned failed = CU_get_number_of_tests_failed() + CU_get_number_of_failures();
+    CU_cleanup_registry();
+    remove_all();
+    rmdir(g_dir);
+    return failed ? 1 : 0;
+
+registry_error:
+    fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
+    CU_cleanup_registry();
+    return 1;
+}
