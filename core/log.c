@@ -100,11 +100,14 @@ TS_NORETURN void ts_fatal_at(const char *file, int line, int code, const char *f
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    /* Usage errors are the user's to fix: the source location would be noise. */
-    if (code == TS_EXIT_USAGE)
-        fprintf(stderr, "tessera: error: %s\n", msg);
-    else
+    /* Usage errors are the user's to fix: the source location would be noise.
+     * They come from the configuration, which every rank checks alike, so
+     * rank 0 alone prints them. */
+    if (code == TS_EXIT_USAGE) {
+        if (g_rank == 0) fprintf(stderr, "tessera: error: %s\n", msg);
+    } else {
         fprintf(stderr, "tessera: error: %s (%s:%d)\n", msg, file, line);
+    }
     fflush(stderr);
     fflush(stdout);
     if (g_json) {

@@ -18,5 +18,6 @@ int cmd_bench(const ts_command_ctx *ctx);
 int cmd_demo(const ts_command_ctx *ctx);
 int cmd_config(const ts_command_ctx *ctx);
 int cmd_stats(const ts_command_ctx *ctx);
+int cmd_train(const ts_command_ctx *ctx);
 
 #endif

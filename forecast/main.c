@@ -43,7 +43,16 @@ static const command COMMANDS[] = {
      "each step of stats.residual_hours, and a day-of-year x hour climatology\n"
      "smoothed over stats.smooth_days days, to data.stats (default OUT/stats.nc;\n"
      "layout in docs/formats.md). Runs in parallel over time under MPI."},
-    {"train", NULL, "out,seed,device,threads,model.,parallel.", "train the Swin diffusion model or the mesh transformer", NULL},
+    {"train", cmd_train, "out,seed,device,threads,model.,train.,data.,parallel.",
+     "train the Swin diffusion model or the mesh transformer",
+     "Trains the Swin diffusion model (model.kind=swin) with TrigFlow on pairs of\n"
+     "ERA5-format times train.step_hours apart, normalised with the statistics of\n"
+     "tessera stats (data.stats). Logs step, loss, learning rate, gradient norm,\n"
+     "samples/s, GFLOP/s and ETA; validation loss on train.val_start..val_end;\n"
+     "checkpoints to train.checkpoint (default OUT/checkpoint.h5) every\n"
+     "train.checkpoint_every steps, at the end, and on SIGUSR1/SIGTERM. Rerunning\n"
+     "the same command resumes from the checkpoint. Under MPI, parallel.dp replicas\n"
+     "share train.batch."},
     {"forecast", NULL, "out,seed,device,threads,model.,parallel.", "autoregressive ensemble rollout from a checkpoint to NetCDF", NULL},
     {"score", NULL, "out", "WeatherBench-2 metrics (or mesh rollout RMSE) against truth, with baselines", NULL},
     {"plot", NULL, "out", "PNG maps and score-vs-lead charts", NULL},

@@ -36,7 +36,7 @@ for c in synth-era5 synth-mesh stats train forecast score plot bench demo config
   expect 0 "usage: tessera $c" -- "$tessera" "$c" --help
 done
 expect 2 "unknown command 'trian' \(did you mean 'train'\?\)" -- "$tessera" trian
-expect 2 "'train' is not yet available" -- "$tessera" train
+expect 2 "'plot' is not yet available" -- "$tessera" plot
 
 # Configuration errors: one line naming the key and the nearest valid key.
 expect 2 "unknown configuration key 'parallel.dpp' \(did you mean 'parallel.dp'\?\)" -- "$tessera" config parallel.dpp=2

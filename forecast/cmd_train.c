@@ -1,0 +1,409 @@
+/* tessera train (model.kind=swin): the Swin diffusion model trained with
+ * TrigFlow on ERA5-format data.
+ *
+ * Every random choice is keyed by global indices, never by rank: the pair of
+ * times of global sample j at step s (DATA_ORDER, stream s, index j), its
+ * noise level (DIFFUSION_TIME, stream s, index j) and its noise
+ * (TRAIN_NOISE, stream s * batch + j, index channel * H * W + grid index).
+ * DP replica r takes samples [r B/dp, (r+1) B/dp) of each step. Each
+ * replica's loss is the mean over its samples; gradients are averaged over
+ * replicas (one all-reduce of grads / dp), so every layout computes the
+ * gradient of the global-batch mean loss.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/caltime.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "forecast/commands.h"
+#include "forecast/train.h"
+#include "io/era5_read.h"
+#include "io/stats_file.h"
+#include "models/optim.h"
+#include "models/swin.h"
+#include "models/trigflow.h"
+#include "parallel/mpi_env.h"
+
+static volatile sig_atomic_t g_stop_signal = 0;
+static void on_signal(int sig) { g_stop_signal = sig; }
+
+/* ---- set-up ------------------------------------------------------------------------ */
+
+static int64_t time_key(const ts_config *cfg, const char *key, int64_t fallback) {
+    const char *text = ts_config_str(cfg, key);
+    if (!*text) return fallback;
+    int64_t t;
+    if (ts_parse_datetime(text, &t)) ts_usage_error("%s = '%s' is not a date (YYYY-MM-DD[THH])", key, text);
+    return t;
+}
+
+/* Indices i whose valid time lies in [lo, hi) and whose partner t + step is
+ * in the data. */
+static size_t find_pairs(const ts_era5_dataset *ds, int64_t lo, int64_t hi, int64_t step, size_t **out) {
+    size_t nt = ts_era5_ntimes(ds), n = 0, j;
+    const int64_t *times = ts_era5_times(ds);
+    *out = ts_malloc(sizeof(size_t) * (nt ? nt : 1));
+    for (size_t i = 0; i < nt; i++)
+        if (times[i] >= lo && times[i] < hi && ts_era5_find_time(ds, times[i] + step, &j) == 0) (*out)[n++] = i;
+    return n;
+}
+
+/* Per-channel loss weights from "name=w,name=w". */
+static void channel_weights(const char *spec, const ts_era5_dataset *ds, float *w) {
+    size_t n = ts_era5_nstate(ds);
+    for (size_t c = 0; c < n; c++) w[c] = 1.0f;
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        char *end = NULL;
+        double v = eq ? strtod(eq + 1, &end) : 0;
+        if (!eq || end == eq + 1 || *end || !(v >= 0))
+            ts_usage_error("train.var_weights: '%s' is not name=weight with a weight >= 0", tok);
+        *eq = 0;
+        size_t c = 0;
+        while (c < n && strcmp(ts_era5_state_channel(ds, c)->spec, tok) != 0) c++;
+        if (c == n) ts_usage_error("train.var_weights names '%s', which is not a state channel of data.variables", tok);
+        w[c] = (float)v;
+    }
+}
+
+int ts_train_setup(ts_trainer *tr, const ts_command_ctx *ctx) {
+    const ts_config *cfg = ctx->cfg;
+    const ts_layout *lay = ctx->layout;
+    char err[1024];
+    memset(tr, 0, sizeof *tr);
+    tr->cfg = cfg, tr->layout = lay, tr->out_dir = ctx->out;
+    if (strcmp(ts_config_str(cfg, "model.kind"), "swin") != 0)
+        ts_usage_error("model.kind = %s: tessera train trains the swin model in this version", ts_config_str(cfg, "model.kind"));
+    if (lay->size[TS_AXIS_SP] > 1 || lay->size[TS_AXIS_PP] > 1)
+        ts_usage_error("parallel.sp = %d, parallel.pp = %d: the swin model runs with DP and WP only (sp and pp must be 1)",
+                       lay->size[TS_AXIS_SP], lay->size[TS_AXIS_PP]);
+    if (lay->size[TS_AXIS_WP_Y] > 1 || lay->size[TS_AXIS_WP_X] > 1)
+        ts_usage_error("parallel.wp_y = %d, parallel.wp_x = %d: window parallelism is not available in train yet; "
+                       "use parallel.dp", lay->size[TS_AXIS_WP_Y], lay->size[TS_AXIS_WP_X]);
+    const char *why = NULL;
+    tr->be = ts_backend_get(ts_config_str(cfg, "device"), &why);
+    if (!tr->be) ts_usage_error("device=%s is not available: %s", ts_config_str(cfg, "device"), why);
+
+    tr->batch = (int)ts_config_int(cfg, "train.batch");
+    tr->dp = lay->size[TS_AXIS_DP];
+    if (tr->batch % tr->dp)
+        ts_usage_error("train.batch = %d does not divide over parallel.dp = %d replicas", tr->batch, tr->dp);
+    tr->local_batch = tr->batch / tr->dp;
+    tr->seed = (uint64_t)ts_config_int(cfg, "seed");
+    tr->steps = ts_config_int(cfg, "train.steps");
+    tr->step_seconds = 3600 * ts_config_int(cfg, "train.step_hours");
+
+    /* data and statistics */
+    const char *files = ts_config_str(cfg, "data.files");
+    if (!*files) ts_usage_error("data.files is empty: name the ERA5 NetCDF files (globs allowed)");
+    char **paths;
+    size_t npaths;
+    if (ts_era5_expand_files(files, &paths, &npaths, err, sizeof err)) ts_usage_error("%s", err);
+    ts_era5_open_opts opts;
+    ts_era5_opts_from_config(cfg, &opts);
+    opts.row_multiple = (size_t)ts_config_int(cfg, "model.window");
+    tr->ds = ts_era5_open((const char *const *)paths, npaths, &opts, err, sizeof err);
+    ts_era5_free_paths(paths, npaths);
+    if (!tr->ds) ts_fatal("%s", err);
+    tr->grid = ts_era5_grid_info(tr->ds);
+    tr->nstate = ts_era5_nstate(tr->ds), tr->nforce = ts_era5_nforcing(tr->ds);
+
+    char spath[4096];
+    const char *want = ts_config_str(cfg, "data.stats");
+    if (*want) snprintf(spath, sizeof spath, "%s", want);
+    else snprintf(spath, sizeof spath, "%s/stats.nc", ctx->out);
+    if (ts_stats_read(&tr->stats, spath, err, sizeof err))
+        ts_fatal("%s (run tessera stats first, or set data.stats)", err);
+    snprintf(tr->stats_path, sizeof tr->stats_path, "%s", spath);
+    ts_train_bind_stats(tr, spath);
+
+    /* training and validation pairs */
+    const int64_t *times = ts_era5_times(tr->ds);
+    size_t nt = ts_era5_ntimes(tr->ds);
+    int64_t t_end = times[nt - 1] + 1;
+    int64_t v0 = time_key(cfg, "train.val_start", t_end), v1 = time_key(cfg, "train.val_end", t_end);
+    int64_t s0 = time_key(cfg, "train.start", times[0]), s1 = time_key(cfg, "train.end", v0);
+    tr->npairs = find_pairs(tr->ds, s0, s1, tr->step_seconds, &tr->pairs);
+    tr->nval = *ts_config_str(cfg, "train.val_start") ? find_pairs(tr->ds, v0, v1, tr->step_seconds, &tr->val) : 0;
+    if (tr->npairs == 0)
+        ts_usage_error("no training pairs: no valid time in [train.start, train.end) has a partner %lld h later in the data",
+                       (long long)(tr->step_seconds / 3600));
+
+    /* model */
+    ts_swin_config mc = {
+        .H = (int)tr->grid->nlat, .W = (int)tr->grid->nlon, .window = (int)ts_config_int(cfg, "model.window"),
+        .c_in = (int)(2 * tr->nstate + tr->nforce), .c_out = (int)tr->nstate, .dim = (int)ts_config_int(cfg, "model.dim"),
+        .heads = (int)ts_config_int(cfg, "model.heads"), .hidden = (int)ts_config_int(cfg, "model.hidden"),
+        .depth = (int)ts_config_int(cfg, "model.depth"), .t_freq = (int)ts_config_int(cfg, "model.t_freq")};
+    if (ts_swin_create(&tr->model, tr->be, &mc, tr->local_batch, err, sizeof err)) ts_usage_error("%s", err);
+    ts_swin_init_weights(&tr->model, tr->seed, 1);
+    ts_params_alloc_like(&tr->m, &tr->model.params);
+    ts_params_alloc_like(&tr->v, &tr->model.params);
+    ts_params_alloc_like(&tr->ema, &tr->model.params);
+    tr->be->copy(tr->ema.data, tr->model.params.data, sizeof(float) * tr->model.params.total);
+
+    tr->optim = (ts_optim_config){.lr = ts_config_float(cfg, "train.lr"), .lr_min = ts_config_float(cfg, "train.lr_min"),
+                                  .warmup = (int)ts_config_int(cfg, "train.warmup"), .total = (int)tr->steps,
+                                  .beta1 = ts_config_float(cfg, "train.beta1"), .beta2 = ts_config_float(cfg, "train.beta2"),
+                                  .eps = 1e-8, .weight_decay = ts_config_float(cfg, "train.weight_decay"),
+                                  .clip = ts_config_float(cfg, "train.clip"), .ema_decay = ts_config_float(cfg, "train.ema")};
+    tr->tf = (ts_trigflow){ts_config_float(cfg, "train.sigma_min"), ts_config_float(cfg, "train.sigma_max"), 1.0};
+    if (!(tr->tf.sigma_min < tr->tf.sigma_max))
+        ts_usage_error("train.sigma_min = %g must be below train.sigma_max = %g", tr->tf.sigma_min, tr->tf.sigma_max);
+
+    /* host and device buffers of one step */
+    size_t HW = tr->grid->nlat * tr->grid->nlon, T = (size_t)tr->model.T;
+    tr->w_tok = ts_malloc(sizeof(float) * T);
+    float *wlat = ts_malloc(sizeof(float) * tr->grid->nlat);
+    ts_trigflow_lat_weights(tr->grid->lat, tr->grid->nlat_data, wlat);
+    for (size_t i = tr->grid->nlat_data; i < tr->grid->nlat; i++) wlat[i] = 0; /* padded rows */
+    for (size_t k = 0; k < T; k++) tr->w_tok[k] = wlat[(k % HW) / tr->grid->nlon];
+    free(wlat);
+    tr->w_chan = ts_malloc(sizeof(float) * tr->nstate);
+    channel_weights(ts_config_str(cfg, "train.var_weights"), tr->ds, tr->w_chan);
+    tr->raw0 = ts_malloc(sizeof(float) * tr->nstate * HW);
+    tr->raw1 = ts_malloc(sizeof(float) * tr->nstate * HW);
+    tr->rawf = ts_malloc(sizeof(float) * (tr->nforce ? tr->nforce : 1) * HW);
+    tr->in = ts_malloc(sizeof(float) * T * (size_t)mc.c_in);
+    tr->target = ts_malloc(sizeof(float) * T * tr->nstate);
+    tr->pred = ts_malloc(sizeof(float) * T * tr->nstate);
+    tr->dout = ts_malloc(sizeof(float) * T * tr->nstate);
+    tr->in_dev = tr->be->alloc(sizeof(float) * T * (size_t)mc.c_in);
+    tr->out_dev = tr->be->alloc(sizeof(float) * T * tr->nstate);
+    tr->dout_dev = tr->be->alloc(sizeof(float) * T * tr->nstate);
+    return 0;
+}
+
+/* Statistics of every channel the data serves, in the data's channel order. */
+void ts_train_bind_stats(ts_trainer *tr, const char *path) {
+    size_t nchan = tr->nstate + tr->nforce;
+    tr->mean = ts_malloc(sizeof(double) * nchan);
+    tr->std = ts_malloc(sizeof(double) * nchan);
+    tr->res_mean = ts_malloc(sizeof(double) * tr->nstate);
+    tr->res_std = ts_malloc(sizeof(double) * tr->nstate);
+    int hours = (int)(tr->step_seconds / 3600), r = -1;
+    for (size_t d = 0; d < tr->stats.nres; d++)
+        if (tr->stats.res_hours[d] == hours) r = (int)d;
+    if (r < 0)
+        ts_fatal("%s has no residual statistics for train.step_hours = %d: add %d to stats.residual_hours and rerun "
+                 "tessera stats", path, hours, hours);
+    for (size_t c = 0; c < nchan; c++) {
+        const ts_era5_channel *ch = c < tr->nstate ? ts_era5_state_channel(tr->ds, c)
+                                                   : ts_era5_forcing_channel(tr->ds, c - tr->nstate);
+        int k = ts_stats_channel(&tr->stats, ch->spec);
+        if (k < 0) ts_fatal("%s has no statistics for channel '%s': rerun tessera stats with the same data.*", path, ch->spec);
+        tr->mean[c] = tr->stats.mean[k], tr->std[c] = tr->stats.std[k];
+        if (c < tr->nstate) {
+            if ((size_t)k >= tr->stats.nstate)
+                ts_fatal("%s: channel '%s' is a forcing there but a state channel here", path, ch->spec);
+            tr->res_mean[c] = tr->stats.res_mean[(size_t)r * tr->stats.nstate + (size_t)k];
+            tr->res_std[c] = tr->stats.res_std[(size_t)r * tr->stats.nstate + (size_t)k];
+        }
+    }
+}
+
+/* ---- one sample ------------------------------------------------------------------------ */
+
+static void read_or_die(ts_trainer *tr, size_t t, float *state, float *forcing) {
+    char err[1024];
+    if (ts_era5_read_block(tr->ds, t, 0, tr->grid->nlat, 0, tr->grid->nlon, state, forcing, err, sizeof err))
+        ts_fatal("%s", err);
+}
+
+/* Fill slot b of the step's input (tokens b*HW .. (b+1)*HW) and target for
+ * pair index `pair` (a time index), noise level t, noise stream `stream`. */
+void ts_train_make_sample(ts_trainer *tr, int b, size_t pair, double t, uint64_t stream) {
+    const size_t HW = tr->grid->nlat * tr->grid->nlon, ns = tr->nstate, nf = tr->nforce;
+    const size_t cin = 2 * ns + nf;
+    size_t j;
+    const int64_t *times = ts_era5_times(tr->ds);
+    if (ts_era5_find_time(tr->ds, times[pair] + tr->step_seconds, &j)) ts_fatal("internal: pair %zu lost its partner", pair);
+    read_or_die(tr, pair, tr->raw0, NULL);
+    read_or_die(tr, j, tr->raw1, nf ? tr->rawf : NULL);
+    ts_rng_key nkey = ts_rng_key_make(tr->seed, TS_RNG_TRAIN_NOISE);
+    const float c = (float)cos(t), s = (float)sin(t);
+    for (size_t k = 0; k < HW; k++) {
+        float *in = tr->in + ((size_t)b * HW + k) * cin;
+        float *v = tr->target + ((size_t)b * HW + k) * ns;
+        for (size_t ch = 0; ch < ns; ch++) {
+            float x0 = (float)((tr->raw1[ch * HW + k] - tr->raw0[ch * HW + k] - tr->res_mean[ch]) / tr->res_std[ch]);
+            float z = ts_rng_normal1(nkey, stream, ch * HW + k);
+            in[ch] = c * x0 + s * z; /* x_t / sigma_d, sigma_d = 1 */
+            v[ch] = c * z - s * x0;
+            in[ns + ch] = (float)((tr->raw0[ch * HW + k] - tr->mean[ch]) / tr->std[ch]);
+        }
+        for (size_t f = 0; f < nf; f++)
+            in[2 * ns + f] = (float)((tr->rawf[f * HW + k] - tr->mean[ns + f]) / tr->std[ns + f]);
+    }
+}
+
+/* Forward (and backward when train) of the prepared local batch; returns
+ * this replica's mean loss. */
+double ts_train_forward_backward(ts_trainer *tr, const float *t_local, int train) {
+    const ts_backend *be = tr->be;
+    const size_t T = (size_t)tr->model.T, ns = tr->nstate, cin = 2 * ns + tr->nforce;
+    be->upload(tr->in_dev, tr->in, sizeof(float) * T * cin);
+    ts_swin_forward(&tr->model, tr->out_dev, tr->in_dev, t_local);
+    be->sync();
+    be->download(tr->pred, tr->out_dev, sizeof(float) * T * ns);
+    double norm = 1.0 / ((double)T * ns);
+    double loss = ts_trigflow_loss(&tr->tf, tr->pred, tr->target, tr->w_tok, tr->w_chan, T, ns, norm, tr->dout);
+    if (train) {
+        be->upload(tr->dout_dev, tr->dout, sizeof(float) * T * ns);
+        be->zero(tr->model.grads.data, sizeof(float) * tr->model.grads.total);
+        ts_swin_backward(&tr->model, tr->dout_dev);
+    }
+    return loss;
+}
+
+/* Sum gradients over all ranks after scaling by 1/dp: the WP sum and the DP
+ * average of DESIGN.md in one all-reduce (WP, SP and PP are 1 or summed). */
+static void reduce_gradients(ts_trainer *tr) {
+    ts_params *g = &tr->model.grads;
+    const ts_backend *be = tr->be;
+    if (tr->layout->world == 1) return;
+    be->axpby(g->data, 0.0f, g->data, 1.0f / (float)tr->dp, g->total);
+    float *host = g->data;
+    if (be->kind != TS_BACKEND_CPU) { /* no GPU-aware MPI assumed: stage through the host */
+        host = ts_malloc(sizeof(float) * g->total);
+        be->sync();
+        be->download(host, g->data, sizeof(float) * g->total);
+    }
+    for (size_t off = 0; off < g->total; off += (size_t)1 << 28) {
+        size_t n = g->total - off < ((size_t)1 << 28) ? g->total - off : (size_t)1 << 28;
+        TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, host + off, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    }
+    if (host != g->data) {
+        be->upload(g->data, host, sizeof(float) * g->total);
+        free(host);
+    }
+}
+
+/* One optimizer step over the global batch; returns the global mean loss. */
+double ts_train_step(ts_trainer *tr, long step, double *grad_norm) {
+    ts_rng_key okey = ts_rng_key_make(tr->seed, TS_RNG_DATA_ORDER), tkey = ts_rng_key_make(tr->seed, TS_RNG_DIFFUSION_TIME);
+    int r = tr->layout->coord[TS_AXIS_DP];
+    float t_local[4096];
+    if (tr->local_batch > 4096) ts_usage_error("train.batch / parallel.dp = %d: at most 4096 samples per replica", tr->local_batch);
+    for (int b = 0; b < tr->local_batch; b++) {
+        uint64_t j = (uint64_t)r * (uint64_t)tr->local_batch + (uint64_t)b; /* global sample index */
+        size_t pair = tr->pairs[(size_t)(ts_rng_uniform1(okey, (uint64_t)step, j) * (double)tr->npairs)];
+        double t = ts_trigflow_time(&tr->tf, ts_rng_uniform1(tkey, (uint64_t)step, j));
+        t_local[b] = (float)t;
+        ts_train_make_sample(tr, b, pair, t, (uint64_t)step * (uint64_t)tr->batch + j);
+    }
+    double loss = ts_train_forward_backward(tr, t_local, 1) / tr->dp;
+    reduce_gradients(tr);
+    if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    *grad_norm = sqrt(tr->be->sumsq(tr->model.grads.data, tr->model.grads.total));
+    ts_optim_step(&tr->optim, step, &tr->model.params, &tr->model.grads, &tr->m, &tr->v, &tr->ema, *grad_norm);
+    return loss;
+}
+
+/* Mean loss over fixed validation samples with fixed noise, current weights:
+ * the same numbers whatever the layout. */
+double ts_train_validate(ts_trainer *tr) {
+    const int nv = (int)ts_config_int(tr->cfg, "train.val_samples");
+    const size_t HW = tr->grid->nlat * tr->grid->nlon, ns = tr->nstate;
+    const uint64_t VAL_STREAM = UINT64_C(1) << 62; /* far from any training step */
+    ts_rng_key tkey = ts_rng_key_make(tr->seed, TS_RNG_DIFFUSION_TIME);
+    const int r = tr->layout->coord[TS_AXIS_DP];
+    double total = 0;
+    for (int base = 0; base < nv; base += tr->batch) {
+        float t_local[4096];
+        for (int b = 0; b < tr->local_batch; b++) {
+            int j = base + r * tr->local_batch + b, k = j < nv ? j : nv - 1; /* padding repeats the last sample */
+            size_t pair = tr->val[(size_t)k * tr->nval / (size_t)nv];
+            double t = ts_trigflow_time(&tr->tf, ts_rng_uniform1(tkey, VAL_STREAM, (uint64_t)k));
+            t_local[b] = (float)t;
+            ts_train_make_sample(tr, b, pair, t, VAL_STREAM + (uint64_t)k);
+        }
+        ts_train_forward_backward(tr, t_local, 0);
+        for (int b = 0; b < tr->local_batch; b++)
+            if (base + r * tr->local_batch + b < nv) /* each sample's own mean loss */
+                total += ts_trigflow_loss(&tr->tf, tr->pred + (size_t)b * HW * ns, tr->target + (size_t)b * HW * ns,
+                                          tr->w_tok + (size_t)b * HW, tr->w_chan, HW, ns, 1.0 / ((double)HW * ns),
+                                          tr->dout);
+    }
+    if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    return total / nv;
+}
+
+void ts_train_free(ts_trainer *tr) {
+    const ts_backend *be = tr->be;
+    be->free(tr->in_dev), be->free(tr->out_dev), be->free(tr->dout_dev);
+    free(tr->in), free(tr->target), free(tr->pred), free(tr->dout), free(tr->raw0), free(tr->raw1), free(tr->rawf);
+    free(tr->w_tok), free(tr->w_chan), free(tr->mean), free(tr->std), free(tr->res_mean), free(tr->res_std);
+    free(tr->pairs), free(tr->val);
+    ts_params_free(&tr->m), ts_params_free(&tr->v), ts_params_free(&tr->ema);
+    ts_swin_free(&tr->model);
+    ts_stats_free(&tr->stats);
+    ts_era5_dataset_close(tr->ds);
+}
+
+/* ---- the command ------------------------------------------------------------------------ */
+
+static void format_eta(double seconds, char *buf, size_t cap) {
+    if (seconds < 120) snprintf(buf, cap, "%.0f s", seconds);
+    else if (seconds < 7200) snprintf(buf, cap, "%.1f min", seconds / 60);
+    else snprintf(buf, cap, "%.1f h", seconds / 3600);
+}
+
+int cmd_train(const ts_command_ctx *ctx) {
+    ts_trainer tr;
+    ts_train_setup(&tr, ctx);
+    signal(SIGUSR1, on_signal);
+    signal(SIGTERM, on_signal);
+    long first = ts_train_resume(&tr) + 1;
+    const long every_log = ts_config_int(ctx->cfg, "train.log_every");
+    const long every_val = ts_config_int(ctx->cfg, "train.val_every");
+    const long every_ckpt = ts_config_int(ctx->cfg, "train.checkpoint_every");
+    double flops_step = 3.0 * ts_swin_forward_flops(&tr.model) * tr.dp; /* all replicas */
+    ts_info("training %zu parameters on %d rank%s (dp %d): %zu training pairs, %zu validation pairs, steps %ld..%ld",
+            ts_params_count(&tr.model.params), ctx->layout->world, ctx->layout->world > 1 ? "s" : "", tr.dp, tr.npairs,
+            tr.nval, first, tr.steps);
+    double t0 = ts_now(), t_last = t0;
+    long last_step = first - 1;
+    int stopped = 0;
+    for (long step = first; step <= tr.steps; step++) {
+        double gnorm, loss = ts_train_step(&tr, step, &gnorm);
+        if (!isfinite(loss)) ts_fatal("the loss became %g at step %ld: lower train.lr or check the data", loss, step);
+        int stop = g_stop_signal != 0;
+        if (ctx->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+        double val = NAN;
+        if (tr.nval && (step % every_val == 0 || step == tr.steps)) val = ts_train_validate(&tr);
+        if (step % every_log == 0 || step == first || step == tr.steps || !isnan(val) || stop) {
+            double now = ts_now(), dt = (now - t_last) / (double)(step - last_step);
+            char eta[32];
+            format_eta(dt * (double)(tr.steps - step), eta, sizeof eta);
+            char valtext[48] = "";
+            if (!isnan(val)) snprintf(valtext, sizeof valtext, "  val %.5f", val);
+            ts_info("step %ld/%ld  loss %.5f%s  lr %.2e  |g| %.3g  %.2f samples/s  %.2f GFLOP/s  ETA %s", step, tr.steps,
+                    loss, valtext, ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, flops_step / dt * 1e-9, eta);
+            char fields[512];
+            snprintf(fields, sizeof fields,
+                     "\"step\":%ld,\"loss\":%.8g,\"val_loss\":%s%.8g%s,\"lr\":%.6g,\"grad_norm\":%.6g,"
+                     "\"samples_per_s\":%.4g,\"gflops\":%.4g",
+                     step, loss, isnan(val) ? "\"" : "", isnan(val) ? 0.0 : val, isnan(val) ? "\"" : "",
+                     ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, flops_step / dt * 1e-9);
+            ts_log_event("train_step", fields);
+            t_last = now, last_step = step;
+        }
+        if (step % every_ckpt == 0 || step == tr.steps || stop) ts_train_checkpoint(&tr, step);
+        if (stop) {
+            ts_info("stopping at step %ld on signal %d: checkpoint written, rerun the same command to resume", step,
+                    (int)g_stop_signal);
+            stopped = 1;
+            break;
+        }
+    }
+    if (!stopped) ts_info("training done: %ld steps in %.1f s", tr.steps - first + 1, ts_now() - t0);
+    ts_train_free(&tr);
+    return 0;
+}

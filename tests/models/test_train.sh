@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# tessera train end to end on small ERA5-format files:
+# - the same run twice gives the same bits;
+# - 2N steps straight equal N steps + resume + N steps in every loss value
+#   and every weight (bit for bit);
+# - 1 rank and DP = 2 ranks: the same losses within 1e-5 relative;
+# - SIGUSR1 mid-run: a checkpoint, a clean exit, and a resume that ends equal
+#   to the uninterrupted run;
+# - bad layouts and keys: one line, exit 2.
+# usage: test_train.sh path/to/tessera source-dir
+set -u
+tessera=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
+
+# data: the era5 test program writes small CDS-layout files (13 x 24, 4 times, 6-hourly)
+mkdir -p "$tmp/data"
+"$(dirname "$tessera")/tests/test_era5" --write "$tmp/data" >/dev/null 2>&1 || { echo "cannot write test data"; exit 1; }
+common=(data.files="$tmp/data/cds_*.nc" data.variables=z500,t850,t2m data.forcings=lsm,z_surface
+        train.step_hours=6 model.window=4 model.dim=16 model.heads=2 model.hidden=24 model.depth=2 model.t_freq=8
+        train.batch=2 train.warmup=2 train.log_every=1 train.checkpoint_every=1000 seed=11)
+"$tessera" stats out="$tmp/stats" data.files="$tmp/data/cds_*.nc" data.variables=z500,t850,t2m \
+  data.forcings=lsm,z_surface stats.residual_hours=6 >/dev/null 2>&1 || fail "stats"
+common+=(data.stats="$tmp/stats/stats.nc")
+
+run() { # run DIR steps [extra...]
+  local dir=$1 steps=$2
+  shift 2
+  "$tessera" train out="$dir" "${common[@]}" train.steps="$steps" "$@" >"$dir.log" 2>&1
+}
+losses() { /usr/bin/python3 -c 'import json,sys; [print(e["step"], repr(e["loss"])) for e in map(json.loads, open(sys.argv[1])) if e["event"]=="train_step"]' "$1/tessera.jsonl"; }
+same_weights() { # exact equality of every dataset of two checkpoints
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
+for g in ("params", "ema", "adam_m", "adam_v"):
+    for k in a[g]:
+        if not np.array_equal(a[g][k][...], b[g][k][...]):
+            sys.exit(f"{g}/{k} differs")
+assert a.attrs["step"] == b.attrs["step"]
+PY
+}
+
+run "$tmp/a" 8 && ok || fail "train 8 steps: $(tail -2 "$tmp/a.log")"
+run "$tmp/b" 8 && ok || fail "train again"
+if same_weights "$tmp/a/checkpoint.h5" "$tmp/b/checkpoint.h5" && [ "$(losses "$tmp/a")" = "$(losses "$tmp/b")" ]; then ok
+else fail "the same run twice differs"; fi
+
+# SIGUSR1 mid-run, then resume: equal to the straight run in every loss and
+# weight. The model is larger here so that the run is still going when the
+# signal arrives.
+big=(model.dim=48 model.hidden=96 model.depth=4 train.steps=30 train.checkpoint_every=10)
+"$tessera" train out="$tmp/c" "${common[@]}" "${big[@]}" >"$tmp/c.log" 2>&1 && ok || fail "straight run"
+"$tessera" train out="$tmp/e" "${common[@]}" "${big[@]}" >"$tmp/e1.log" 2>&1 &
+pid=$!
+for i in $(seq 1 400); do grep -q "step 3/30" "$tmp/e1.log" 2>/dev/null && break; sleep 0.01; done
+kill -USR1 $pid 2>/dev/null
+wait $pid
+rc=$?
+[ $rc = 0 ] && grep -q "stopping at step" "$tmp/e1.log" && ok || fail "SIGUSR1: exit $rc, $(tail -2 "$tmp/e1.log")"
+"$tessera" train out="$tmp/e" "${common[@]}" "${big[@]}" >"$tmp/e2.log" 2>&1 && ok || fail "resume"
+grep -q "resuming from" "$tmp/e2.log" && ok || fail "the second run did not resume"
+if same_weights "$tmp/c/checkpoint.h5" "$tmp/e/checkpoint.h5"; then ok; else fail "interrupted + resumed differs from straight"; fi
+if /usr/bin/python3 - "$tmp/c/tessera.jsonl" "$tmp/e/tessera.jsonl" <<'PY'; then ok; else fail "losses after resume"; fi
+import json, sys
+def losses(p):
+    out = {}
+    for e in map(json.loads, open(p)):
+        if e["event"] == "train_step":
+            out.setdefault(e["step"], []).append(e["loss"])
+    return out
+a, b = losses(sys.argv[1]), losses(sys.argv[2])
+assert set(a) == set(range(1, 31)), sorted(a)
+assert set(b) >= {1, 30}, sorted(b)
+for s, vs in b.items():
+    for v in vs:
+        assert a[s][0] == v, (s, a[s], v)
+PY
+
+# DP = 2 against 1 rank: the same global batch, the same losses within 1e-5
+if mpiexec -n 2 "$tessera" train out="$tmp/dp2" "${common[@]}" train.steps=3 parallel.dp=2 >"$tmp/dp2.log" 2>&1; then ok
+else fail "dp=2: $(tail -2 "$tmp/dp2.log")"; fi
+run "$tmp/dp1" 3 && ok || fail "dp=1"
+if /usr/bin/python3 - "$tmp/dp1/tessera.jsonl" "$tmp/dp2/tessera.jsonl" <<'PY'; then ok; else fail "dp=2 losses differ"; fi
+import json, sys
+def losses(p):
+    return [e["loss"] for e in map(json.loads, open(p)) if e["event"] == "train_step"]
+a, b = losses(sys.argv[1]), losses(sys.argv[2])
+assert len(a) == len(b) == 3, (a, b)
+for x, y in zip(a, b):
+    assert abs(x - y) <= 1e-5 * abs(x), (x, y)
+print("dp1", a, "dp2", b)
+PY
+
+# refused layouts and keys: one line, exit 2
+# (mpiexec adds its own abort banner; tessera's own lines are counted)
+expect2() { "$@" >"$tmp/o" 2>"$tmp/err"; local rc=$?
+  if [ $rc = 2 ] && [ "$(grep -c '^tessera: ' "$tmp/err")" = 1 ]; then ok; else fail "$*: exit $rc, $(cat "$tmp/err")"; fi; }
+expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.sp=2
+expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.dp=2 train.batch=3
+expect2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 model.heads=3
+expect2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 train.var_weights=q900=1
+[ ! -e "$tmp/x/checkpoint.h5" ] && ok || fail "a refused run left a checkpoint"
+
+echo "test_train: $passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
