@@ -768,3 +768,80 @@ void ts_config_markdown(FILE *f) {
             if (same_section(TS_CONFIG_KEYS[j].name, name)) markdown_row(f, &TS_CONFIG_KEYS[j]);
     }
 }
+
+/* ---------------------------------------------------------------- JSON in */
+
+/* Reads one JSON string literal at *p (after the opening quote) into buf. */
+static int json_string(const char **p, char *buf, size_t cap) {
+    size_t n = 0;
+    for (const char *s = *p; *s; s++) {
+        char c = *s;
+        if (c == '"') {
+            buf[n] = '\0';
+            *p = s + 1;
+            return 0;
+        }
+        if (c == '\\') {
+            s++;
+            switch (*s) {
+            case 'n': c = '\n'; break;
+            case 't': c = '\t'; break;
+            case 'r': c = '\r'; break;
+            case 'u': { /* our writer escapes control characters only */
+                unsigned code = 0;
+                if (sscanf(s + 1, "%4x", &code) != 1) return -1;
+                c = (char)code;
+                s += 4;
+                break;
+            }
+            case '\0': return -1;
+            default: c = *s;
+            }
+        }
+        if (n + 1 >= cap) return -1;
+        buf[n++] = c;
+    }
+    return -1;
+}
+
+static int wanted_key(const char *name, const char *const *prefixes, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(prefixes[i]);
+        if (strncmp(name, prefixes[i], len) == 0 && (prefixes[i][len - 1] == '.' || name[len] == '\0')) return 1;
+    }
+    return 0;
+}
+
+int ts_config_apply_json(ts_config *cfg, const char *json, const char *const *prefixes, size_t nprefixes,
+                         const char *origin, char *err, size_t errcap) {
+    const char *p = json;
+    char key[256], value[4096];
+    while (isspace((unsigned char)*p)) p++;
+    if (*p++ != '{') goto bad;
+    for (;;) {
+        while (isspace((unsigned char)*p) || *p == ',') p++;
+        if (*p == '}') return 0;
+        if (*p++ != '"' || json_string(&p, key, sizeof key)) goto bad;
+        while (isspace((unsigned char)*p)) p++;
+        if (*p++ != ':') goto bad;
+        while (isspace((unsigned char)*p)) p++;
+        if (*p == '"') {
+            p++;
+            if (json_string(&p, value, sizeof value)) goto bad;
+        } else {
+            size_t n = 0;
+            while (*p && *p != ',' && *p != '}' && !isspace((unsigned char)*p) && n + 1 < sizeof value) value[n++] = *p++;
+            value[n] = '\0';
+            if (n == 0) goto bad;
+        }
+        /* Keys this version does not know, and keys the user set, are left alone. */
+        const ts_config_key *k = ts_config_lookup(cfg, key);
+        if (k && wanted_key(key, prefixes, nprefixes) && strcmp(ts_config_origin(cfg, key), "default") == 0 &&
+            ts_config_set(cfg, key, value, origin, err, errcap))
+            return -1;
+    }
+bad:
+    snprintf(err, errcap, "%s: the stored configuration is not the flat JSON tessera writes (near offset %ld)",
+             origin ? origin : "config", (long)(p - json));
+    return -1;
+}

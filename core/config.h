@@ -77,6 +77,14 @@ const char *ts_config_str(const ts_config *cfg, const char *key);
 /* Where the current value came from: "default", "command line", "x.yaml:3". */
 const char *ts_config_origin(const ts_config *cfg, const char *key);
 
+/* Apply a flat JSON object written by ts_config_to_json (the resolved
+ * configuration a checkpoint stores): only keys matching one of the
+ * prefixes ("model." matches model.dim; "train.step_hours" itself) whose
+ * value here is still the default, so a user's setting wins. Unknown keys
+ * are skipped. Returns 0 or -1 with err set. */
+int ts_config_apply_json(ts_config *cfg, const char *json, const char *const *prefixes, size_t nprefixes,
+                         const char *origin, char *err, size_t errcap);
+
 /* One "key = value  # origin" line per key. */
 void ts_config_print(const ts_config *cfg, FILE *f);
 /* A flat JSON object {"key": value, ...}, numbers and booleans unquoted.

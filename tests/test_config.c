@@ -445,6 +445,34 @@ static void test_docs_and_help(void) {
     free(all);
 }
 
+/* A checkpoint's stored configuration read back: the chosen prefixes are
+ * applied, other keys and keys the user already set are left alone, and
+ * text that is not our JSON is refused. */
+static void test_apply_json(void) {
+    char err[512];
+    ts_config *a = ts_config_new(), *b = ts_config_new();
+    CU_ASSERT_EQUAL(ts_config_set(a, "model.dim", "64", NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ts_config_set(a, "model.heads", "4", NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ts_config_set(a, "data.variables", "z500,\"odd\" name", NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ts_config_set(a, "seed", "77", NULL, err, sizeof err), 0);
+    int n = ts_config_to_json(a, NULL, 0);
+    char *json = malloc((size_t)n + 1);
+    ts_config_to_json(a, json, (size_t)n + 1);
+    CU_ASSERT_EQUAL(ts_config_apply_override(b, "model.heads=2", err, sizeof err), 0);
+    const char *prefixes[] = {"model.", "data.variables"};
+    CU_ASSERT_EQUAL(ts_config_apply_json(b, json, prefixes, 2, "ckpt.h5", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ts_config_int(b, "model.dim"), 64);
+    CU_ASSERT_EQUAL(ts_config_int(b, "model.heads"), 2); /* the user's value wins */
+    CU_ASSERT_STRING_EQUAL(ts_config_str(b, "data.variables"), "z500,\"odd\" name");
+    CU_ASSERT_EQUAL(ts_config_int(b, "seed"), 1234); /* not a chosen prefix */
+    CU_ASSERT_STRING_EQUAL(ts_config_origin(b, "model.dim"), "ckpt.h5");
+    CU_ASSERT_EQUAL(ts_config_apply_json(b, "{\"model.dim\" 3}", prefixes, 2, "ckpt.h5", err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "ckpt.h5"));
+    free(json);
+    ts_config_free(a);
+    ts_config_free(b);
+}
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("config", NULL, NULL);
@@ -472,6 +500,7 @@ int main(void) {
         {"json", test_json},
         {"print", test_print},
         {"docs and help", test_docs_and_help},
+        {"apply stored json", test_apply_json},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
         if (!CU_add_test(s, tests[i].name, tests[i].fn)) goto registry_error;
