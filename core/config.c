@@ -84,6 +84,22 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
             "sequence-parallel (Ulysses) ranks per window; heads must divide by it"),
     INT_KEY("parallel.pp", "1", 1, MAX_RANKS, "pipeline stages"),
 
+    /* forecast: ensemble rollouts (tessera forecast) */
+    STRING_KEY("forecast.checkpoint", "", "checkpoint to forecast with (default OUT/checkpoint.h5)"),
+    ENUM_KEY("forecast.weights", "ema", "ema|params", "weights of the checkpoint: the EMA (sampling) or the raw ones"),
+    STRING_KEY("forecast.inits", "", "initial times, YYYY-MM-DD[THH] comma-separated; each must be in data.files"),
+    INT_KEY("forecast.members", "8", 1, 65535, "ensemble members per initial time"),
+    INT_KEY("forecast.leads", "5", 1, 4095, "lead steps of train.step_hours each"),
+    INT_KEY("forecast.levels", "20", 1, 4095, "sampler noise levels N (2N - 1 network calls per lead)"),
+    FLOAT_KEY("forecast.rho", "7", 1, 100, "Karras schedule exponent"),
+    FLOAT_KEY("forecast.sigma_min", "0.02", 1e-6, 1e6, "smallest noise level of the sampler"),
+    FLOAT_KEY("forecast.sigma_max", "80", 1e-6, 1e6, "largest noise level of the sampler"),
+    FLOAT_KEY("forecast.churn", "0", 0, 1000, "EDM S_churn; 0 = deterministic ODE sampling"),
+    FLOAT_KEY("forecast.s_noise", "1", 0, 10, "EDM S_noise of the churn"),
+    STRING_KEY("forecast.output", "", "forecast file (default OUT/forecast.nc)"),
+    FLOAT_KEY("forecast.bounds_std", "30", 1, 1e6,
+              "a member stops with an error when a value leaves mean +- this many stds of its channel"),
+
     /* synth: the gridded reference simulator (tessera synth-era5) */
     ENUM_KEY("synth.grid", "5.625", "5.625|1.40625",
              "output grid in degrees: 5.625 (32 x 64) or 1.40625 (128 x 256)"),
@@ -143,6 +159,7 @@ static const struct {
     {"train", "Training (`tessera train`)"},
     {"log", "Logging"},
     {"parallel", "Rank layout (DP x WP_y x WP_x x SP x PP)"},
+    {"forecast", "Forecasts (`tessera forecast`)"},
     {"synth", "Reference simulator (`tessera synth-era5`)"},
     {"data", "ERA5 data"},
     {"stats", "Statistics (`tessera stats`)"},

@@ -5,11 +5,12 @@
 #include "core/config.h"
 #include "parallel/layout.h"
 
-/* What every command receives: the resolved configuration, the rank layout
- * (already checked against the MPI size) and the output folder. Returns the
- * process exit code. */
+/* What every command receives: the resolved configuration (a command may
+ * complete it, e.g. from a checkpoint's stored configuration), the rank
+ * layout (already checked against the MPI size) and the output folder.
+ * Returns the process exit code. */
 typedef struct {
-    const ts_config *cfg;
+    ts_config *cfg;
     const ts_layout *layout;
     const char *out;
 } ts_command_ctx;
@@ -19,5 +20,6 @@ int cmd_demo(const ts_command_ctx *ctx);
 int cmd_config(const ts_command_ctx *ctx);
 int cmd_stats(const ts_command_ctx *ctx);
 int cmd_train(const ts_command_ctx *ctx);
+int cmd_forecast(const ts_command_ctx *ctx);
 
 #endif

@@ -53,7 +53,16 @@ static const command COMMANDS[] = {
      "train.checkpoint_every steps, at the end, and on SIGUSR1/SIGTERM. Rerunning\n"
      "the same command resumes from the checkpoint. Under MPI, parallel.dp replicas\n"
      "share train.batch."},
-    {"forecast", NULL, "out,seed,device,threads,model.,parallel.", "autoregressive ensemble rollout from a checkpoint to NetCDF", NULL},
+    {"forecast", cmd_forecast, "out,seed,device,threads,forecast.,data.,parallel.",
+     "autoregressive ensemble rollout from a checkpoint to NetCDF",
+     "Rolls the Swin diffusion model of a checkpoint (forecast.checkpoint, default\n"
+     "OUT/checkpoint.h5; its model.* and data channels are taken from it) forward\n"
+     "from the initial times forecast.inits of data.files: forecast.members members,\n"
+     "forecast.leads steps of train.step_hours, each step sampled with the TrigFlow\n"
+     "sampler (forecast.levels, rho, sigma range, churn). Writes CF NetCDF\n"
+     "(forecast.output, default OUT/forecast.nc; docs/forecast-format.md) lead by\n"
+     "lead; rerunning the same command resumes a killed rollout. Under MPI,\n"
+     "members are spread over parallel.dp replicas."},
     {"score", NULL, "out", "WeatherBench-2 metrics (or mesh rollout RMSE) against truth, with baselines", NULL},
     {"plot", NULL, "out", "PNG maps and score-vs-lead charts", NULL},
     {"bench", cmd_bench, "bench.,device,threads,out,parallel.",

@@ -1,0 +1,472 @@
+/* tessera forecast: autoregressive ensemble rollouts of the Swin diffusion
+ * model, written lead by lead as CF NetCDF (io/forecast_write.h).
+ *
+ * Members run on DP replicas (replica r takes members [r M/dp, (r+1) M/dp)
+ * of every initial time, as one batch). Each lead samples the normalised
+ * residual with the TrigFlow sampler (models/sampler.h) conditioned on the
+ * current state and the forcings at the target time (tisr from the solar
+ * function the simulator uses, lsm and z_surface from the data), then adds
+ * the de-normalised residual to the state. Rank 0 gathers the members and
+ * writes; a killed rollout resumes from the file's last complete lead.
+ *
+ * Noise is keyed by (seed, SAMPLER_NOISE, stream, index) with
+ *   stream = init hours (24 bits) << 40 | member (16) << 24 | lead (12) << 12 | sampler step (12)
+ *   index  = channel * H * W + grid index,
+ * sampler step 0 being the starting noise and s > 0 the churn of step s, so
+ * no draw depends on the rank layout.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/caltime.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "core/solar.h"
+#include "forecast/commands.h"
+#include "io/checkpoint.h"
+#include "io/era5_read.h"
+#include "io/forecast_write.h"
+#include "io/stats_file.h"
+#include "models/sampler.h"
+#include "models/swin.h"
+#include "parallel/mpi_env.h"
+
+enum { MAX_INITS = 1024, MAX_VARS = 64 };
+
+typedef struct {
+    ts_config *cfg;
+    const ts_layout *layout;
+    const ts_backend *be;
+    ts_era5_dataset *ds;
+    const ts_era5_grid *grid;
+    size_t ns, nf, HW, cin;      /* state channels, forcings, grid points, input channels */
+    int64_t step;                /* seconds per lead */
+    int nmembers, nlocal, first_member, nleads;
+    size_t ninits;
+    int64_t inits[MAX_INITS];
+    size_t init_index[MAX_INITS];
+    uint64_t seed;
+    double *mean, *std, *res_mean, *res_std; /* (ns + nf) and (ns) */
+    double bounds;
+    ts_swin model;
+    ts_sampler_config sampler;
+    /* per sampler call */
+    float *state;                /* (ninits, nlocal, ns, HW) physical units, the current lead */
+    float *in, *in_dev, *out_dev; /* (nlocal*HW, cin) host and device; (nlocal*HW, ns) device */
+    float *cond;                 /* (nlocal*HW, ns + nf) normalised state and forcings of the current init */
+    float *x;                    /* (nlocal*HW, ns) sampler state */
+    float *t_batch;              /* (nlocal) */
+    size_t cur_init;
+    int cur_lead;
+} forecaster;
+
+/* ---- set-up ------------------------------------------------------------------------ */
+
+static void path_or_default(const ts_config *cfg, const char *key, const char *out, const char *name, char *buf,
+                            size_t cap) {
+    const char *v = ts_config_str(cfg, key);
+    if (*v) snprintf(buf, cap, "%s", v);
+    else snprintf(buf, cap, "%s/%s", out, name);
+}
+
+/* The model and data keys a checkpoint knows better than the defaults. */
+static void adopt_checkpoint_config(ts_config *cfg, ts_ckpt *ck, const char *path) {
+    static const char *const KEYS[] = {"model.", "data.variables", "data.forcings", "data.grid", "data.row_rule",
+                                       "train.step_hours"};
+    char err[1024];
+    if (ts_config_apply_json(cfg, ts_ckpt_get_meta(ck)->config_json, KEYS, sizeof KEYS / sizeof KEYS[0], path, err,
+                             sizeof err))
+        ts_fatal("%s", err);
+}
+
+static void parse_inits(forecaster *f) {
+    const char *text = ts_config_str(f->cfg, "forecast.inits");
+    if (!*text) ts_usage_error("forecast.inits is empty: give the initial times, e.g. forecast.inits=2021-01-01,2021-01-15");
+    char buf[8192];
+    snprintf(buf, sizeof buf, "%s", text);
+    f->ninits = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (f->ninits == MAX_INITS) ts_usage_error("forecast.inits: at most %d initial times", MAX_INITS);
+        int64_t t;
+        if (ts_parse_datetime(tok, &t)) ts_usage_error("forecast.inits: '%s' is not a date (YYYY-MM-DD[THH])", tok);
+        if (ts_era5_find_time(f->ds, t, &f->init_index[f->ninits]))
+            ts_usage_error("forecast.inits: %s is not a valid time of data.files", tok);
+        f->inits[f->ninits++] = t;
+    }
+}
+
+static void bind_stats(forecaster *f, const ts_stats *st, const char *path) {
+    size_t nchan = f->ns + f->nf;
+    int hours = (int)(f->step / 3600), r = -1;
+    f->mean = ts_malloc(sizeof(double) * nchan), f->std = ts_malloc(sizeof(double) * nchan);
+    f->res_mean = ts_malloc(sizeof(double) * f->ns), f->res_std = ts_malloc(sizeof(double) * f->ns);
+    for (size_t d = 0; d < st->nres; d++)
+        if (st->res_hours[d] == hours) r = (int)d;
+    if (r < 0) ts_fatal("%s: the checkpoint's statistics have no %d h residuals", path, hours);
+    for (size_t c = 0; c < nchan; c++) {
+        const ts_era5_channel *ch = c < f->ns ? ts_era5_state_channel(f->ds, c) : ts_era5_forcing_channel(f->ds, c - f->ns);
+        int k = ts_stats_channel(st, ch->spec);
+        if (k < 0) ts_fatal("%s: the checkpoint's statistics have no channel '%s'", path, ch->spec);
+        f->mean[c] = st->mean[k], f->std[c] = st->std[k];
+        if (c < f->ns) {
+            f->res_mean[c] = st->res_mean[(size_t)r * st->nstate + (size_t)k];
+            f->res_std[c] = st->res_std[(size_t)r * st->nstate + (size_t)k];
+        }
+    }
+}
+
+static void load_weights(forecaster *f, ts_ckpt *ck, const char *path) {
+    char err[1024];
+    const char *group = strcmp(ts_config_str(f->cfg, "forecast.weights"), "ema") == 0 ? TS_CKPT_EMA : TS_CKPT_PARAMS;
+    if (!ts_ckpt_has(ck, group)) ts_fatal("%s has no '%s' weights (forecast.weights)", path, group);
+    ts_params *p = &f->model.params;
+    float *h = f->be->kind == TS_BACKEND_CPU ? p->data : ts_malloc(sizeof(float) * p->total);
+    if (ts_ckpt_read_params(ck, group, p, h, err, sizeof err)) ts_fatal("%s", err);
+    if (h != p->data) {
+        f->be->upload(p->data, h, sizeof(float) * p->total);
+        free(h);
+    }
+}
+
+static void setup(forecaster *f, const ts_command_ctx *ctx) {
+    ts_config *cfg = ctx->cfg;
+    const ts_layout *lay = ctx->layout;
+    char err[1024], ckpath[4096];
+    memset(f, 0, sizeof *f);
+    f->cfg = cfg, f->layout = lay;
+    if (lay->size[TS_AXIS_SP] > 1 || lay->size[TS_AXIS_PP] > 1 || lay->size[TS_AXIS_WP_Y] > 1 ||
+        lay->size[TS_AXIS_WP_X] > 1)
+        ts_usage_error("tessera forecast runs members on parallel.dp replicas; wp_y, wp_x, sp and pp must be 1");
+    const char *why = NULL;
+    f->be = ts_backend_get(ts_config_str(cfg, "device"), &why);
+    if (!f->be) ts_usage_error("device=%s is not available: %s", ts_config_str(cfg, "device"), why);
+
+    path_or_default(cfg, "forecast.checkpoint", ctx->out, "checkpoint.h5", ckpath, sizeof ckpath);
+    ts_ckpt *ck = ts_ckpt_open(ckpath, "swin", err, sizeof err);
+    if (!ck) ts_fatal("%s", err);
+    adopt_checkpoint_config(cfg, ck, ckpath);
+
+    const char *files = ts_config_str(cfg, "data.files");
+    if (!*files) ts_usage_error("data.files is empty: name the ERA5 NetCDF files holding the initial states");
+    char **paths;
+    size_t npaths;
+    if (ts_era5_expand_files(files, &paths, &npaths, err, sizeof err)) ts_usage_error("%s", err);
+    ts_era5_open_opts opts;
+    ts_era5_opts_from_config(cfg, &opts);
+    opts.row_multiple = (size_t)ts_config_int(cfg, "model.window");
+    f->ds = ts_era5_open((const char *const *)paths, npaths, &opts, err, sizeof err);
+    ts_era5_free_paths(paths, npaths);
+    if (!f->ds) ts_fatal("%s", err);
+    f->grid = ts_era5_grid_info(f->ds);
+    f->ns = ts_era5_nstate(f->ds), f->nf = ts_era5_nforcing(f->ds);
+    f->HW = f->grid->nlat * f->grid->nlon, f->cin = 2 * f->ns + f->nf;
+    f->step = 3600 * ts_config_int(cfg, "train.step_hours");
+    for (size_t k = 0; k < f->nf; k++) {
+        const char *spec = ts_era5_forcing_channel(f->ds, k)->spec;
+        if (strcmp(spec, "tisr") && !ts_era5_forcing_channel(f->ds, k)->is_static)
+            ts_usage_error("data.forcings: '%s' is neither tisr nor static; a forecast cannot know it at future times", spec);
+    }
+
+    ts_stats st;
+    if (ts_ckpt_read_stats(ck, &st, err, sizeof err)) ts_fatal("%s", err);
+    bind_stats(f, &st, ckpath);
+    ts_stats_free(&st);
+    f->seed = (uint64_t)ts_config_int(cfg, "seed");
+    f->bounds = ts_config_float(cfg, "forecast.bounds_std");
+    parse_inits(f);
+
+    f->nmembers = (int)ts_config_int(cfg, "forecast.members");
+    f->nleads = (int)ts_config_int(cfg, "forecast.leads");
+    int dp = lay->size[TS_AXIS_DP], r = lay->coord[TS_AXIS_DP];
+    if (f->nmembers % dp)
+        ts_usage_error("forecast.members = %d does not divide over parallel.dp = %d replicas", f->nmembers, dp);
+    f->nlocal = f->nmembers / dp, f->first_member = r * f->nlocal;
+
+    ts_swin_config mc = {.H = (int)f->grid->nlat, .W = (int)f->grid->nlon, .window = (int)ts_config_int(cfg, "model.window"),
+                         .c_in = (int)f->cin, .c_out = (int)f->ns, .dim = (int)ts_config_int(cfg, "model.dim"),
+                         .heads = (int)ts_config_int(cfg, "model.heads"), .hidden = (int)ts_config_int(cfg, "model.hidden"),
+                         .depth = (int)ts_config_int(cfg, "model.depth"), .t_freq = (int)ts_config_int(cfg, "model.t_freq")};
+    if (ts_swin_create(&f->model, f->be, &mc, f->nlocal, err, sizeof err)) ts_usage_error("%s", err);
+    load_weights(f, ck, ckpath);
+    ts_ckpt_close(ck);
+
+    f->sampler = (ts_sampler_config){(int)ts_config_int(cfg, "forecast.levels"), ts_config_float(cfg, "forecast.rho"),
+                                     ts_config_float(cfg, "forecast.sigma_min"), ts_config_float(cfg, "forecast.sigma_max"),
+                                     1.0, ts_config_float(cfg, "forecast.churn"), ts_config_float(cfg, "forecast.s_noise")};
+    size_t T = (size_t)f->nlocal * f->HW;
+    f->state = ts_malloc(sizeof(float) * f->ninits * (size_t)f->nlocal * f->ns * f->HW);
+    f->in = ts_malloc(sizeof(float) * T * f->cin);
+    f->cond = ts_malloc(sizeof(float) * T * (f->ns + f->nf));
+    f->x = ts_malloc(sizeof(float) * T * f->ns);
+    f->t_batch = ts_malloc(sizeof(float) * (size_t)f->nlocal);
+    f->in_dev = f->be->alloc(sizeof(float) * T * f->cin);
+    f->out_dev = f->be->alloc(sizeof(float) * T * f->ns);
+}
+
+/* ---- sampling ------------------------------------------------------------------------ */
+
+static uint64_t noise_stream(const forecaster *f, int member, int lead, int sampler_step) {
+    uint64_t hours = (uint64_t)((f->inits[f->cur_init] / 3600) & 0xFFFFFF);
+    return hours << 40 | (uint64_t)(member & 0xFFFF) << 24 | (uint64_t)(lead & 0xFFF) << 12 | (uint64_t)(sampler_step & 0xFFF);
+}
+
+/* eps (nlocal*HW, ns) token-major, keyed by global member and grid index. */
+static void fill_noise(forecaster *f, int sampler_step, float *eps) {
+    ts_rng_key key = ts_rng_key_make(f->seed, TS_RNG_SAMPLER_NOISE);
+    for (int b = 0; b < f->nlocal; b++) {
+        uint64_t stream = noise_stream(f, f->first_member + b, f->cur_lead, sampler_step);
+        for (size_t c = 0; c < f->ns; c++)
+            for (size_t k = 0; k < f->HW; k++)
+                eps[((size_t)b * f->HW + k) * f->ns + c] = ts_rng_normal1(key, stream, c * f->HW + k);
+    }
+}
+
+static void churn_noise(void *ctx, int step, float *eps) { fill_noise(ctx, step, eps); }
+
+/* The network at x / sigma_d and time t, conditioned on f->cond. */
+static void denoise(void *ctx, float *F, const float *x_scaled, double t) {
+    forecaster *f = ctx;
+    const size_t T = (size_t)f->nlocal * f->HW, nc = f->ns + f->nf;
+    for (size_t k = 0; k < T; k++) {
+        memcpy(f->in + k * f->cin, x_scaled + k * f->ns, sizeof(float) * f->ns);
+        memcpy(f->in + k * f->cin + f->ns, f->cond + k * nc, sizeof(float) * nc);
+    }
+    for (int b = 0; b < f->nlocal; b++) f->t_batch[b] = (float)t;
+    f->be->upload(f->in_dev, f->in, sizeof(float) * T * f->cin);
+    ts_swin_forward(&f->model, f->out_dev, f->in_dev, f->t_batch);
+    f->be->sync();
+    f->be->download(F, f->out_dev, sizeof(float) * T * f->ns);
+}
+
+/* The conditioning of init i at lead `lead`: normalised state and forcings
+ * at the target valid time, token-major. */
+static void build_condition(forecaster *f, size_t i, int lead, const float *statics) {
+    const size_t nc = f->ns + f->nf, HW = f->HW;
+    int64_t valid = f->inits[i] + (int64_t)lead * f->step;
+    float *tisr = ts_malloc(sizeof(float) * HW);
+    ts_solar_tisr_field((double)valid, f->grid->lat, f->grid->nlat, f->grid->lon, f->grid->nlon, tisr);
+    for (int b = 0; b < f->nlocal; b++) {
+        const float *st = f->state + ((i * (size_t)f->nlocal + (size_t)b) * f->ns) * HW;
+        for (size_t k = 0; k < HW; k++) {
+            float *row = f->cond + ((size_t)b * HW + k) * nc;
+            for (size_t c = 0; c < f->ns; c++) row[c] = (float)((st[c * HW + k] - f->mean[c]) / f->std[c]);
+            for (size_t c = 0; c < f->nf; c++) {
+                int is_tisr = strcmp(ts_era5_forcing_channel(f->ds, c)->spec, "tisr") == 0;
+                float v = is_tisr ? tisr[k] : statics[c * HW + k];
+                row[f->ns + c] = (float)((v - f->mean[f->ns + c]) / f->std[f->ns + c]);
+            }
+        }
+    }
+    free(tisr);
+}
+
+/* One lead of init i: sample the residual, add it to the state, check it. */
+static void advance(forecaster *f, size_t i, int lead, const float *statics) {
+    const size_t HW = f->HW, ns = f->ns;
+    f->cur_init = i, f->cur_lead = lead;
+    build_condition(f, i, lead, statics);
+    fill_noise(f, 0, f->x); /* sigma_d z, sigma_d = 1 */
+    ts_sampler_run(&f->sampler, denoise, churn_noise, f, f->x, (size_t)f->nlocal * HW * ns);
+    for (int b = 0; b < f->nlocal; b++) {
+        float *st = f->state + ((i * (size_t)f->nlocal + (size_t)b) * ns) * HW;
+        for (size_t c = 0; c < ns; c++)
+            for (size_t k = 0; k < HW; k++) {
+                double v = st[c * HW + k] + f->x[((size_t)b * HW + k) * ns + c] * f->res_std[c] + f->res_mean[c];
+                if (!isfinite(v) || fabs(v - f->mean[c]) > f->bounds * f->std[c]) {
+                    char when[32];
+                    ts_format_datetime(f->inits[i], when, sizeof when);
+                    ts_fatal("member %d of the forecast from %s left physical bounds at lead %d (%lld h): %s = %g, "
+                             "outside %g +- %g x %g; leads before it are written",
+                             f->first_member + b, when, lead, (long long)(lead * f->step / 3600),
+                             ts_era5_state_channel(f->ds, c)->spec, v, f->mean[c], f->bounds, f->std[c]);
+                }
+                st[c * HW + k] = (float)v;
+            }
+    }
+}
+
+/* ---- output ------------------------------------------------------------------------ */
+
+typedef struct {
+    ts_forecast_var vars[MAX_VARS];
+    size_t nvars, nlev;
+    double levels[MAX_VARS];
+    int chan_var[MAX_VARS], chan_lev[MAX_VARS]; /* per state channel: its variable and level index (-1 surface) */
+} out_layout;
+
+static int grib_id(const char *name, int on_levels) {
+    static const struct {
+        const char *name;
+        int levels, id;
+    } IDS[] = {{"z", 1, 129}, {"t", 1, 130}, {"u", 1, 131}, {"v", 1, 132}, {"q", 1, 133}, {"t2m", 0, 167},
+               {"u10", 0, 165}, {"v10", 0, 166}, {"msl", 0, 151}, {"sp", 0, 134}};
+    for (size_t i = 0; i < sizeof IDS / sizeof IDS[0]; i++)
+        if (strcmp(IDS[i].name, name) == 0 && IDS[i].levels == on_levels) return IDS[i].id;
+    return 0;
+}
+
+/* Variables of the file from the state channels: z500 and z850 are levels of z. */
+static void plan_output(const forecaster *f, out_layout *o) {
+    memset(o, 0, sizeof *o);
+    for (size_t c = 0; c < f->ns; c++) {
+        const ts_era5_channel *ch = ts_era5_state_channel(f->ds, c);
+        int on_levels = ch->level_hpa > 0;
+        size_t v = 0;
+        while (v < o->nvars && !(strcmp(o->vars[v].name, ch->var) == 0 && o->vars[v].on_levels == on_levels)) v++;
+        if (v == o->nvars) {
+            if (o->nvars == MAX_VARS) ts_fatal("too many forecast variables");
+            o->vars[v] = (ts_forecast_var){ch->var, ch->units, ch->long_name,
+                                           ch->standard_name && *ch->standard_name ? ch->standard_name : NULL,
+                                           grib_id(ch->var, on_levels), on_levels};
+            o->nvars++;
+        }
+        o->chan_var[c] = (int)v, o->chan_lev[c] = -1;
+        if (on_levels) {
+            size_t l = 0;
+            while (l < o->nlev && o->levels[l] != ch->level_hpa) l++;
+            if (l == o->nlev) o->levels[o->nlev++] = ch->level_hpa;
+            o->chan_lev[c] = (int)l;
+        }
+    }
+    /* pressure levels decreasing, as the CDS orders them */
+    for (size_t a = 0; a < o->nlev; a++)
+        for (size_t b = a + 1; b < o->nlev; b++)
+            if (o->levels[b] > o->levels[a]) {
+                double t = o->levels[a];
+                o->levels[a] = o->levels[b], o->levels[b] = t;
+                for (size_t c = 0; c < f->ns; c++)
+                    if (o->chan_lev[c] == (int)a) o->chan_lev[c] = (int)b;
+                    else if (o->chan_lev[c] == (int)b) o->chan_lev[c] = (int)a;
+            }
+}
+
+/* Rank 0: write lead `lead` (1-based) of every member of init i from the
+ * gathered states all (M, ns, HW). Level slots a variable lacks are NaN. */
+static void write_init(const forecaster *f, ts_forecast_writer *w, const out_layout *o, size_t i, int lead,
+                       const float *all) {
+    char err[1024];
+    const size_t HW = f->HW, nrows = f->grid->nlat_data, rowsz = nrows * f->grid->nlon;
+    size_t nlev = o->nlev ? o->nlev : 1;
+    float *field = ts_malloc(sizeof(float) * nlev * rowsz);
+    for (int m = 0; m < f->nmembers; m++)
+        for (size_t v = 0; v < o->nvars; v++) {
+            size_t n = o->vars[v].on_levels ? o->nlev * rowsz : rowsz;
+            for (size_t k = 0; k < n; k++) field[k] = NAN;
+            for (size_t c = 0; c < f->ns; c++)
+                if (o->chan_var[c] == (int)v) {
+                    size_t l = o->chan_lev[c] < 0 ? 0 : (size_t)o->chan_lev[c];
+                    memcpy(field + l * rowsz, all + ((size_t)m * f->ns + c) * HW, sizeof(float) * rowsz);
+                }
+            if (ts_forecast_write(w, v, (size_t)m, i, (size_t)lead - 1, field, err, sizeof err)) ts_fatal("%s", err);
+        }
+    free(field);
+}
+
+/* Rank 0: the states of a complete lead back from the file (resume). */
+static void read_init(const forecaster *f, ts_forecast_writer *w, const out_layout *o, size_t i, int lead, float *all) {
+    char err[1024];
+    const size_t HW = f->HW, rowsz = f->grid->nlat_data * f->grid->nlon;
+    size_t nlev = o->nlev ? o->nlev : 1;
+    float *field = ts_malloc(sizeof(float) * nlev * rowsz);
+    memset(all, 0, sizeof(float) * (size_t)f->nmembers * f->ns * HW); /* padded rows stay 0 */
+    for (int m = 0; m < f->nmembers; m++)
+        for (size_t v = 0; v < o->nvars; v++) {
+            if (ts_forecast_read(w, v, (size_t)m, i, (size_t)lead - 1, field, err, sizeof err)) ts_fatal("%s", err);
+            for (size_t c = 0; c < f->ns; c++)
+                if (o->chan_var[c] == (int)v) {
+                    size_t l = o->chan_lev[c] < 0 ? 0 : (size_t)o->chan_lev[c];
+                    memcpy(all + ((size_t)m * f->ns + c) * HW, field + l * rowsz, sizeof(float) * rowsz);
+                }
+        }
+    free(field);
+}
+
+static ts_forecast_writer *open_writer(const forecaster *f, const out_layout *o, const char *path, char *history) {
+    char err[1024];
+    double *steps = ts_malloc(sizeof(double) * (size_t)f->nleads);
+    for (int l = 0; l < f->nleads; l++) steps[l] = (double)(l + 1) * (double)f->step / 3600.0;
+    ts_forecast_spec spec = {.path = path, .nmembers = (size_t)f->nmembers, .ninits = f->ninits, .init_times = f->inits,
+                             .nsteps = (size_t)f->nleads, .step_hours = steps, .nlev = o->nlev, .levels = o->levels,
+                             .nlat = f->grid->nlat_data, .nlon = f->grid->nlon, .lat = f->grid->lat,
+                             .lon = f->grid->lon, .nvars = o->nvars, .vars = o->vars, .history = history};
+    ts_forecast_writer *w = ts_forecast_open(&spec, err, sizeof err);
+    free(steps);
+    if (!w) ts_fatal("%s", err);
+    return w;
+}
+
+/* ---- the command ------------------------------------------------------------------------ */
+
+int cmd_forecast(const ts_command_ctx *ctx) {
+    forecaster f;
+    setup(&f, ctx);
+    const int rank = ctx->layout->rank, world = ctx->layout->world;
+    const size_t HW = f.HW, per_member = f.ns * HW, local = (size_t)f.nlocal * per_member;
+    char path[4096], err[1024];
+    path_or_default(f.cfg, "forecast.output", ctx->out, "forecast.nc", path, sizeof path);
+    out_layout o;
+    plan_output(&f, &o);
+
+    /* The history text decides whether a partial file is ours to resume:
+     * the resolved configuration, so the same command resumes it. */
+    int need = ts_config_to_json(f.cfg, NULL, 0);
+    char *history = ts_malloc((size_t)need + 1);
+    ts_config_to_json(f.cfg, history, (size_t)need + 1);
+    ts_forecast_writer *w = rank == 0 ? open_writer(&f, &o, path, history) : NULL;
+    int done = rank == 0 ? (int)ts_forecast_leads_done(w) : 0;
+    TS_MPI_CHECK(MPI_Bcast(&done, 1, MPI_INT, 0, MPI_COMM_WORLD));
+
+    /* static forcings (lsm, z_surface) from the first initial time */
+    float *statics = ts_malloc(sizeof(float) * (f.nf ? f.nf : 1) * HW), *scratch = ts_malloc(sizeof(float) * per_member);
+    float *all = rank == 0 ? ts_malloc(sizeof(float) * (size_t)f.nmembers * per_member) : NULL;
+    if (ts_era5_read_block(f.ds, f.init_index[0], 0, f.grid->nlat, 0, f.grid->nlon, scratch, f.nf ? statics : NULL,
+                           err, sizeof err))
+        ts_fatal("%s", err);
+    for (size_t i = 0; i < f.ninits; i++) {
+        float *mine = f.state + i * local;
+        if (done == 0) { /* every member starts from the analysis */
+            if (ts_era5_read_block(f.ds, f.init_index[i], 0, f.grid->nlat, 0, f.grid->nlon, scratch, NULL, err, sizeof err))
+                ts_fatal("%s", err);
+            for (int b = 0; b < f.nlocal; b++) memcpy(mine + (size_t)b * per_member, scratch, sizeof(float) * per_member);
+        } else { /* resume: the last complete lead, from the file */
+            if (rank == 0) read_init(&f, w, &o, i, done, all);
+            TS_MPI_CHECK(MPI_Scatter(all, (int)local, MPI_FLOAT, mine, (int)local, MPI_FLOAT, 0, MPI_COMM_WORLD));
+        }
+    }
+    if (done) ts_info("resuming %s after lead %d of %d", path, done, f.nleads);
+    ts_info("forecast: %zu initial time%s x %d members x %d leads of %lld h, %d sampler levels (%d network calls a lead)",
+            f.ninits, f.ninits > 1 ? "s" : "", f.nmembers, f.nleads, (long long)(f.step / 3600), f.sampler.levels,
+            2 * f.sampler.levels - 1);
+
+    double t0 = ts_now();
+    for (int lead = done + 1; lead <= f.nleads; lead++) {
+        for (size_t i = 0; i < f.ninits; i++) {
+            advance(&f, i, lead, statics);
+            TS_MPI_CHECK(MPI_Gather(f.state + i * local, (int)local, MPI_FLOAT, all, (int)local, MPI_FLOAT, 0,
+                                    MPI_COMM_WORLD));
+            if (rank == 0) write_init(&f, w, &o, i, lead, all);
+        }
+        if (rank == 0 && ts_forecast_lead_complete(w, (size_t)lead - 1, err, sizeof err)) ts_fatal("%s", err);
+        double el = ts_now() - t0, rate = (double)(lead - done) * (double)f.nmembers * (double)f.ninits / el;
+        ts_info("lead %d/%d (%lld h) done: %.2f member-leads/s, ETA %.0f s", lead, f.nleads,
+                (long long)(lead * f.step / 3600), rate, el / (lead - done) * (f.nleads - lead));
+        char fields[256];
+        snprintf(fields, sizeof fields, "\"lead\":%d,\"lead_hours\":%lld,\"member_leads_per_s\":%.4g", lead,
+                 (long long)(lead * f.step / 3600), rate);
+        ts_log_event("forecast_lead", fields);
+    }
+    if (rank == 0) {
+        if (ts_forecast_close(w, err, sizeof err)) ts_fatal("%s", err);
+        ts_info("forecast written to %s", path);
+    }
+    (void)world;
+    free(history), free(statics), free(scratch), free(all);
+    free(f.state), free(f.in), free(f.cond), free(f.x), free(f.t_batch);
+    free(f.mean), free(f.std), free(f.res_mean), free(f.res_std);
+    f.be->free(f.in_dev), f.be->free(f.out_dev);
+    ts_swin_free(&f.model);
+    ts_era5_dataset_close(f.ds);
+    return 0;
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# tessera forecast end to end on small ERA5-format files and a briefly
+# trained checkpoint:
+# - the same layout reproduces the forecast bit for bit;
+# - DP = 2 ranks and another thread count match the first lead within 1e-5
+#   (norm-wise relative);
+# - a rollout killed with SIGKILL after a complete lead resumes and ends
+#   identical to an uninterrupted one;
+# - an independent reader (python3-netCDF4, xarray) checks the file;
+# - bad input: one line, non-zero exit, no output file.
+# usage: test_forecast.sh path/to/tessera source-dir
+set -u
+tessera=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
+
+mkdir -p "$tmp/data"
+"$(dirname "$tessera")/tests/test_era5" --write "$tmp/data" >/dev/null 2>&1 || { echo "cannot write test data"; exit 1; }
+data=(data.files="$tmp/data/cds_*.nc" data.variables=z500,t850,t2m,u10 data.forcings=lsm,z_surface)
+"$tessera" stats out="$tmp/run" "${data[@]}" stats.residual_hours=6 >"$tmp/stats.log" 2>&1 || fail "stats"
+"$tessera" train out="$tmp/run" "${data[@]}" train.step_hours=6 model.window=4 model.dim=16 model.heads=2 \
+  model.hidden=24 model.depth=2 model.t_freq=8 train.steps=5 train.batch=2 >"$tmp/train.log" 2>&1 \
+  && ok || fail "train: $(tail -2 "$tmp/train.log")"
+# model.* and the data channels come from the checkpoint
+fc=(forecast.checkpoint="$tmp/run/checkpoint.h5" data.files="$tmp/data/cds_*.nc" forecast.inits=2020-01-01,2020-01-01T06
+    forecast.members=4 forecast.leads=3 forecast.levels=6 forecast.churn=1 seed=5)
+
+"$tessera" forecast out="$tmp/a" "${fc[@]}" >"$tmp/a.log" 2>&1 && ok || fail "forecast: $(tail -2 "$tmp/a.log")"
+"$tessera" forecast out="$tmp/b" "${fc[@]}" >"$tmp/b.log" 2>&1 && ok || fail "forecast again"
+mpiexec -n 2 "$tessera" forecast out="$tmp/dp2" "${fc[@]}" parallel.dp=2 >"$tmp/dp2.log" 2>&1 && ok \
+  || fail "forecast dp=2: $(tail -3 "$tmp/dp2.log")"
+OMP_NUM_THREADS=2 "$tessera" forecast out="$tmp/th2" "${fc[@]}" >"$tmp/th2.log" 2>&1 && ok || fail "forecast 2 threads"
+
+# kill -9 after the first complete lead, then rerun the same command
+slow=(forecast.levels=60)
+"$tessera" forecast out="$tmp/k" "${fc[@]}" "${slow[@]}" >"$tmp/k1.log" 2>&1 &
+pid=$!
+for i in $(seq 1 1000); do grep -q "lead 1/3" "$tmp/k1.log" 2>/dev/null && break; sleep 0.01; done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+[ -e "$tmp/k/forecast.nc.part" ] && [ ! -e "$tmp/k/forecast.nc" ] && ok || fail "a killed rollout must leave only forecast.nc.part"
+"$tessera" forecast out="$tmp/k" "${fc[@]}" "${slow[@]}" >"$tmp/k2.log" 2>&1 && ok || fail "resume: $(tail -2 "$tmp/k2.log")"
+grep -q "resuming" "$tmp/k2.log" && ok || fail "the rerun did not resume"
+"$tessera" forecast out="$tmp/k0" "${fc[@]}" "${slow[@]}" >"$tmp/k0.log" 2>&1 && ok || fail "uninterrupted slow run"
+
+if /usr/bin/python3 - "$tmp" <<'PY'; then ok; else fail "independent reader checks"; fi
+import sys
+import numpy as np
+import netCDF4
+import xarray as xr
+tmp = sys.argv[1]
+def fields(path):
+    ds = netCDF4.Dataset(path)
+    return {v: np.array(ds[v][:], dtype=np.float64) for v in ("z", "t", "t2m", "u10")}
+a, b = fields(f"{tmp}/a/forecast.nc"), fields(f"{tmp}/b/forecast.nc")
+for v in a:
+    assert np.array_equal(a[v], b[v], equal_nan=True), f"same layout differs in {v}"
+# first lead: other layouts within 1e-5 norm-wise relative
+for other in ("dp2", "th2"):
+    o = fields(f"{tmp}/{other}/forecast.nc")
+    for v in a:
+        x, y = a[v][:, :, 0], o[v][:, :, 0]
+        m = ~np.isnan(x)
+        rel = np.linalg.norm(x[m] - y[m]) / np.linalg.norm(x[m])
+        assert rel <= 1e-5, (other, v, rel)
+k, k0 = fields(f"{tmp}/k/forecast.nc"), fields(f"{tmp}/k0/forecast.nc")
+for v in k:
+    assert np.array_equal(k[v], k0[v], equal_nan=True), f"resumed rollout differs in {v}"
+ds = xr.open_dataset(f"{tmp}/a/forecast.nc", decode_timedelta=True)
+assert ds["z"].dims == ("number", "time", "step", "pressure_level", "latitude", "longitude"), ds["z"].dims
+assert ds["t2m"].dims == ("number", "time", "step", "latitude", "longitude")
+assert (ds["valid_time"] == ds["time"] + ds["step"]).all()
+assert list(ds["step"].values.astype("timedelta64[h]").astype(int)) == [6, 12, 18]
+assert ds.sizes["number"] == 4 and ds.sizes["time"] == 2
+assert ds.attrs["Conventions"] == "CF-1.8"
+assert np.isfinite(ds["t2m"].values).all() and np.isfinite(ds["z"].sel(pressure_level=500).values).all()
+assert np.isnan(ds["z"].sel(pressure_level=850).values).all()  # only z500 is forecast
+# members differ (the ensemble is not collapsed), and stay near the truth's range
+t2m = ds["t2m"].values
+assert np.std(t2m, axis=0).mean() > 0
+print("forecast checks passed")
+PY
+
+# bad input: one line, non-zero, no forecast file
+bad() { local want=$1 dir=$2; shift 2; "$@" >"$tmp/o" 2>"$tmp/e"; local rc=$?
+  if [ $rc = "$want" ] && [ "$(grep -c '^tessera: ' "$tmp/e")" = 1 ] && [ ! -e "$dir/forecast.nc" ]; then ok
+  else fail "$*: exit $rc (want $want): $(cat "$tmp/e")"; fi; }
+bad 2 "$tmp/x1" "$tessera" forecast out="$tmp/x1" "${fc[@]}" forecast.inits=2019-06-01
+bad 1 "$tmp/x2" "$tessera" forecast out="$tmp/x2" "${fc[@]}" forecast.checkpoint="$tmp/nothing.h5"
+bad 2 "$tmp/x3" "$tessera" forecast out="$tmp/x3" "${fc[@]}" forecast.members=3 parallel.dp=1 forecast.inits=
+bad 1 "$tmp/x4" "$tessera" forecast out="$tmp/x4" "${fc[@]}" forecast.checkpoint="$tmp/data/cds_sl.nc"
+
+echo "test_forecast: $passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
