@@ -188,7 +188,7 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
                          .c_in = (int)f->cin, .c_out = (int)f->ns, .dim = (int)ts_config_int(cfg, "model.dim"),
                          .heads = (int)ts_config_int(cfg, "model.heads"), .hidden = (int)ts_config_int(cfg, "model.hidden"),
                          .depth = (int)ts_config_int(cfg, "model.depth"), .t_freq = (int)ts_config_int(cfg, "model.t_freq")};
-    if (ts_swin_create(&f->model, f->be, &mc, f->nlocal, err, sizeof err)) ts_usage_error("%s", err);
+    if (ts_swin_create(&f->model, f->be, &mc, f->nlocal, NULL, err, sizeof err)) ts_usage_error("%s", err);
     load_weights(f, ck, ckpath);
     ts_ckpt_close(ck);
 

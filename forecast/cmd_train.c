@@ -83,9 +83,6 @@ int ts_train_setup(ts_trainer *tr, const ts_command_ctx *ctx) {
     if (lay->size[TS_AXIS_SP] > 1 || lay->size[TS_AXIS_PP] > 1)
         ts_usage_error("parallel.sp = %d, parallel.pp = %d: the swin model runs with DP and WP only (sp and pp must be 1)",
                        lay->size[TS_AXIS_SP], lay->size[TS_AXIS_PP]);
-    if (lay->size[TS_AXIS_WP_Y] > 1 || lay->size[TS_AXIS_WP_X] > 1)
-        ts_usage_error("parallel.wp_y = %d, parallel.wp_x = %d: window parallelism is not available in train yet; "
-                       "use parallel.dp", lay->size[TS_AXIS_WP_Y], lay->size[TS_AXIS_WP_X]);
     const char *why = NULL;
     tr->be = ts_backend_get(ts_config_str(cfg, "device"), &why);
     if (!tr->be) ts_usage_error("device=%s is not available: %s", ts_config_str(cfg, "device"), why);
@@ -141,7 +138,9 @@ int ts_train_setup(ts_trainer *tr, const ts_command_ctx *ctx) {
         .c_in = (int)(2 * tr->nstate + tr->nforce), .c_out = (int)tr->nstate, .dim = (int)ts_config_int(cfg, "model.dim"),
         .heads = (int)ts_config_int(cfg, "model.heads"), .hidden = (int)ts_config_int(cfg, "model.hidden"),
         .depth = (int)ts_config_int(cfg, "model.depth"), .t_freq = (int)ts_config_int(cfg, "model.t_freq")};
-    if (ts_swin_create(&tr->model, tr->be, &mc, tr->local_batch, err, sizeof err)) ts_usage_error("%s", err);
+    ts_swin_wp wp = {lay->wp, lay->size[TS_AXIS_WP_Y], lay->size[TS_AXIS_WP_X], lay->coord[TS_AXIS_WP_Y],
+                     lay->coord[TS_AXIS_WP_X]};
+    if (ts_swin_create(&tr->model, tr->be, &mc, tr->local_batch, &wp, err, sizeof err)) ts_usage_error("%s", err);
     ts_swin_init_weights(&tr->model, tr->seed, 1);
     ts_params_alloc_like(&tr->m, &tr->model.params);
     ts_params_alloc_like(&tr->v, &tr->model.params);
@@ -157,13 +156,13 @@ int ts_train_setup(ts_trainer *tr, const ts_command_ctx *ctx) {
     if (!(tr->tf.sigma_min < tr->tf.sigma_max))
         ts_usage_error("train.sigma_min = %g must be below train.sigma_max = %g", tr->tf.sigma_min, tr->tf.sigma_max);
 
-    /* host and device buffers of one step */
-    size_t HW = tr->grid->nlat * tr->grid->nlon, T = (size_t)tr->model.T;
+    /* host and device buffers of one step: this rank's block of the grid */
+    size_t HW = (size_t)tr->model.h * tr->model.w, T = (size_t)tr->model.T;
     tr->w_tok = ts_malloc(sizeof(float) * T);
     float *wlat = ts_malloc(sizeof(float) * tr->grid->nlat);
     ts_trigflow_lat_weights(tr->grid->lat, tr->grid->nlat_data, wlat);
     for (size_t i = tr->grid->nlat_data; i < tr->grid->nlat; i++) wlat[i] = 0; /* padded rows */
-    for (size_t k = 0; k < T; k++) tr->w_tok[k] = wlat[(k % HW) / tr->grid->nlon];
+    for (size_t k = 0; k < T; k++) tr->w_tok[k] = wlat[tr->model.row0 + (k % HW) / (size_t)tr->model.w];
     free(wlat);
     tr->w_chan = ts_malloc(sizeof(float) * tr->nstate);
     channel_weights(ts_config_str(cfg, "train.var_weights"), tr->ds, tr->w_chan);
@@ -210,16 +209,21 @@ void ts_train_bind_stats(ts_trainer *tr, const char *path) {
 
 /* ---- one sample ------------------------------------------------------------------------ */
 
+/* This rank's block only: WP ranks never read the whole field. */
 static void read_or_die(ts_trainer *tr, size_t t, float *state, float *forcing) {
     char err[1024];
-    if (ts_era5_read_block(tr->ds, t, 0, tr->grid->nlat, 0, tr->grid->nlon, state, forcing, err, sizeof err))
+    const ts_swin *m = &tr->model;
+    if (ts_era5_read_block(tr->ds, t, (size_t)m->row0, (size_t)m->h, (size_t)m->col0, (size_t)m->w, state, forcing, err,
+                           sizeof err))
         ts_fatal("%s", err);
 }
 
 /* Fill slot b of the step's input (tokens b*HW .. (b+1)*HW) and target for
  * pair index `pair` (a time index), noise level t, noise stream `stream`. */
 void ts_train_make_sample(ts_trainer *tr, int b, size_t pair, double t, uint64_t stream) {
-    const size_t HW = tr->grid->nlat * tr->grid->nlon, ns = tr->nstate, nf = tr->nforce;
+    const ts_swin *m = &tr->model;
+    const size_t HW = (size_t)m->h * m->w, ns = tr->nstate, nf = tr->nforce;
+    const size_t W = tr->grid->nlon, HWg = tr->grid->nlat * W;
     const size_t cin = 2 * ns + nf;
     size_t j;
     const int64_t *times = ts_era5_times(tr->ds);
@@ -231,9 +235,10 @@ void ts_train_make_sample(ts_trainer *tr, int b, size_t pair, double t, uint64_t
     for (size_t k = 0; k < HW; k++) {
         float *in = tr->in + ((size_t)b * HW + k) * cin;
         float *v = tr->target + ((size_t)b * HW + k) * ns;
+        size_t gidx = (m->row0 + k / (size_t)m->w) * W + m->col0 + k % (size_t)m->w; /* global grid index */
         for (size_t ch = 0; ch < ns; ch++) {
             float x0 = (float)((tr->raw1[ch * HW + k] - tr->raw0[ch * HW + k] - tr->res_mean[ch]) / tr->res_std[ch]);
-            float z = ts_rng_normal1(nkey, stream, ch * HW + k);
+            float z = ts_rng_normal1(nkey, stream, ch * HWg + gidx);
             in[ch] = c * x0 + s * z; /* x_t / sigma_d, sigma_d = 1 */
             v[ch] = c * z - s * x0;
             in[ns + ch] = (float)((tr->raw0[ch * HW + k] - tr->mean[ch]) / tr->std[ch]);
@@ -252,7 +257,8 @@ double ts_train_forward_backward(ts_trainer *tr, const float *t_local, int train
     ts_swin_forward(&tr->model, tr->out_dev, tr->in_dev, t_local);
     be->sync();
     be->download(tr->pred, tr->out_dev, sizeof(float) * T * ns);
-    double norm = 1.0 / ((double)T * ns);
+    /* the replica's mean over the whole grid: WP ranks hold parts of its sum */
+    double norm = 1.0 / ((double)tr->local_batch * tr->grid->nlat * tr->grid->nlon * ns);
     double loss = ts_trigflow_loss(&tr->tf, tr->pred, tr->target, tr->w_tok, tr->w_chan, T, ns, norm, tr->dout);
     if (train) {
         be->upload(tr->dout_dev, tr->dout, sizeof(float) * T * ns);
@@ -310,7 +316,7 @@ double ts_train_step(ts_trainer *tr, long step, double *grad_norm) {
  * the same numbers whatever the layout. */
 double ts_train_validate(ts_trainer *tr) {
     const int nv = (int)ts_config_int(tr->cfg, "train.val_samples");
-    const size_t HW = tr->grid->nlat * tr->grid->nlon, ns = tr->nstate;
+    const size_t HW = (size_t)tr->model.h * tr->model.w, ns = tr->nstate, HWg = tr->grid->nlat * tr->grid->nlon;
     const uint64_t VAL_STREAM = UINT64_C(1) << 62; /* far from any training step */
     ts_rng_key tkey = ts_rng_key_make(tr->seed, TS_RNG_DIFFUSION_TIME);
     const int r = tr->layout->coord[TS_AXIS_DP];
@@ -328,7 +334,7 @@ double ts_train_validate(ts_trainer *tr) {
         for (int b = 0; b < tr->local_batch; b++)
             if (base + r * tr->local_batch + b < nv) /* each sample's own mean loss */
                 total += ts_trigflow_loss(&tr->tf, tr->pred + (size_t)b * HW * ns, tr->target + (size_t)b * HW * ns,
-                                          tr->w_tok + (size_t)b * HW, tr->w_chan, HW, ns, 1.0 / ((double)HW * ns),
+                                          tr->w_tok + (size_t)b * HW, tr->w_chan, HW, ns, 1.0 / ((double)HWg * ns),
                                           tr->dout);
     }
     if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
@@ -364,7 +370,7 @@ int cmd_train(const ts_command_ctx *ctx) {
     const long every_log = ts_config_int(ctx->cfg, "train.log_every");
     const long every_val = ts_config_int(ctx->cfg, "train.val_every");
     const long every_ckpt = ts_config_int(ctx->cfg, "train.checkpoint_every");
-    double flops_step = 3.0 * ts_swin_forward_flops(&tr.model) * tr.dp; /* all replicas */
+    double flops_step = 3.0 * ts_swin_forward_flops(&tr.model) * ctx->layout->world; /* all ranks' tokens */
     ts_info("training %zu parameters on %d rank%s (dp %d): %zu training pairs, %zu validation pairs, steps %ld..%ld",
             ts_params_count(&tr.model.params), ctx->layout->world, ctx->layout->world > 1 ? "s" : "", tr.dp, tr.npairs,
             tr.nval, first, tr.steps);
@@ -386,12 +392,19 @@ int cmd_train(const ts_command_ctx *ctx) {
             if (!isnan(val)) snprintf(valtext, sizeof valtext, "  val %.5f", val);
             ts_info("step %ld/%ld  loss %.5f%s  lr %.2e  |g| %.3g  %.2f samples/s  %.2f GFLOP/s  ETA %s", step, tr.steps,
                     loss, valtext, ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, flops_step / dt * 1e-9, eta);
-            char fields[512];
+            /* strip bytes every rank sent since the start, and how many the
+             * analytic count of its layout says: the least and most over ranks */
+            unsigned long long mine[2] = {tr.model.wp_bytes, tr.model.wp_bytes_expected}, lo[2], hi[2];
+            TS_MPI_CHECK(MPI_Allreduce(mine, lo, 2, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD));
+            TS_MPI_CHECK(MPI_Allreduce(mine, hi, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD));
+            char fields[640];
             snprintf(fields, sizeof fields,
                      "\"step\":%ld,\"loss\":%.8g,\"val_loss\":%s%.8g%s,\"lr\":%.6g,\"grad_norm\":%.6g,"
-                     "\"samples_per_s\":%.4g,\"gflops\":%.4g",
+                     "\"samples_per_s\":%.4g,\"gflops\":%.4g,\"wp_bytes_min\":%llu,\"wp_bytes_max\":%llu,"
+                     "\"wp_bytes_expected_min\":%llu,\"wp_bytes_expected_max\":%llu",
                      step, loss, isnan(val) ? "\"" : "", isnan(val) ? 0.0 : val, isnan(val) ? "\"" : "",
-                     ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, flops_step / dt * 1e-9);
+                     ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, flops_step / dt * 1e-9, lo[0], hi[0], lo[1],
+                     hi[1]);
             ts_log_event("train_step", fields);
             t_last = now, last_step = step;
         }

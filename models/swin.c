@@ -68,12 +68,13 @@ static void declare_params(ts_swin *m) {
 /* Fixed 2-D sine-cosine encoding (H*W, d): the first half of the channels
  * encodes the row (latitude), the second the column (longitude), each as
  * sin/cos pairs at geometrically spaced frequencies (MAE/DiT style). */
-static void position_encoding(float *pe, int H, int W, int d) {
+static void position_encoding(float *pe, int h, int w, int row0, int col0, int d) {
     int half = d / 2, quarter = half / 2;
-    memset(pe, 0, sizeof(float) * (size_t)H * W * d);
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            float *row = pe + ((size_t)y * W + x) * d;
+    memset(pe, 0, sizeof(float) * (size_t)h * w * d);
+    for (int i = 0; i < h; i++)
+        for (int j = 0; j < w; j++) {
+            int y = row0 + i, x = col0 + j; /* global grid coordinates */
+            float *row = pe + ((size_t)i * w + j) * d;
             for (int k = 0; k < quarter; k++) {
                 double omega = pow(10000.0, -(double)k / quarter);
                 row[2 * k] = (float)sin(y * omega), row[2 * k + 1] = (float)cos(y * omega);
@@ -97,6 +98,7 @@ static void take_block(ts_swin *m, ts_swin_block_acts *b, ts_arena *a, const ts_
     b->g = ts_arena_take(a, T * F, "block.g");
     b->m = ts_arena_take(a, T * d, "block.m");
     b->mod = ts_arena_take(a, (size_t)m->B * 6 * d, "block.mod");
+    b->h1r = shifted && m->wp ? ts_arena_take(a, T * d, "block.h1r") : NULL;
     ts_wattn_acts_take(&b->attn, a, &m->plan[shifted], share);
 }
 
@@ -125,28 +127,62 @@ static void take_all(ts_swin *m, ts_arena *a) {
     m->d_csilu = ts_arena_take(a, B * d, "d_csilu");
     m->d_c = ts_arena_take(a, B * d, "d_c");
     m->d_th = ts_arena_take(a, B * d, "d_th");
+    m->rolled = m->wp ? ts_arena_take(a, T * d, "rolled") : NULL;
 }
 
-int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, int B, char *err, size_t cap) {
+/* The block of this rank, and the window plans: plain layers see whole
+ * windows of the block; shifted layers either fold the shift into their
+ * gather (one rank) or attend over the block of the rolled field with the
+ * pole rows grouped by where they came from (window parallelism). */
+static int make_plans(ts_swin *m, const ts_swin_config *cfg, char *err, size_t cap) {
+    const int s = cfg->window / 2;
+    ts_win_geom plain = {m->h, m->w, cfg->window, cfg->window, 0, 0};
+    if (ts_wattn_plan_make(&m->plan[0], m->be, &plain, NULL, m->B, cfg->dim, cfg->heads, err, cap)) return -1;
+    if (!m->wp) {
+        ts_win_geom shifted = {cfg->H, cfg->W, cfg->window, cfg->window, s, s};
+        return ts_wattn_plan_make(&m->plan[1], m->be, &shifted, NULL, m->B, cfg->dim, cfg->heads, err, cap);
+    }
+    uint8_t *group = ts_malloc((size_t)m->h);
+    for (int i = 0; i < m->h; i++) group[i] = (uint8_t)(m->row0 + i + s >= cfg->H); /* came across the pole */
+    int rc = ts_wattn_plan_make(&m->plan[1], m->be, &plain, s ? group : NULL, m->B, cfg->dim, cfg->heads, err, cap);
+    free(group);
+    return rc;
+}
+
+int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, int B, const ts_swin_wp *wp, char *err,
+                   size_t cap) {
     memset(m, 0, sizeof *m);
     if (check_config(cfg, err, cap)) return -1;
     if (B < 1) {
         snprintf(err, cap, "batch of %d samples", B);
         return -1;
     }
-    m->cfg = *cfg, m->be = be, m->B = B, m->T = B * cfg->H * cfg->W;
+    m->cfg = *cfg, m->be = be, m->B = B;
+    m->h = cfg->H, m->w = cfg->W, m->wp_y = m->wp_x = 1;
+    if (wp && wp->wp_y * wp->wp_x > 1) {
+        if (cfg->H % (wp->wp_y * cfg->window) || cfg->W % (wp->wp_x * cfg->window)) {
+            snprintf(err, cap,
+                     "the grid %d x %d does not split into parallel.wp_y x parallel.wp_x = %d x %d blocks of whole "
+                     "%d x %d windows",
+                     cfg->H, cfg->W, wp->wp_y, wp->wp_x, cfg->window, cfg->window);
+            return -1;
+        }
+        m->wp = 1, m->wp_y = wp->wp_y, m->wp_x = wp->wp_x;
+        m->h = cfg->H / wp->wp_y, m->w = cfg->W / wp->wp_x, m->row0 = wp->py * m->h, m->col0 = wp->px * m->w;
+        int s = cfg->window / 2;
+        if (ts_roll_plan_create(&m->roll, wp->comm, m->h, m->w, cfg->dim, s, s, err, cap)) return -1;
+        if (be->kind != TS_BACKEND_CPU)
+            for (int k = 0; k < 2; k++) m->roll_host[k] = ts_malloc(sizeof(float) * (size_t)m->h * m->w * cfg->dim);
+    }
+    m->T = B * m->h * m->w;
     declare_params(m);
     ts_params_alloc(&m->params, be);
     ts_params_alloc_like(&m->grads, &m->params);
+    if (make_plans(m, cfg, err, cap)) return -1;
 
-    for (int s = 0; s < 2; s++) {
-        int shift = s ? cfg->window / 2 : 0;
-        ts_win_geom g = {cfg->H, cfg->W, cfg->window, cfg->window, shift, shift};
-        if (ts_wattn_plan_make(&m->plan[s], be, &g, B, cfg->dim, cfg->heads, err, cap)) return -1;
-    }
-    size_t npe = (size_t)cfg->H * cfg->W * cfg->dim;
+    size_t npe = (size_t)m->h * m->w * cfg->dim;
     float *pe = ts_malloc(sizeof(float) * npe);
-    position_encoding(pe, cfg->H, cfg->W, cfg->dim);
+    position_encoding(pe, m->h, m->w, m->row0, m->col0, cfg->dim);
     m->pos = be->alloc(sizeof(float) * npe);
     be->upload(m->pos, pe, sizeof(float) * npe);
     free(pe);
@@ -166,6 +202,8 @@ void ts_swin_free(ts_swin *m) {
     for (int s = 0; s < 2; s++)
         if (m->plan[s].qkv_idx) ts_wattn_plan_free(&m->plan[s]);
     m->be->free(m->pos);
+    if (m->wp) ts_roll_plan_free(&m->roll);
+    free(m->roll_host[0]), free(m->roll_host[1]);
     ts_params_free(&m->grads);
     ts_params_free(&m->params);
     free(m->p_ada);
@@ -210,6 +248,30 @@ static void linear_dinput(const ts_backend *be, float *dx, const float *dy, cons
     be->gemm_batched(0, 0, rows, in, out, 1.0f, dy, out, 0, Wt, in, 0, beta, dx, in, 0, 1);
 }
 
+/* Roll every sample's (h, w, d) block of a field across the WP ranks:
+ * forward onto the shifted windows, backward (the inverse and adjoint)
+ * off them. Device fields are staged through the host (no GPU-aware MPI
+ * assumed). */
+static void roll_field(ts_swin *m, int forward, const float *in, float *out) {
+    const size_t n = (size_t)m->h * m->w * m->cfg.dim;
+    const ts_backend *be = m->be;
+    size_t expected = ts_roll_expected_bytes(m->h, m->w, m->cfg.dim, m->cfg.window / 2, m->cfg.window / 2, m->wp_y,
+                                             m->wp_x);
+    if (be->kind != TS_BACKEND_CPU) be->sync();
+    for (int b = 0; b < m->B; b++) {
+        const float *src = in + (size_t)b * n;
+        float *dst = out + (size_t)b * n;
+        if (m->roll_host[0]) {
+            be->download(m->roll_host[0], src, sizeof(float) * n);
+            src = m->roll_host[0], dst = m->roll_host[1];
+        }
+        if (forward) ts_roll_forward(&m->roll, src, dst);
+        else ts_roll_backward(&m->roll, src, dst);
+        if (m->roll_host[0]) be->upload(out + (size_t)b * n, m->roll_host[1], sizeof(float) * n);
+        m->wp_bytes += m->roll.bytes_last, m->wp_bytes_expected += expected;
+    }
+}
+
 /* Sinusoidal embedding of the diffusion time t (radians in [0, pi/2]),
  * first mapped to s = 1000 t / (pi/2), the 0..1000 range DiT's embedding
  * frequencies were chosen for: e = [cos(s f_k), sin(s f_k)],
@@ -229,14 +291,20 @@ static void time_embedding(float *e, const float *t, int B, int t_freq) {
 static void block_forward(ts_swin *m, int i, float *out) {
     const ts_backend *be = m->be;
     ts_swin_block_acts *b = &m->blocks[i];
-    const int T = m->T, B = m->B, HW = m->cfg.H * m->cfg.W, d = m->cfg.dim, F = m->cfg.hidden;
+    const int T = m->T, B = m->B, HW = m->h * m->w, d = m->cfg.dim, F = m->cfg.hidden;
     linear(be, b->mod, m->c_silu, W(m->p_ada[i]), B, d, 6 * d, 0.0f);
     const float *shift1 = b->mod, *scale1 = b->mod + d, *gate1 = b->mod + 2 * d;
     const float *shift2 = b->mod + 3 * d, *scale2 = b->mod + 4 * d, *gate2 = b->mod + 5 * d;
 
     be->rmsnorm_forward(b->n1, b->rstd1, b->x_in, NULL, T, d, 1e-6f);
     be->modulate_forward(b->h1, b->n1, shift1, scale1, B, HW, d, 6 * d);
-    ts_wattn_forward(&m->plan[i % 2], &b->attn, b->a, b->h1, W(m->p_qkv[i]), W(m->p_proj[i]));
+    if (b->h1r) { /* window-parallel shifted block: attend on the rolled field, roll back */
+        roll_field(m, 1, b->h1, b->h1r);
+        ts_wattn_forward(&m->plan[1], &b->attn, m->rolled, b->h1r, W(m->p_qkv[i]), W(m->p_proj[i]));
+        roll_field(m, 0, m->rolled, b->a);
+    } else {
+        ts_wattn_forward(&m->plan[i % 2], &b->attn, b->a, b->h1, W(m->p_qkv[i]), W(m->p_proj[i]));
+    }
     be->copy(b->x_mid, b->x_in, sizeof(float) * (size_t)T * d);
     be->gated_add_forward(b->x_mid, b->a, gate1, B, HW, d, 6 * d);
 
@@ -252,7 +320,7 @@ static void block_forward(ts_swin *m, int i, float *out) {
 void ts_swin_forward(ts_swin *m, float *out, const float *x, const float *t_host) {
     const ts_backend *be = m->be;
     const ts_swin_config *c = &m->cfg;
-    const int T = m->T, B = m->B, HW = c->H * c->W, d = c->dim;
+    const int T = m->T, B = m->B, HW = m->h * m->w, d = c->dim;
     be->copy(m->x_in, x, sizeof(float) * (size_t)T * c->c_in);
 
     float *e = ts_malloc(sizeof(float) * (size_t)B * c->t_freq);
@@ -283,7 +351,7 @@ void ts_swin_forward(ts_swin *m, float *out, const float *x, const float *t_host
 static void block_backward(ts_swin *m, int i) {
     const ts_backend *be = m->be;
     ts_swin_block_acts *b = &m->blocks[i];
-    const int T = m->T, B = m->B, HW = m->cfg.H * m->cfg.W, d = m->cfg.dim, F = m->cfg.hidden;
+    const int T = m->T, B = m->B, HW = m->h * m->w, d = m->cfg.dim, F = m->cfg.hidden;
     const size_t td = sizeof(float) * (size_t)T * d;
     const float *scale1 = b->mod + d, *gate1 = b->mod + 2 * d, *scale2 = b->mod + 4 * d, *gate2 = b->mod + 5 * d;
     float *dm = m->d_mod;
@@ -306,8 +374,16 @@ static void block_backward(ts_swin *m, int i) {
     be->zero(m->d_tmp, td);
     be->gated_add_backward(m->d_tmp, dm + 2 * d, m->d_h, b->a, gate1, B, HW, d, 6 * d);
     be->zero(m->d_tmp2, td);
-    ts_wattn_backward(&m->plan[i % 2], &b->attn, m->d_tmp2, G(m->p_qkv[i]), G(m->p_proj[i]), m->d_tmp, b->h1,
-                      W(m->p_qkv[i]), W(m->p_proj[i]));
+    if (b->h1r) { /* the adjoints of the two rolls, in reverse order */
+        roll_field(m, 1, m->d_tmp, m->rolled);
+        be->zero(m->d_tmp, td);
+        ts_wattn_backward(&m->plan[1], &b->attn, m->d_tmp, G(m->p_qkv[i]), G(m->p_proj[i]), m->rolled, b->h1r,
+                          W(m->p_qkv[i]), W(m->p_proj[i]));
+        roll_field(m, 0, m->d_tmp, m->d_tmp2);
+    } else {
+        ts_wattn_backward(&m->plan[i % 2], &b->attn, m->d_tmp2, G(m->p_qkv[i]), G(m->p_proj[i]), m->d_tmp, b->h1,
+                          W(m->p_qkv[i]), W(m->p_proj[i]));
+    }
     be->zero(m->d_tmp, td);
     be->modulate_backward(m->d_tmp, dm, dm + d, m->d_tmp2, b->n1, scale1, B, HW, d, 6 * d);
     be->rmsnorm_backward(m->d_h, NULL, m->d_tmp, b->x_in, NULL, b->rstd1, T, d);
@@ -320,7 +396,7 @@ static void block_backward(ts_swin *m, int i) {
 void ts_swin_backward(ts_swin *m, const float *d_out) {
     const ts_backend *be = m->be;
     const ts_swin_config *c = &m->cfg;
-    const int T = m->T, B = m->B, HW = c->H * c->W, d = c->dim;
+    const int T = m->T, B = m->B, HW = m->h * m->w, d = c->dim;
     const size_t td = sizeof(float) * (size_t)T * d, bd = sizeof(float) * (size_t)B * d;
 
     /* head: out = modulate(RMSNorm(h), shift, scale) Whead^T */
@@ -351,7 +427,7 @@ void ts_swin_backward(ts_swin *m, const float *d_out) {
 
 double ts_swin_forward_flops(const ts_swin *m) {
     const ts_swin_config *c = &m->cfg;
-    double T = m->T, d = c->dim, L = (double)c->window * c->window;
+    double T = m->T, d = c->dim, L = (double)c->window * c->window; /* this rank's tokens */
     double per_block = 8.0 * T * d * d + 4.0 * T * L * d + 6.0 * T * d * c->hidden;
     return c->depth * per_block + 2.0 * T * d * (c->c_in + c->c_out);
 }

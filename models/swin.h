@@ -18,12 +18,22 @@
 #ifndef TESSERA_MODELS_SWIN_H
 #define TESSERA_MODELS_SWIN_H
 
+#include <mpi.h>
+
 #include "core/backend.h"
 #include "core/params.h"
 #include "models/window_attention.h"
+#include "parallel/roll.h"
+
+/* Window parallelism: this rank's block of the global grid. */
+typedef struct {
+    MPI_Comm comm;     /* the WP_y x WP_x Cartesian communicator (the layout's wp) */
+    int wp_y, wp_x;    /* rank grid */
+    int py, px;        /* this rank's place in it */
+} ts_swin_wp;
 
 typedef struct {
-    int H, W;          /* grid of one sample (rows divisible by window) */
+    int H, W;          /* global grid of one sample (rows divisible by window) */
     int window;        /* square windows: window x window */
     int c_in, c_out;   /* input channels per token, output channels */
     int dim, heads, hidden, depth;
@@ -40,13 +50,21 @@ typedef struct {
     float *g;                /* (T, F) */
     float *m;                /* (T, d) MLP output */
     float *mod;              /* (B, 6d) adaLN output */
+    float *h1r;              /* (T, d) h1 rolled onto shifted windows (window-parallel shifted blocks) */
     ts_wattn_acts attn;
 } ts_swin_block_acts;
 
 typedef struct {
     ts_swin_config cfg;
     const ts_backend *be;
-    int B, T;                     /* samples per step, tokens B*H*W */
+    int B, T;                     /* samples per step, local tokens B*h*w */
+    int h, w, row0, col0;         /* this rank's block of the grid (the whole grid on one rank) */
+    int wp;                       /* 1: shifted blocks roll across ranks (WP_y x WP_x > 1) */
+    int wp_y, wp_x;
+    ts_roll_plan roll;            /* half-window strips of a (h, w, d) field */
+    float *roll_host[2];          /* (h*w*d) host staging when the backend is not the CPU */
+    float *rolled;                /* (T, d) scratch: rolled attention output or gradient */
+    size_t wp_bytes, wp_bytes_expected; /* strip bytes sent, and the analytic count, since creation */
     ts_params params;             /* the weights */
     ts_params grads;              /* same layout */
     /* parameter indices */
@@ -76,8 +94,11 @@ typedef struct {
 
 /* Validates the configuration (one line in err), declares the parameters,
  * builds the window plans and sizes the arena for B samples. Weights are
- * zero until ts_swin_init_weights. */
-int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, int B, char *err, size_t cap);
+ * zero until ts_swin_init_weights. wp NULL: the whole grid on this rank;
+ * else this rank's block of a WP_y x WP_x split (collective over wp->comm),
+ * inputs and outputs being the block's tokens in local grid order. */
+int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, int B, const ts_swin_wp *wp, char *err,
+                   size_t cap);
 void ts_swin_free(ts_swin *m);
 
 /* Random init from the counter RNG (seed, purpose WEIGHT_INIT, stream =

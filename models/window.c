@@ -42,13 +42,17 @@ void ts_win_out_index(const ts_win_geom *g, int B, int nh, int32_t *idx) {
         }
 }
 
-void ts_win_mask(const ts_win_geom *g, uint8_t *mask) {
+static int row_group_of(const ts_win_geom *g, const uint8_t *row_group, int y) {
+    return row_group ? row_group[y] : ts_win_wrapped_row(g, y);
+}
+
+void ts_win_mask(const ts_win_geom *g, const uint8_t *row_group, uint8_t *mask) {
     const int nW = ts_win_count(g), L = ts_win_size(g);
     for (int w = 0; w < nW; w++)
         for (int i = 0; i < L; i++) {
-            int wi = ts_win_wrapped_row(g, ts_win_token(g, w, i) / g->W);
+            int wi = row_group_of(g, row_group, ts_win_token(g, w, i) / g->W);
             for (int j = 0; j < L; j++) {
-                int wj = ts_win_wrapped_row(g, ts_win_token(g, w, j) / g->W);
+                int wj = row_group_of(g, row_group, ts_win_token(g, w, j) / g->W);
                 mask[((size_t)w * L + i) * L + j] = (uint8_t)(wi == wj);
             }
         }

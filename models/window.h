@@ -64,7 +64,10 @@ void ts_win_qkv_index(const ts_win_geom *g, int B, int nh, int32_t *idx);
  * token-major (B*H*W, nh, hd): idx has B * H * W * nh entries. */
 void ts_win_out_index(const ts_win_geom *g, int B, int nh, int32_t *idx);
 /* The (nW * L, L) mask: 1 where place i may attend to place j of the same
- * window. All ones for layers without a latitude shift. */
-void ts_win_mask(const ts_win_geom *g, uint8_t *mask);
+ * window, i.e. both rows belong to the same group: row_group[y] when given
+ * (a window-parallel rank's block of an already rolled field knows which of
+ * its rows came across the pole), else ts_win_wrapped_row. All ones for a
+ * layer without a latitude shift and without row groups. */
+void ts_win_mask(const ts_win_geom *g, const uint8_t *row_group, uint8_t *mask);
 
 #endif

@@ -4,8 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-int ts_wattn_plan_make(ts_wattn_plan *p, const ts_backend *be, const ts_win_geom *g, int B, int C, int heads,
-                       char *err, size_t cap) {
+int ts_wattn_plan_make(ts_wattn_plan *p, const ts_backend *be, const ts_win_geom *g, const uint8_t *row_group, int B,
+                       int C, int heads, char *err, size_t cap) {
     if (ts_win_check(g, err, cap)) return -1;
     if (heads < 1 || C % heads) {
         snprintf(err, cap, "heads = %d does not divide dim = %d", heads, C);
@@ -27,10 +27,10 @@ int ts_wattn_plan_make(ts_wattn_plan *p, const ts_backend *be, const ts_win_geom
     free(idx);
 
     p->mask = NULL;
-    if (ts_win_needs_mask(g)) {
+    if (ts_win_needs_mask(g) || row_group) {
         size_t nm = (size_t)p->nW * p->L * p->L;
         uint8_t *m = ts_malloc(nm);
-        ts_win_mask(g, m);
+        ts_win_mask(g, row_group, m);
         p->mask = be->alloc(nm);
         be->upload(p->mask, m, nm);
         free(m);

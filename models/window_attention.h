@@ -48,8 +48,9 @@ typedef struct {
 } ts_wattn_acts;
 
 /* Returns 0, or -1 with err set (geometry, heads not dividing C). */
-int ts_wattn_plan_make(ts_wattn_plan *p, const ts_backend *be, const ts_win_geom *g, int B, int C, int heads,
-                       char *err, size_t cap);
+/* row_group (g->H) optional: see ts_win_mask (window-parallel blocks). */
+int ts_wattn_plan_make(ts_wattn_plan *p, const ts_backend *be, const ts_win_geom *g, const uint8_t *row_group, int B,
+                       int C, int heads, char *err, size_t cap);
 void ts_wattn_plan_free(ts_wattn_plan *p);
 /* Takes the buffers from an arena (NULLs while the arena measures). Layers
  * that run one after another can share the transient buffers (qkv and the

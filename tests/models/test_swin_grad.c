@@ -39,7 +39,7 @@ static double loss(ts_swin *m, float *d_out_dev, const float *x_dev, const float
 static void check_model(const ts_swin_config *cfg, int B, uint64_t seed) {
     char err[256];
     ts_swin m;
-    if (ts_swin_create(&m, g_be, cfg, B, err, sizeof err)) {
+    if (ts_swin_create(&m, g_be, cfg, B, NULL, err, sizeof err)) {
         CU_FAIL(err);
         return;
     }
@@ -119,7 +119,7 @@ static void test_zero_init(void) {
                           .depth = 2, .t_freq = 8};
     char err[256];
     ts_swin m;
-    CU_ASSERT_FATAL(ts_swin_create(&m, g_be, &cfg, 1, err, sizeof err) == 0);
+    CU_ASSERT_FATAL(ts_swin_create(&m, g_be, &cfg, 1, NULL, err, sizeof err) == 0);
     ts_swin_init_weights(&m, 9, 1);
     size_t nin = (size_t)m.T * cfg.c_in, nout = (size_t)m.T * cfg.c_out;
     float *x = malloc(sizeof(float) * nin), *out = malloc(sizeof(float) * nout), t = 0.7f;
@@ -142,10 +142,10 @@ static void test_bad_config(void) {
     ts_swin m;
     ts_swin_config cfg = {.H = 6, .W = 8, .window = 4, .c_in = 4, .c_out = 2, .dim = 8, .heads = 2, .hidden = 8,
                           .depth = 2, .t_freq = 8};
-    CU_ASSERT_EQUAL(ts_swin_create(&m, g_be, &cfg, 1, err, sizeof err), -1);
+    CU_ASSERT_EQUAL(ts_swin_create(&m, g_be, &cfg, 1, NULL, err, sizeof err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "does not divide the grid"));
     cfg.H = 8, cfg.heads = 3;
-    CU_ASSERT_EQUAL(ts_swin_create(&m, g_be, &cfg, 1, err, sizeof err), -1);
+    CU_ASSERT_EQUAL(ts_swin_create(&m, g_be, &cfg, 1, NULL, err, sizeof err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "heads"));
 }
 

@@ -97,6 +97,32 @@ for x, y in zip(a, b):
 print("dp1", a, "dp2", b)
 PY
 
+# WP (and DP x WP) against 1 rank, window 2 so the 12 x 24 grid splits
+wp=(model.window=2 train.steps=3)
+run "$tmp/w1" 3 model.window=2 && ok || fail "window-2 run on 1 rank"
+for layout in "2 parallel.wp_x=2" "2 parallel.wp_y=2" "4 parallel.wp_y=2 parallel.wp_x=2" "4 parallel.dp=2 parallel.wp_x=2"; do
+  set -- $layout
+  n=$1
+  shift
+  name=$(echo "$*" | tr ' =.' '___')
+  if mpiexec -n "$n" "$tessera" train out="$tmp/$name" "${common[@]}" "${wp[@]}" "$@" >"$tmp/$name.log" 2>&1; then ok
+  else fail "$*: $(tail -2 "$tmp/$name.log")"; fi
+  if /usr/bin/python3 - "$tmp/w1/tessera.jsonl" "$tmp/$name/tessera.jsonl" "$*" <<'PY'; then ok; else fail "$* against 1 rank"; fi
+import json, sys
+def steps(p):
+    return [e for e in map(json.loads, open(p)) if e["event"] == "train_step"]
+a, b = steps(sys.argv[1]), steps(sys.argv[2])
+assert len(a) == len(b) == 3
+for x, y in zip(a, b):
+    assert abs(x["loss"] - y["loss"]) <= 1e-5 * abs(x["loss"]), (x["loss"], y["loss"])
+last = b[-1]
+# every rank sent exactly the analytic strip volume, and WP ranks sent some
+assert last["wp_bytes_min"] == last["wp_bytes_expected_min"] and last["wp_bytes_max"] == last["wp_bytes_expected_max"], last
+assert last["wp_bytes_min"] > 0, last
+print(sys.argv[3], "losses", [y["loss"] for y in b], "bytes per rank", last["wp_bytes_max"])
+PY
+done
+
 # refused layouts and keys: one line, exit 2
 # (mpiexec adds its own abort banner; tessera's own lines are counted)
 expect2() { "$@" >"$tmp/o" 2>"$tmp/err"; local rc=$?

@@ -159,7 +159,7 @@ static float *host(const ts_backend *be, const float *d, size_t n) {
 static void run_layer(const ts_backend *be, const case_data *d, float **y, float **dx, float **dWqkv, float **dWo) {
     char err[256];
     ts_wattn_plan plan;
-    if (ts_wattn_plan_make(&plan, be, &d->s.g, d->s.B, d->s.C, d->s.heads, err, sizeof err)) {
+    if (ts_wattn_plan_make(&plan, be, &d->s.g, NULL, d->s.B, d->s.C, d->s.heads, err, sizeof err)) {
         CU_FAIL(err);
         return;
     }
@@ -253,7 +253,7 @@ static void test_window_index(void) {
         for (int t = 0; t < HW; t++) CU_ASSERT_EQUAL(seen[t], 1);
         free(seen);
         uint8_t *m = malloc((size_t)nW * L * L);
-        ts_win_mask(g, m);
+        ts_win_mask(g, NULL, m);
         for (int w = 0; w < nW; w++)
             for (int i = 0; i < L; i++)
                 for (int j = 0; j < L; j++) {

@@ -1,0 +1,101 @@
+/* Window parallelism of the Swin model against the same model on one rank:
+ * every WP_y x WP_x layout of the world size splits the grid into blocks;
+ * each rank's outputs must equal its block of the one-rank outputs, and the
+ * weight gradients summed over the ranks must equal the one-rank gradients
+ * (1e-5 norm-wise relative: the sums run in another order). Each rank's
+ * strip bytes must equal the analytic count, and be non-zero when there is
+ * more than one rank. Run under mpiexec with 1, 2 and 4 ranks. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "models/swin.h"
+#include "parallel/layout.h"
+#include "parallel/mpi_env.h"
+#include "tests/mpi_check.h"
+
+static double rel(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), den += (double)b[i] * b[i];
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+static void check_layout(int wp_y, int wp_x, const ts_swin_config *cfg, int B) {
+    int world = ts_mpi_size();
+    int sizes[TS_AXIS_COUNT] = {1, 1, 1, 1, 1};
+    sizes[TS_AXIS_WP_Y] = wp_y, sizes[TS_AXIS_WP_X] = wp_x;
+    ts_layout lay;
+    char err[512];
+    if (ts_layout_create(&lay, MPI_COMM_WORLD, sizes, err, sizeof err)) {
+        CHECK(0, "%s", err);
+        return;
+    }
+    const ts_backend *be = ts_backend_cpu();
+    ts_swin one, part;
+    ts_swin_wp wp = {lay.wp, wp_y, wp_x, lay.coord[TS_AXIS_WP_Y], lay.coord[TS_AXIS_WP_X]};
+    CHECK(ts_swin_create(&one, be, cfg, B, NULL, err, sizeof err) == 0, "%s", err);
+    CHECK(ts_swin_create(&part, be, cfg, B, &wp, err, sizeof err) == 0, "%s", err);
+    ts_swin_init_weights(&one, 3, 0);
+    ts_swin_init_weights(&part, 3, 0);
+
+    const int H = cfg->H, W = cfg->W, h = part.h, w = part.w;
+    size_t nin = (size_t)B * H * W * cfg->c_in, nout = (size_t)B * H * W * cfg->c_out;
+    float *x = malloc(sizeof(float) * nin), *R = malloc(sizeof(float) * nout), *y = malloc(sizeof(float) * nout);
+    float *xl = malloc(sizeof(float) * (size_t)part.T * cfg->c_in), *Rl = malloc(sizeof(float) * (size_t)part.T * cfg->c_out);
+    float *yl = malloc(sizeof(float) * (size_t)part.T * cfg->c_out), t[4] = {0.3f, 1.1f, 0.7f, 1.4f};
+    ts_rng_key key = ts_rng_key_make(4, TS_RNG_TEST);
+    ts_rng_normal(key, 0, 0, nin, x);
+    ts_rng_normal(key, 1, 0, nout, R);
+    /* this rank's block, in local grid order */
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++) {
+                size_t g = ((size_t)b * H + part.row0 + i) * W + part.col0 + j, l = ((size_t)b * h + i) * w + j;
+                memcpy(xl + l * cfg->c_in, x + g * cfg->c_in, sizeof(float) * cfg->c_in);
+                memcpy(Rl + l * cfg->c_out, R + g * cfg->c_out, sizeof(float) * cfg->c_out);
+            }
+    ts_swin_forward(&one, y, x, t);
+    ts_swin_forward(&part, yl, xl, t);
+    double worst = 0;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < h; i++) {
+            size_t g = ((size_t)b * H + part.row0 + i) * W + part.col0, l = ((size_t)b * h + i) * w;
+            worst = fmax(worst, rel(yl + l * cfg->c_out, y + g * cfg->c_out, (size_t)w * cfg->c_out));
+        }
+    CHECK(worst < 1e-5, "wp %dx%d: output rows differ by %.2e", wp_y, wp_x, worst);
+
+    memset(one.grads.data, 0, sizeof(float) * one.grads.total);
+    memset(part.grads.data, 0, sizeof(float) * part.grads.total);
+    ts_swin_backward(&one, R);
+    ts_swin_backward(&part, Rl);
+    MPI_Allreduce(MPI_IN_PLACE, part.grads.data, (int)part.grads.total, MPI_FLOAT, MPI_SUM, lay.wp);
+    for (int p = 0; p < one.grads.count; p++) {
+        const ts_param_entry *e = &one.grads.entries[p];
+        double r = rel(part.grads.data + e->offset, one.grads.data + e->offset, e->numel);
+        CHECK(r < 1e-5, "wp %dx%d: gradient of %s differs by %.2e", wp_y, wp_x, e->name, r);
+    }
+    CHECK(part.wp_bytes == part.wp_bytes_expected, "wp %dx%d: %zu strip bytes sent, %zu expected", wp_y, wp_x,
+          part.wp_bytes, part.wp_bytes_expected);
+    if (world > 1) CHECK(part.wp_bytes > 0, "wp %dx%d: no strip was sent", wp_y, wp_x);
+    free(x), free(R), free(y), free(xl), free(Rl), free(yl);
+    ts_swin_free(&one), ts_swin_free(&part);
+    ts_layout_free(&lay);
+}
+
+int main(int argc, char **argv) {
+    ts_mpi_init(&argc, &argv);
+    int world = ts_mpi_size();
+    ts_swin_config cfg = {.H = 8, .W = 16, .window = 2, .c_in = 3, .c_out = 2, .dim = 8, .heads = 2, .hidden = 12,
+                          .depth = 3, .t_freq = 8};
+    ts_swin_config big = {.H = 16, .W = 16, .window = 4, .c_in = 2, .c_out = 3, .dim = 12, .heads = 3, .hidden = 8,
+                          .depth = 2, .t_freq = 6};
+    for (int wy = 1; wy <= world; wy++)
+        if (world % wy == 0) {
+            check_layout(wy, world / wy, &cfg, 2);
+            check_layout(wy, world / wy, &big, 1);
+        }
+    int rc = mpi_check_finish("test_mpi_swin_wp");
+    ts_mpi_finalize();
+    return rc;
+}
