@@ -154,8 +154,8 @@ static double measure_ceiling(bench *b) {
     return 2.0 * n * n * (double)n / t * 1e-9;
 }
 
-int ts_bench_run(const ts_backend *be, const ts_bench_shape *s, FILE *table, FILE *jsonl, char *err,
-                 size_t errcap) {
+int ts_bench_run(const ts_backend *be, const ts_bench_shape *s, FILE *table, FILE *jsonl, double *ceiling_gflops,
+                 char *err, size_t errcap) {
     if (check_shape(s, err, errcap)) return -1;
     bench b = {be, s, table, jsonl, 0.0, {0}};
     const int B = s->batch, d = s->dim, Hh = s->heads, hd = d / Hh, Fh = s->hidden;
@@ -164,6 +164,7 @@ int ts_bench_run(const ts_backend *be, const ts_bench_shape *s, FILE *table, FIL
              s->grid_w, d, Hh, Fh, s->window);
 
     b.ceiling = measure_ceiling(&b);
+    if (ceiling_gflops) *ceiling_gflops = b.ceiling;
     if (table) {
         fprintf(table, "tessera bench on %s: %s, median of %d\n", be->name, b.shape_text, s->reps);
         fprintf(table, "ceiling: sgemm %dx%dx%d = %.2f GFLOP/s\n\n", s->ceiling_n, s->ceiling_n, s->ceiling_n,

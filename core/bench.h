@@ -16,9 +16,10 @@ typedef struct {
 } ts_bench_shape;
 
 /* Runs the benchmark; prints the table to `table` and writes one JSON line
- * per row to `jsonl` (either may be NULL). Returns 0, or -1 with a message
- * in err when the shape is invalid. */
-int ts_bench_run(const ts_backend *be, const ts_bench_shape *s, FILE *table, FILE *jsonl, char *err,
-                 size_t errcap);
+ * per row to `jsonl` (either may be NULL); the ceiling measured goes to
+ * *ceiling_gflops when not NULL. Returns 0, or -1 with a message in err
+ * when the shape is invalid. */
+int ts_bench_run(const ts_backend *be, const ts_bench_shape *s, FILE *table, FILE *jsonl, double *ceiling_gflops,
+                 char *err, size_t errcap);
 
 #endif

@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/bench.jsonl", ts_config_str(cfg, "out"));
     FILE *jsonl = fopen(path, "a");
     if (!jsonl) ts_fatal("cannot open '%s' for writing", path);
-    if (ts_bench_run(be, &s, stdout, jsonl, err, sizeof err)) ts_usage_error("%s", err);
+    if (ts_bench_run(be, &s, stdout, jsonl, NULL, err, sizeof err)) ts_usage_error("%s", err);
     fclose(jsonl);
     ts_config_free(cfg);
     return 0;

@@ -141,6 +141,7 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     INT_KEY("bench.grid_h", "32", 1, 65536, "grid rows (latitudes); tokens = grid_h * grid_w"),
     INT_KEY("bench.grid_w", "64", 1, 65536, "grid columns (longitudes)"),
     INT_KEY("bench.batch", "1", 1, 65536, "samples per step"),
+    INT_KEY("bench.depth", "4", 0, 4096, "blocks of the whole-model rows (forward, training step); 0 skips them"),
     INT_KEY("bench.reps", "5", 1, 1000, "timed repetitions; the median is reported"),
     INT_KEY("bench.ceiling_n", "1024", 1, 32768,
             "side of the square SGEMM timed as the machine's ceiling"),

@@ -22,7 +22,7 @@ int cmd_demo(const ts_command_ctx *ctx) {
     FILE *jsonl = fopen(path, "a");
     if (!jsonl) ts_fatal("cannot open '%s' for writing", path);
     printf("\n");
-    int rc = ts_bench_run(ts_backend_cpu(), &s, stdout, jsonl, err, sizeof err);
+    int rc = ts_bench_run(ts_backend_cpu(), &s, stdout, jsonl, NULL, err, sizeof err);
     fclose(jsonl);
     if (rc) ts_fatal("demo benchmark: %s", err);
     printf("\nBenchmark rows (JSON lines) are in %s. Larger shapes: tessera bench --help\n", path);

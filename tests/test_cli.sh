@@ -82,9 +82,14 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 whats = {r["what"] for r in rows}
 need = {"ceiling_sgemm", "qkv_gemm", "attn_scores_gemm", "softmax_fwd", "swiglu_fwd", "rmsnorm_fwd",
-        "gather_rows", "adamw", "swin_block_fwd"}
+        "gather_rows", "adamw", "swin_block_fwd", "swin_forward", "swin_train_step", "profile"}
 assert need <= whats, need - whats
+profile = [r for r in rows if r["what"] == "profile"]
+assert abs(sum(r["share"] for r in profile) - 1) < 0.2 and all(r["calls"] > 0 for r in profile), profile
+assert [r for r in rows if r["what"] == "swin_train_step"][0]["model_memory_mb"] > 0
 for r in rows:
+    if r["what"] == "profile":
+        continue
     for k in ("what", "backend", "shape", "ms", "gflops", "ceiling_gflops", "ratio"):
         assert k in r, (k, r)
     assert r["ms"] > 0 and r["ceiling_gflops"] > 0, r
