@@ -160,6 +160,10 @@ int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, 
     m->cfg = *cfg, m->be = be, m->B = B;
     m->h = cfg->H, m->w = cfg->W, m->wp_y = m->wp_x = 1;
     if (wp && wp->wp_y * wp->wp_x > 1) {
+#ifndef TESSERA_HAVE_MPI
+        snprintf(err, cap, "window parallelism needs MPI, and this build has none (TESSERA_CORE_ONLY)");
+        return -1;
+#else
         if (cfg->H % (wp->wp_y * cfg->window) || cfg->W % (wp->wp_x * cfg->window)) {
             snprintf(err, cap,
                      "the grid %d x %d does not split into parallel.wp_y x parallel.wp_x = %d x %d blocks of whole "
@@ -173,6 +177,7 @@ int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, 
         if (ts_roll_plan_create(&m->roll, wp->comm, m->h, m->w, cfg->dim, s, s, err, cap)) return -1;
         if (be->kind != TS_BACKEND_CPU)
             for (int k = 0; k < 2; k++) m->roll_host[k] = ts_malloc(sizeof(float) * (size_t)m->h * m->w * cfg->dim);
+#endif
     }
     m->T = B * m->h * m->w;
     declare_params(m);
@@ -202,7 +207,9 @@ void ts_swin_free(ts_swin *m) {
     for (int s = 0; s < 2; s++)
         if (m->plan[s].qkv_idx) ts_wattn_plan_free(&m->plan[s]);
     m->be->free(m->pos);
+#ifdef TESSERA_HAVE_MPI
     if (m->wp) ts_roll_plan_free(&m->roll);
+#endif
     free(m->roll_host[0]), free(m->roll_host[1]);
     ts_params_free(&m->grads);
     ts_params_free(&m->params);
@@ -253,6 +260,9 @@ static void linear_dinput(const ts_backend *be, float *dx, const float *dy, cons
  * off them. Device fields are staged through the host (no GPU-aware MPI
  * assumed). */
 static void roll_field(ts_swin *m, int forward, const float *in, float *out) {
+#ifndef TESSERA_HAVE_MPI
+    (void)m, (void)forward, (void)in, (void)out; /* m->wp is never set without MPI */
+#else
     const size_t n = (size_t)m->h * m->w * m->cfg.dim;
     const ts_backend *be = m->be;
     size_t expected = ts_roll_expected_bytes(m->h, m->w, m->cfg.dim, m->cfg.window / 2, m->cfg.window / 2, m->wp_y,
@@ -270,6 +280,7 @@ static void roll_field(ts_swin *m, int forward, const float *in, float *out) {
         if (m->roll_host[0]) be->upload(out + (size_t)b * n, m->roll_host[1], sizeof(float) * n);
         m->wp_bytes += m->roll.bytes_last, m->wp_bytes_expected += expected;
     }
+#endif
 }
 
 /* Sinusoidal embedding of the diffusion time t (radians in [0, pi/2]),

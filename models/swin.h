@@ -18,16 +18,24 @@
 #ifndef TESSERA_MODELS_SWIN_H
 #define TESSERA_MODELS_SWIN_H
 
-#include <mpi.h>
-
 #include "core/backend.h"
 #include "core/params.h"
 #include "models/window_attention.h"
+
+/* Window parallelism needs MPI; the core-only build (a GPU machine with
+ * nothing but CUDA) has the model without it. */
+#ifdef TESSERA_HAVE_MPI
+#include <mpi.h>
+
 #include "parallel/roll.h"
+typedef MPI_Comm ts_swin_comm;
+#else
+typedef int ts_swin_comm;
+#endif
 
 /* Window parallelism: this rank's block of the global grid. */
 typedef struct {
-    MPI_Comm comm;     /* the WP_y x WP_x Cartesian communicator (the layout's wp) */
+    ts_swin_comm comm; /* the WP_y x WP_x Cartesian communicator (the layout's wp) */
     int wp_y, wp_x;    /* rank grid */
     int py, px;        /* this rank's place in it */
 } ts_swin_wp;
@@ -61,7 +69,9 @@ typedef struct {
     int h, w, row0, col0;         /* this rank's block of the grid (the whole grid on one rank) */
     int wp;                       /* 1: shifted blocks roll across ranks (WP_y x WP_x > 1) */
     int wp_y, wp_x;
+#ifdef TESSERA_HAVE_MPI
     ts_roll_plan roll;            /* half-window strips of a (h, w, d) field */
+#endif
     float *roll_host[2];          /* (h*w*d) host staging when the backend is not the CPU */
     float *rolled;                /* (T, d) scratch: rolled attention output or gradient */
     size_t wp_bytes, wp_bytes_expected; /* strip bytes sent, and the analytic count, since creation */
