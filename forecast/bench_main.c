@@ -1,12 +1,13 @@
-/* tessera-bench: the op benchmark alone, for the core-only build on a GPU
- * machine that has no MPI, NetCDF or HDF5. Takes the same bench.*, device,
- * threads and out keys as `tessera bench`, as key=value arguments. */
+/* tessera-bench: `tessera bench` without MPI, NetCDF or HDF5, for the
+ * core-only build on a bare GPU machine. Takes the same bench.*, device,
+ * threads and out keys, as key=value arguments. */
 #include <stdio.h>
 #include <string.h>
 
 #include "core/bench.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "models/bench_model.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -40,7 +41,9 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/bench.jsonl", ts_config_str(cfg, "out"));
     FILE *jsonl = fopen(path, "a");
     if (!jsonl) ts_fatal("cannot open '%s' for writing", path);
-    if (ts_bench_run(be, &s, stdout, jsonl, NULL, err, sizeof err)) ts_usage_error("%s", err);
+    double ceiling = 0;
+    if (ts_bench_run(be, &s, stdout, jsonl, &ceiling, err, sizeof err)) ts_usage_error("%s", err);
+    if (ts_config_int(cfg, "bench.depth") > 0) ts_bench_model(be, &s, (int)ts_config_int(cfg, "bench.depth"), ceiling, jsonl);
     fclose(jsonl);
     ts_config_free(cfg);
     return 0;
