@@ -100,10 +100,16 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     FLOAT_KEY("forecast.bounds_std", "30", 1, 1e6,
               "a member stops with an error when a value leaves mean +- this many stds of its channel"),
 
+    /* score: WeatherBench-2 metrics (tessera score) */
+    STRING_KEY("score.forecast", "", "forecast file scored as system tessera (default OUT/forecast.nc)"),
+    STRING_KEY("score.baselines", "",
+               "more ensemble forecasts scored as systems, name=path comma-separated (perfect_model=OUT/pm.nc)"),
+    INT_KEY("score.bootstrap", "1000", 0, 100000, "bootstrap resamples of the initial times for 95% intervals; 0 = none"),
+
     /* synth: the gridded reference simulator (tessera synth-era5) */
     ENUM_KEY("synth.grid", "5.625", "5.625|1.40625",
              "output grid in degrees: 5.625 (32 x 64) or 1.40625 (128 x 256)"),
-    STRING_KEY("synth.start", "2020-01-01", "first valid time written, YYYY-MM-DD (00 UTC)"),
+    STRING_KEY("synth.start", "2020-01-01", "first valid time written, YYYY-MM-DD[THH] (UTC)"),
     INT_KEY("synth.days", "365", 1, 36600, "days of data written from synth.start"),
     INT_KEY("synth.step_hours", "6", 1, 24, "hours between written times; must divide 24"),
     INT_KEY("synth.spinup_days", "180", 0, 100000, "model days run (and discarded) before synth.start"),
@@ -146,6 +152,15 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     INT_KEY("bench.ceiling_n", "1024", 1, 32768,
             "side of the square SGEMM timed as the machine's ceiling"),
     STRING_KEY("bench.ops", "all", "comma-separated op names to time, or all"),
+
+    /* plot: PNG maps and score-vs-lead charts (tessera plot) */
+    STRING_KEY("plot.forecast", "", "forecast NetCDF to map (default OUT/forecast.nc when it exists)"),
+    STRING_KEY("plot.scorecard", "", "scorecard CSV to chart (default OUT/scorecard.csv when it exists)"),
+    STRING_KEY("plot.variables", "",
+               "variables mapped, named as in data.variables (z500, t2m), comma-separated; empty: all in the forecast"),
+    STRING_KEY("plot.leads", "", "lead times mapped, hours, comma-separated; empty: the forecast's first lead"),
+    INT_KEY("plot.init", "0", 0, NO_LIMIT, "initial time mapped: index along the forecast's time axis"),
+    INT_KEY("plot.member", "0", 0, NO_LIMIT, "member drawn on its own: index along the forecast's number axis"),
 };
 
 #define N_KEYS (sizeof TS_CONFIG_KEYS / sizeof TS_CONFIG_KEYS[0])
@@ -161,10 +176,12 @@ static const struct {
     {"log", "Logging"},
     {"parallel", "Rank layout (DP x WP_y x WP_x x SP x PP)"},
     {"forecast", "Forecasts (`tessera forecast`)"},
+    {"score", "Scores (`tessera score`)"},
     {"synth", "Reference simulator (`tessera synth-era5`)"},
     {"data", "ERA5 data"},
     {"stats", "Statistics (`tessera stats`)"},
     {"bench", "Benchmark (`tessera bench`)"},
+    {"plot", "Plots (`tessera plot`)"},
 };
 
 size_t ts_config_key_count(void) { return N_KEYS; }

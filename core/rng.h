@@ -25,6 +25,7 @@ typedef enum {
     TS_RNG_TRAIN_NOISE = 4,
     TS_RNG_SAMPLER_NOISE = 5,
     TS_RNG_PERTURBATION = 6,
+    TS_RNG_BOOTSTRAP = 7,
 } ts_rng_purpose;
 
 typedef struct {

@@ -19,7 +19,10 @@ int cmd_bench(const ts_command_ctx *ctx);
 int cmd_demo(const ts_command_ctx *ctx);
 int cmd_config(const ts_command_ctx *ctx);
 int cmd_stats(const ts_command_ctx *ctx);
+int cmd_synth_era5(const ts_command_ctx *ctx);
 int cmd_train(const ts_command_ctx *ctx);
+int cmd_score(const ts_command_ctx *ctx);
+int cmd_plot(const ts_command_ctx *ctx);
 int cmd_forecast(const ts_command_ctx *ctx);
 
 #endif

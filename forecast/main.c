@@ -34,7 +34,14 @@ typedef struct {
 
 /* The commands of DESIGN.md. Those with no function yet say so plainly. */
 static const command COMMANDS[] = {
-    {"synth-era5", NULL, "out,seed", "run the gridded reference simulator, write CDS-format ERA5 NetCDF", NULL},
+    {"synth-era5", cmd_synth_era5, "synth.,out,seed", "run the gridded reference simulator, write CDS-format ERA5 NetCDF",
+     "Runs a two-layer quasi-geostrophic model (one beta-plane channel per\n"
+     "hemisphere, seasonal and diurnal forcing, a humidity tracer; docs/sim.md) for\n"
+     "synth.spinup_days, then writes ERA5 NetCDF as the CDS delivers it every\n"
+     "synth.step_hours from synth.start for synth.days:\n"
+     "OUT/era5_pressure_levels_YYYY.nc (z t u v q) and OUT/era5_single_levels_YYYY.nc\n"
+     "(u10 v10 t2m msl lsm z tisr), or the instant/accum pair with synth.split_accum;\n"
+     "the model state at synth.restart_times."},
     {"synth-mesh", NULL, "out,seed", "run the CFD reference simulator, write graph-physics HDF5 trajectories", NULL},
     {"stats", cmd_stats, "out,data.,stats.", "normalization statistics (means, stds, residual stds, climatology)",
      "Reads the ERA5-format files of data.files (the channels of data.variables and\n"
@@ -63,8 +70,22 @@ static const command COMMANDS[] = {
      "(forecast.output, default OUT/forecast.nc; docs/forecast-format.md) lead by\n"
      "lead; rerunning the same command resumes a killed rollout. Under MPI,\n"
      "members are spread over parallel.dp replicas."},
-    {"score", NULL, "out", "WeatherBench-2 metrics (or mesh rollout RMSE) against truth, with baselines", NULL},
-    {"plot", NULL, "out", "PNG maps and score-vs-lead charts", NULL},
+    {"score", cmd_score, "out,seed,data.,score.", "WeatherBench-2 metrics against truth, with baselines",
+     "Scores a forecast (score.forecast, default OUT/forecast.nc) against the truth of\n"
+     "data.files: latitude-weighted ensemble-mean RMSE, ACC against the climatology of\n"
+     "data.stats, fair CRPS and spread-skill for every variable, level and lead,\n"
+     "plus WS10 and WV850, with bootstrap intervals over initial times\n"
+     "(score.bootstrap). Baselines on the same cases: persistence, climatology, and\n"
+     "any ensemble file of score.baselines (e.g. perfect_model=PATH). Writes\n"
+     "OUT/scorecard.csv and OUT/scorecard.jsonl and prints the relative skill\n"
+     "(docs/score.md)."},
+    {"plot", cmd_plot, "out,data.files,data.grid,data.fill,data.row_rule,plot.", "PNG maps and score-vs-lead charts",
+     "Maps a forecast (plot.forecast, default OUT/forecast.nc) against its truth\n"
+     "(data.files, on data.grid): truth, ensemble mean, member plot.member, error\n"
+     "(mean - truth) and spread, for each variable of plot.variables and lead of\n"
+     "plot.leads at initial time plot.init. Charts each metric and variable of a\n"
+     "scorecard (plot.scorecard, default OUT/scorecard.csv) against lead time, one\n"
+     "line per system with its interval. PNGs go to OUT/plots (docs/plot.md)."},
     {"bench", cmd_bench, "bench.,device,threads,out,parallel.",
      "throughput of the ops of a Swin block beside the machine's GEMM ceiling",
      "Times each op of one Swin block (GEMMs, window attention, norms, activations,\n"

@@ -1,0 +1,349 @@
+/* Reading ensemble forecasts in the cfgrib ensemble layout; see
+ * forecast_read.h and docs/forecast-format.md. */
+#include "io/forecast_read.h"
+
+#include <errno.h>
+#include <math.h>
+#include <netcdf.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/log.h"
+
+_Static_assert(TS_FORECAST_NAME_MAX == NC_MAX_NAME + 1, "variable names are NC_MAX_NAME long");
+
+struct ts_forecast_file {
+    ts_forecast_info info;
+    char *path;
+    int ncid;
+    int *varid;                 /* (nvars) */
+    int64_t *init_times;        /* (ninits) */
+    double *step_hours;         /* (nsteps) */
+    double *levels;             /* (nlev) */
+    double *lat, *lon;          /* (nlat), (nlon) */
+    ts_forecast_file_var *vars; /* (nvars) */
+};
+
+/* Dimension ids of the layout; lev is -1 when the file has no levels. */
+typedef struct {
+    int number, time, step, lev, lat, lon;
+} layout_dims;
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+static int fail_at(char *err, size_t errcap, const char *src, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int fail_at(char *err, size_t errcap, const char *src, int line, const char *fmt, ...) {
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (err && errcap) snprintf(err, errcap, "%s (%s:%d)", msg, src, line);
+    return -1;
+}
+#define FAIL(...) fail_at(err, errcap, __FILE__, __LINE__, __VA_ARGS__)
+/* One netCDF call: the file, what was read, the library's message, our line. */
+#define NC_TRY(call, what)                                                                                             \
+    do {                                                                                                               \
+        int nc_rc_ = (call);                                                                                           \
+        if (nc_rc_ != NC_NOERR) return FAIL("%s: %s: %s", f->path, (what), nc_strerror(nc_rc_));                       \
+    } while (0)
+
+/* ---- attributes and units ----------------------------------------------------------------- */
+
+/* A text attribute into buf ("" when absent or too long). */
+static void get_text_att(int ncid, int varid, const char *name, char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = '\0';
+    if (nc_inq_attlen(ncid, varid, name, &len) != NC_NOERR || len >= cap) return;
+    if (nc_get_att_text(ncid, varid, name, buf) != NC_NOERR) len = 0;
+    buf[len] = '\0';
+}
+
+/* "seconds since 1970-01-01[ 00:00[:00[.0]]][Z| UTC]": the epoch and no other. */
+static int is_unix_seconds(const char *u) {
+    static const char pre[] = "seconds since 1970-01-01";
+    if (strncmp(u, pre, sizeof pre - 1) != 0) return 0;
+    const char *p = u + sizeof pre - 1;
+    int h = 0, m = 0, n = 0;
+    double s = 0;
+    if (*p == ' ' || *p == 'T') p++;
+    if (*p >= '0' && *p <= '9') {
+        if (sscanf(p, "%d:%d%n", &h, &m, &n) < 2) return 0;
+        p += n;
+        if (*p == ':') {
+            if (sscanf(p + 1, "%lf%n", &s, &n) < 1) return 0;
+            p += 1 + n;
+        }
+    }
+    while (*p == ' ') p++;
+    if (*p == 'Z')
+        p++;
+    else if (strcmp(p, "UTC") == 0)
+        p += 3;
+    return *p == '\0' && h == 0 && m == 0 && s == 0;
+}
+
+/* ---- coordinates ------------------------------------------------------------------------ */
+
+static int dim_len(ts_forecast_file *f, const char *name, int *id, size_t *len, char *err, size_t errcap) {
+    if (nc_inq_dimid(f->ncid, name, id) != NC_NOERR)
+        return FAIL("%s: no dimension '%s': not a forecast in the layout of docs/forecast-format.md", f->path, name);
+    NC_TRY(nc_inq_dimlen(f->ncid, *id, len), name);
+    if (*len == 0) return FAIL("%s: dimension '%s' is empty", f->path, name);
+    return 0;
+}
+
+static int find_dims(ts_forecast_file *f, layout_dims *d, char *err, size_t errcap) {
+    ts_forecast_info *in = &f->info;
+    if (dim_len(f, "number", &d->number, &in->nmembers, err, errcap) ||
+        dim_len(f, "time", &d->time, &in->ninits, err, errcap) ||
+        dim_len(f, "step", &d->step, &in->nsteps, err, errcap) ||
+        dim_len(f, "latitude", &d->lat, &in->nlat, err, errcap) ||
+        dim_len(f, "longitude", &d->lon, &in->nlon, err, errcap))
+        return -1;
+    d->lev = -1;
+    in->nlev = 0;
+    if (nc_inq_dimid(f->ncid, "pressure_level", &d->lev) == NC_NOERR) {
+        if (dim_len(f, "pressure_level", &d->lev, &in->nlev, err, errcap)) return -1;
+    } else {
+        d->lev = -1;
+    }
+    return 0;
+}
+
+/* The 1-D coordinate `name` on its own dimension, as doubles. */
+static int read_coord(ts_forecast_file *f, const char *name, int dimid, double *out, char *err, size_t errcap) {
+    int id, nd, dims[NC_MAX_VAR_DIMS];
+    if (nc_inq_varid(f->ncid, name, &id) != NC_NOERR) return FAIL("%s: no coordinate variable '%s'", f->path, name);
+    NC_TRY(nc_inq_varndims(f->ncid, id, &nd), name);
+    NC_TRY(nc_inq_vardimid(f->ncid, id, dims), name);
+    if (nd != 1 || dims[0] != dimid) return FAIL("%s: coordinate '%s' is not on its own dimension", f->path, name);
+    NC_TRY(nc_get_var_double(f->ncid, id, out), name);
+    return 0;
+}
+
+static int read_times(ts_forecast_file *f, const layout_dims *d, char *err, size_t errcap) {
+    ts_forecast_info *in = &f->info;
+    char units[128];
+    int id;
+    if (nc_inq_varid(f->ncid, "time", &id) != NC_NOERR) return FAIL("%s: no coordinate variable 'time'", f->path);
+    get_text_att(f->ncid, id, "units", units, sizeof units);
+    if (!is_unix_seconds(units))
+        return FAIL("%s: variable time: units '%s', expected 'seconds since 1970-01-01 00:00:00'", f->path, units);
+    long long *t = ts_malloc(in->ninits * sizeof *t); /* (ninits) */
+    int rc = nc_get_var_longlong(f->ncid, id, t);
+    for (size_t i = 0; i < in->ninits; i++) f->init_times[i] = t[i];
+    free(t);
+    if (rc != NC_NOERR) return FAIL("%s: variable time: %s", f->path, nc_strerror(rc));
+    if (nc_inq_varid(f->ncid, "step", &id) != NC_NOERR) return FAIL("%s: no coordinate variable 'step'", f->path);
+    get_text_att(f->ncid, id, "units", units, sizeof units);
+    if (strcmp(units, "hours") != 0 && strcmp(units, "hour") != 0 && strcmp(units, "h") != 0)
+        return FAIL("%s: variable step: units '%s', expected 'hours'", f->path, units);
+    if (read_coord(f, "step", d->step, f->step_hours, err, errcap)) return -1;
+    for (size_t s = 0; s < in->nsteps; s++)
+        if (!isfinite(f->step_hours[s]) || f->step_hours[s] < 0)
+            return FAIL("%s: variable step: lead %zu is %g hours", f->path, s, f->step_hours[s]);
+    return 0;
+}
+
+/* valid_time(time, step), when the file has it, must equal time + step. */
+static int check_valid_time(ts_forecast_file *f, char *err, size_t errcap) {
+    ts_forecast_info *in = &f->info;
+    int id;
+    if (nc_inq_varid(f->ncid, "valid_time", &id) != NC_NOERR) return 0;
+    size_t n = in->ninits * in->nsteps;
+    long long *vt = ts_malloc(n * sizeof *vt); /* (ninits, nsteps) */
+    int rc = nc_get_var_longlong(f->ncid, id, vt);
+    if (rc != NC_NOERR) {
+        free(vt);
+        return FAIL("%s: variable valid_time: %s", f->path, nc_strerror(rc));
+    }
+    for (size_t i = 0; i < in->ninits; i++)
+        for (size_t s = 0; s < in->nsteps; s++) {
+            long long want = (long long)f->init_times[i] + llround(f->step_hours[s] * 3600.0);
+            if (vt[i * in->nsteps + s] != want) {
+                long long got = vt[i * in->nsteps + s];
+                free(vt);
+                return FAIL("%s: variable valid_time[%zu, %zu] = %lld, but time + step = %lld", f->path, i, s, got,
+                            want);
+            }
+        }
+    free(vt);
+    return 0;
+}
+
+static int read_grid(ts_forecast_file *f, const layout_dims *d, char *err, size_t errcap) {
+    ts_forecast_info *in = &f->info;
+    if (read_coord(f, "latitude", d->lat, f->lat, err, errcap) ||
+        read_coord(f, "longitude", d->lon, f->lon, err, errcap))
+        return -1;
+    for (size_t i = 1; i < in->nlat; i++)
+        if (!(f->lat[i] < f->lat[i - 1]))
+            return FAIL("%s: variable latitude must decrease (90 -> -90, as ERA5 and the forecast writer store it)",
+                        f->path);
+    if (in->nlev) {
+        if (read_coord(f, "pressure_level", d->lev, f->levels, err, errcap)) return -1;
+        int id;
+        char units[64];
+        nc_inq_varid(f->ncid, "pressure_level", &id);
+        get_text_att(f->ncid, id, "units", units, sizeof units);
+        if (*units && strcmp(units, "hPa") != 0 && strcmp(units, "millibars") != 0 && strcmp(units, "mbar") != 0)
+            return FAIL("%s: variable pressure_level: units '%s', expected 'hPa'", f->path, units);
+    }
+    return 0;
+}
+
+/* A file from the forecast writer counts its complete leads; one that does
+ * not carry the attribute was written some other way and is taken whole. */
+static int check_complete(ts_forecast_file *f, char *err, size_t errcap) {
+    long long done;
+    if (nc_get_att_longlong(f->ncid, NC_GLOBAL, "tessera_complete_leads", &done) != NC_NOERR) return 0;
+    if (done < (long long)f->info.nsteps)
+        return FAIL("%s: only %lld of %zu leads are complete (an interrupted forecast: rerun it to finish)", f->path,
+                    done, f->info.nsteps);
+    return 0;
+}
+
+/* ---- data variables ------------------------------------------------------------------------ */
+
+/* 1 when `var` is a data variable of the layout, 0 when it is something
+ * else (a coordinate), -1 with err set when it is on the ensemble dims but
+ * not in the layout's shape or type. */
+static int classify_var(ts_forecast_file *f, const layout_dims *d, int id, int *on_levels, char *err, size_t errcap) {
+    char name[NC_MAX_NAME + 1];
+    int nd, dims[NC_MAX_VAR_DIMS];
+    nc_type type;
+    NC_TRY(nc_inq_var(f->ncid, id, name, &type, &nd, dims, NULL), "inquiring a variable");
+    if (nd < 5 || dims[0] != d->number || dims[1] != d->time || dims[2] != d->step) return 0;
+    int surface = nd == 5 && dims[3] == d->lat && dims[4] == d->lon;
+    int levels = nd == 6 && d->lev >= 0 && dims[3] == d->lev && dims[4] == d->lat && dims[5] == d->lon;
+    if (!surface && !levels)
+        return FAIL("%s: variable %s: dims must be (number, time, step, [pressure_level,] latitude, longitude)",
+                    f->path, name);
+    if (type != NC_FLOAT && type != NC_DOUBLE)
+        return FAIL("%s: variable %s: type must be float or double", f->path, name);
+    size_t len;
+    if (nc_inq_attlen(f->ncid, id, "scale_factor", &len) == NC_NOERR ||
+        nc_inq_attlen(f->ncid, id, "add_offset", &len) == NC_NOERR)
+        return FAIL("%s: variable %s: packed values (scale_factor/add_offset) are not read; store float32", f->path,
+                    name);
+    *on_levels = levels;
+    return 1;
+}
+
+static int find_vars(ts_forecast_file *f, const layout_dims *d, char *err, size_t errcap) {
+    int nvars;
+    NC_TRY(nc_inq_nvars(f->ncid, &nvars), "counting variables");
+    f->vars = ts_calloc((size_t)nvars + 1, sizeof *f->vars);
+    f->varid = ts_calloc((size_t)nvars + 1, sizeof *f->varid);
+    size_t n = 0;
+    for (int id = 0; id < nvars; id++) {
+        int on_levels = 0, kind = classify_var(f, d, id, &on_levels, err, errcap);
+        if (kind < 0) return -1;
+        if (!kind) continue;
+        NC_TRY(nc_inq_varname(f->ncid, id, f->vars[n].name), "naming a variable");
+        f->vars[n].on_levels = on_levels;
+        f->varid[n++] = id;
+    }
+    if (n == 0)
+        return FAIL("%s: no data variable on (number, time, step, [pressure_level,] latitude, longitude)", f->path);
+    f->info.nvars = n;
+    return 0;
+}
+
+/* ---- open, read, close ------------------------------------------------------------------------ */
+
+static void alloc_coords(ts_forecast_file *f) {
+    ts_forecast_info *in = &f->info;
+    f->init_times = ts_calloc(in->ninits, sizeof *f->init_times);
+    f->step_hours = ts_calloc(in->nsteps, sizeof *f->step_hours);
+    f->levels = in->nlev ? ts_calloc(in->nlev, sizeof *f->levels) : NULL;
+    f->lat = ts_calloc(in->nlat, sizeof *f->lat);
+    f->lon = ts_calloc(in->nlon, sizeof *f->lon);
+}
+
+static void publish(ts_forecast_file *f) {
+    ts_forecast_info *in = &f->info;
+    in->path = f->path;
+    in->init_times = f->init_times, in->step_hours = f->step_hours, in->levels = f->levels;
+    in->lat = f->lat, in->lon = f->lon, in->vars = f->vars;
+}
+
+static int open_error(const char *path, int rc, char *err, size_t errcap) {
+    char part[4096];
+    struct stat st;
+    snprintf(part, sizeof part, "%s.part", path);
+    if (rc == ENOENT && stat(part, &st) == 0)
+        return FAIL("%s: no such file, but %s exists: the forecast has not finished (rerun it to complete it)", path,
+                    part);
+    return FAIL("%s: cannot open the forecast: %s", path, nc_strerror(rc));
+}
+
+ts_forecast_file *ts_forecast_file_open(const char *path, char *err, size_t errcap) {
+    ts_forecast_file *f = ts_calloc(1, sizeof *f);
+    f->path = ts_malloc(strlen(path) + 1);
+    memcpy(f->path, path, strlen(path) + 1);
+    int rc = nc_open(path, NC_NOWRITE, &f->ncid);
+    if (rc != NC_NOERR) {
+        open_error(path, rc, err, errcap);
+        f->ncid = -1;
+        ts_forecast_file_close(f);
+        return NULL;
+    }
+    layout_dims d;
+    if (find_dims(f, &d, err, errcap)) goto fail;
+    alloc_coords(f);
+    if (read_times(f, &d, err, errcap) || check_valid_time(f, err, errcap) || read_grid(f, &d, err, errcap) ||
+        check_complete(f, err, errcap) || find_vars(f, &d, err, errcap))
+        goto fail;
+    publish(f);
+    return f;
+fail:
+    ts_forecast_file_close(f);
+    return NULL;
+}
+
+const ts_forecast_info *ts_forecast_file_info(const ts_forecast_file *f) { return &f->info; }
+
+int ts_forecast_file_find_var(const ts_forecast_file *f, const char *name) {
+    for (size_t v = 0; v < f->info.nvars; v++)
+        if (strcmp(f->vars[v].name, name) == 0) return (int)v;
+    return -1;
+}
+
+int ts_forecast_file_find_level(const ts_forecast_file *f, double hpa) {
+    for (size_t k = 0; k < f->info.nlev; k++)
+        if (fabs(f->levels[k] - hpa) < 1e-6) return (int)k;
+    return -1;
+}
+
+int ts_forecast_file_read(ts_forecast_file *f, size_t var, size_t member, size_t init, size_t step, size_t level,
+                          float *field, char *err, size_t errcap) {
+    const ts_forecast_info *in = &f->info;
+    if (var >= in->nvars || member >= in->nmembers || init >= in->ninits || step >= in->nsteps ||
+        (f->vars[var].on_levels ? level >= in->nlev : level != 0))
+        return FAIL("%s: no field (variable %zu, member %zu, init %zu, step %zu, level %zu) in this file", f->path, var,
+                    member, init, step, level);
+    size_t start[6] = {member, init, step, 0, 0, 0}, count[6] = {1, 1, 1, 1, 1, 1};
+    int k = 3;
+    if (f->vars[var].on_levels) start[k++] = level;
+    count[k] = in->nlat, count[k + 1] = in->nlon;
+    int rc = nc_get_vara_float(f->ncid, f->varid[var], start, count, field);
+    if (rc != NC_NOERR)
+        return FAIL("%s: variable %s: reading member %zu, init %zu, step %zu: %s", f->path, f->vars[var].name, member,
+                    init, step, nc_strerror(rc));
+    return 0;
+}
+
+void ts_forecast_file_close(ts_forecast_file *f) {
+    if (!f) return;
+    if (f->ncid >= 0) nc_close(f->ncid);
+    free(f->path), free(f->varid), free(f->init_times), free(f->step_hours), free(f->levels);
+    free(f->lat), free(f->lon), free(f->vars);
+    free(f);
+}
