@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/rng.h"
 #include "io/era5_read.h"
 
 /* ---- per initial time ------------------------------------------------------------------- */
@@ -60,7 +61,7 @@ double ts_score_aggregate(ts_metric metric, const double *a, const double *b, co
 
 /* Purpose of the bootstrap's counter-RNG draws: the next purpose after
  * core/rng.h's six (docs/rng.md lists 0-6), reserved for this use. */
-enum { TS_SCORE_RNG_PURPOSE = 7 };
+enum { TS_SCORE_RNG_PURPOSE = TS_RNG_BOOTSTRAP };
 
 /* Resamples of n initial times with replacement: idx[r * n + k] =
  * floor(n * u) with u = ts_rng_uniform1(key(seed, TS_SCORE_RNG_PURPOSE),
