@@ -72,6 +72,10 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     INT_KEY("train.checkpoint_every", "500", 1, NO_LIMIT, "steps between checkpoints (and one at the end)"),
     STRING_KEY("train.checkpoint", "", "checkpoint path (default OUT/checkpoint.h5); resumed from when it exists"),
 
+    /* demo */
+    ENUM_KEY("demo.size", "full", "full|quick",
+             "full: 3 simulated years and about 10 minutes on 2 cores; quick: seconds, for tests"),
+
     /* log */
     ENUM_KEY("log.level", "info", "debug|info|warn|error",
              "lowest level printed on rank 0 and written to the JSON log"),
@@ -173,6 +177,7 @@ static const struct {
     {"", "General"},
     {"model", "Model"},
     {"train", "Training (`tessera train`)"},
+    {"demo", "Demo (`tessera demo`)"},
     {"log", "Logging"},
     {"parallel", "Rank layout (DP x WP_y x WP_x x SP x PP)"},
     {"forecast", "Forecasts (`tessera forecast`)"},

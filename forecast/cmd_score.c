@@ -122,8 +122,22 @@ static int build_channels(run *r, char *err, size_t errcap) {
     }
     r->ch = ts_calloc(n, sizeof *r->ch);
     r->nchan = 0;
+    float *probe = ts_malloc(sizeof(float) * f->nlat * f->nlon);
     for (size_t v = 0; v < f->nvars; v++)
         for (size_t k = 0; k < (f->vars[v].on_levels ? f->nlev : 1); k++) {
+            /* A level slot the system never forecast (tessera forecast writes
+             * z500 and t850 into one pressure_level axis) is all fill: it is
+             * no channel. Its first field tells; a partly missing one still
+             * fails later, when it is read for scoring. */
+            if (f->vars[v].on_levels) {
+                if (ts_forecast_file_read(r->ens[0].file, v, 0, 0, 0, k, probe, err, errcap)) {
+                    free(probe);
+                    return -1;
+                }
+                size_t finite = 0;
+                for (size_t p = 0; p < f->nlat * f->nlon; p++) finite += isfinite(probe[p]) != 0;
+                if (finite == 0) continue;
+            }
             channel *c = &r->ch[r->nchan++];
             snprintf(c->var, sizeof c->var, "%s", f->vars[v].name);
             c->level = f->vars[v].on_levels ? f->levels[k] : NAN;
@@ -133,6 +147,7 @@ static int build_channels(run *r, char *err, size_t errcap) {
                 snprintf(c->spec, sizeof c->spec, "%.48s", c->var);
             c->clim = -1;
         }
+    free(probe);
     return 0;
 }
 

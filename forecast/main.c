@@ -93,11 +93,15 @@ static const command COMMANDS[] = {
      "runs, beside the SGEMM ceiling of the same device measured in the same run\n"
      "(OpenBLAS on the CPU, cuBLAS on a GPU). Prints a table and appends one JSON\n"
      "line per row to OUT/bench.jsonl."},
-    {"demo", cmd_demo, "out,threads",
-     "the compute self-check and a small benchmark (the full chain comes with later versions)",
+    {"demo", cmd_demo, "out,seed,threads,demo.",
+     "the whole chain: self-check, synth-era5, stats, train, forecast, score, plot",
      "Checks that this build computes correctly (RNG known answers, GEMM against a\n"
      "double loop, op invariants, and the GPU against the CPU when there is one),\n"
-     "then benchmarks a small Swin block shape."},
+     "then runs every gridded command on an embedded configuration: 3 simulated\n"
+     "years at 5.625 deg, statistics, a small model trained for about 5 minutes,\n"
+     "an 8-member 5-day ensemble from 4 dates of the held-out year, its scores\n"
+     "against persistence and climatology, and plots. Each stage prints its\n"
+     "command line. demo.size=quick runs it all in seconds."},
     {"config", cmd_config, "", "print the resolved configuration; --markdown prints docs/config.md",
      "Resolves defaults, an optional YAML file and overrides, and prints every key\n"
      "with where its value came from. `tessera config --markdown` writes the\n"
