@@ -14,12 +14,19 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out
 cmake -S . -B build-gpu -DTESSERA_CORE_ONLY=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release \
       ${prefix:+-DCMAKE_PREFIX_PATH=$prefix} >"$out/cmake.log" 2>&1 || { tail -20 "$out/cmake.log"; exit 1; }
 cmake --build build-gpu -j "$(nproc)" >"$out/build.log" 2>&1 || { grep -E 'error' "$out/build.log" | head; exit 1; }
-(cd build-gpu && ctest --output-on-failure) 2>&1 | tee "$out/ctest.txt" | grep -E 'cuda|FAIL|tests passed|Failed'
+(cd build-gpu && ctest --output-on-failure) 2>&1 | tee "$out/ctest.txt" | grep -E 'tests passed|Failed'
 rc=${PIPESTATUS[0]}
+# the same test programs again, verbose: each op's and each model check's line on cuda
+for t in test_backend test_gradcheck test_window_attention test_swin_grad test_sampler; do
+  ./build-gpu/tests/$t >"$out/$t.txt" 2>&1 || rc=1
+  grep -E 'cuda|FAIL|Run Summary|asserts' "$out/$t.txt" | head -40
+done
 
 big="bench.dim=1024 bench.heads=8 bench.hidden=4096 bench.window=16 bench.grid_h=128 bench.grid_w=256"
 ./build-gpu/tessera-bench device=cuda out="$out" bench.reps=9 bench.ceiling_n=8192 $big | tee "$out/bench_cuda_big.txt"
 ./build-gpu/tessera-bench device=cuda out="$out" bench.reps=9 bench.ceiling_n=8192 | tee "$out/bench_cuda_ref.txt"
+OMP_NUM_THREADS=16 ./build-gpu/tessera-bench device=cpu out="$out" bench.reps=5 bench.ceiling_n=1024 bench.ops=qkv_gemm \
+  > "$out/bench_cpu_ref.txt" 2>&1 || true
 if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
   python3 scripts/bench_torch_peer.py --dim 1024 --heads 8 --hidden 4096 --window 16 --grid-h 128 --grid-w 256 \
       --reps 9 --ceiling-n 8192 --json "$out/torch.jsonl" | tee "$out/torch_big.txt"
