@@ -25,8 +25,6 @@ done
 big="bench.dim=1024 bench.heads=8 bench.hidden=4096 bench.window=16 bench.grid_h=128 bench.grid_w=256"
 ./build-gpu/tessera-bench device=cuda out="$out" bench.reps=9 bench.ceiling_n=8192 $big | tee "$out/bench_cuda_big.txt"
 ./build-gpu/tessera-bench device=cuda out="$out" bench.reps=9 bench.ceiling_n=8192 | tee "$out/bench_cuda_ref.txt"
-OMP_NUM_THREADS=16 ./build-gpu/tessera-bench device=cpu out="$out" bench.reps=5 bench.ceiling_n=1024 bench.ops=qkv_gemm \
-  > "$out/bench_cpu_ref.txt" 2>&1 || true
 if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
   python3 scripts/bench_torch_peer.py --dim 1024 --heads 8 --hidden 4096 --window 16 --grid-h 128 --grid-w 256 \
       --reps 9 --ceiling-n 8192 --json "$out/torch.jsonl" | tee "$out/torch_big.txt"
