@@ -171,6 +171,10 @@ int ts_train_setup(ts_trainer *tr, const ts_command_ctx *ctx) {
     tr->rawf = ts_malloc(sizeof(float) * (tr->nforce ? tr->nforce : 1) * HW);
     tr->in = ts_malloc(sizeof(float) * T * (size_t)mc.c_in);
     tr->target = ts_malloc(sizeof(float) * T * tr->nstate);
+    tr->in_next = ts_malloc(sizeof(float) * T * (size_t)mc.c_in);
+    tr->target_next = ts_malloc(sizeof(float) * T * tr->nstate);
+    tr->t_batch = ts_malloc(sizeof(float) * (size_t)tr->local_batch);
+    tr->t_next = ts_malloc(sizeof(float) * (size_t)tr->local_batch);
     tr->pred = ts_malloc(sizeof(float) * T * tr->nstate);
     tr->dout = ts_malloc(sizeof(float) * T * tr->nstate);
     tr->in_dev = tr->be->alloc(sizeof(float) * T * (size_t)mc.c_in);
@@ -220,7 +224,8 @@ static void read_or_die(ts_trainer *tr, size_t t, float *state, float *forcing) 
 
 /* Fill slot b of the step's input (tokens b*HW .. (b+1)*HW) and target for
  * pair index `pair` (a time index), noise level t, noise stream `stream`. */
-void ts_train_make_sample(ts_trainer *tr, int b, size_t pair, double t, uint64_t stream) {
+void ts_train_make_sample(ts_trainer *tr, int b, size_t pair, double t, uint64_t stream, float *in_buf,
+                          float *target_buf) {
     const ts_swin *m = &tr->model;
     const size_t HW = (size_t)m->h * m->w, ns = tr->nstate, nf = tr->nforce;
     const size_t W = tr->grid->nlon, HWg = tr->grid->nlat * W;
@@ -233,8 +238,8 @@ void ts_train_make_sample(ts_trainer *tr, int b, size_t pair, double t, uint64_t
     ts_rng_key nkey = ts_rng_key_make(tr->seed, TS_RNG_TRAIN_NOISE);
     const float c = (float)cos(t), s = (float)sin(t);
     for (size_t k = 0; k < HW; k++) {
-        float *in = tr->in + ((size_t)b * HW + k) * cin;
-        float *v = tr->target + ((size_t)b * HW + k) * ns;
+        float *in = in_buf + ((size_t)b * HW + k) * cin;
+        float *v = target_buf + ((size_t)b * HW + k) * ns;
         size_t gidx = (m->row0 + k / (size_t)m->w) * W + m->col0 + k % (size_t)m->w; /* global grid index */
         for (size_t ch = 0; ch < ns; ch++) {
             float x0 = (float)((tr->raw1[ch * HW + k] - tr->raw0[ch * HW + k] - tr->res_mean[ch]) / tr->res_std[ch]);
@@ -291,20 +296,56 @@ static void reduce_gradients(ts_trainer *tr) {
     }
 }
 
-/* One optimizer step over the global batch; returns the global mean loss. */
-double ts_train_step(ts_trainer *tr, long step, double *grad_norm) {
+/* The local batch of `step` into in, target and t: which pairs, noise
+ * levels and noise, all keyed by the step and global sample indices. */
+static void prepare_batch(ts_trainer *tr, long step, float *in, float *target, float *t_out) {
     ts_rng_key okey = ts_rng_key_make(tr->seed, TS_RNG_DATA_ORDER), tkey = ts_rng_key_make(tr->seed, TS_RNG_DIFFUSION_TIME);
     int r = tr->layout->coord[TS_AXIS_DP];
-    float t_local[4096];
-    if (tr->local_batch > 4096) ts_usage_error("train.batch / parallel.dp = %d: at most 4096 samples per replica", tr->local_batch);
     for (int b = 0; b < tr->local_batch; b++) {
         uint64_t j = (uint64_t)r * (uint64_t)tr->local_batch + (uint64_t)b; /* global sample index */
         size_t pair = tr->pairs[(size_t)(ts_rng_uniform1(okey, (uint64_t)step, j) * (double)tr->npairs)];
         double t = ts_trigflow_time(&tr->tf, ts_rng_uniform1(tkey, (uint64_t)step, j));
-        t_local[b] = (float)t;
-        ts_train_make_sample(tr, b, pair, t, (uint64_t)step * (uint64_t)tr->batch + j);
+        t_out[b] = (float)t;
+        ts_train_make_sample(tr, b, pair, t, (uint64_t)step * (uint64_t)tr->batch + j, in, target);
     }
-    double loss = ts_train_forward_backward(tr, t_local, 1) / tr->dp;
+}
+
+static void *prefetch_main(void *arg) {
+    ts_trainer *tr = arg;
+    prepare_batch(tr, tr->prefetched_step, tr->in_next, tr->target_next, tr->t_next);
+    return NULL;
+}
+
+void ts_train_prefetch_wait(ts_trainer *tr) {
+    if (!tr->prefetch_running) return;
+    int rc = pthread_join(tr->prefetch, NULL);
+    if (rc) ts_fatal("waiting for the data prefetch thread: %s", strerror(rc));
+    tr->prefetch_running = 0;
+}
+
+static void swap(float **a, float **b) {
+    float *t = *a;
+    *a = *b, *b = t;
+}
+
+/* One optimizer step over the global batch; returns the global mean loss.
+ * While it computes, a thread reads the next step's batch (the reader is
+ * used by that thread alone meanwhile). */
+double ts_train_step(ts_trainer *tr, long step, double *grad_norm) {
+    ts_train_prefetch_wait(tr);
+    if (tr->prefetched_step == step) {
+        swap(&tr->in, &tr->in_next), swap(&tr->target, &tr->target_next), swap(&tr->t_batch, &tr->t_next);
+    } else {
+        prepare_batch(tr, step, tr->in, tr->target, tr->t_batch);
+    }
+    tr->prefetched_step = 0;
+    if (step < tr->steps) {
+        tr->prefetched_step = step + 1;
+        int rc = pthread_create(&tr->prefetch, NULL, prefetch_main, tr);
+        if (rc) ts_fatal("starting the data prefetch thread: %s", strerror(rc));
+        tr->prefetch_running = 1;
+    }
+    double loss = ts_train_forward_backward(tr, tr->t_batch, 1) / tr->dp;
     reduce_gradients(tr);
     if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
     *grad_norm = sqrt(tr->be->sumsq(tr->model.grads.data, tr->model.grads.total));
@@ -321,16 +362,16 @@ double ts_train_validate(ts_trainer *tr) {
     ts_rng_key tkey = ts_rng_key_make(tr->seed, TS_RNG_DIFFUSION_TIME);
     const int r = tr->layout->coord[TS_AXIS_DP];
     double total = 0;
+    ts_train_prefetch_wait(tr); /* the reader is ours again; the prefetched batch waits in *_next */
     for (int base = 0; base < nv; base += tr->batch) {
-        float t_local[4096];
         for (int b = 0; b < tr->local_batch; b++) {
             int j = base + r * tr->local_batch + b, k = j < nv ? j : nv - 1; /* padding repeats the last sample */
             size_t pair = tr->val[(size_t)k * tr->nval / (size_t)nv];
             double t = ts_trigflow_time(&tr->tf, ts_rng_uniform1(tkey, VAL_STREAM, (uint64_t)k));
-            t_local[b] = (float)t;
-            ts_train_make_sample(tr, b, pair, t, VAL_STREAM + (uint64_t)k);
+            tr->t_batch[b] = (float)t;
+            ts_train_make_sample(tr, b, pair, t, VAL_STREAM + (uint64_t)k, tr->in, tr->target);
         }
-        ts_train_forward_backward(tr, t_local, 0);
+        ts_train_forward_backward(tr, tr->t_batch, 0);
         for (int b = 0; b < tr->local_batch; b++)
             if (base + r * tr->local_batch + b < nv) /* each sample's own mean loss */
                 total += ts_trigflow_loss(&tr->tf, tr->pred + (size_t)b * HW * ns, tr->target + (size_t)b * HW * ns,
@@ -343,6 +384,8 @@ double ts_train_validate(ts_trainer *tr) {
 
 void ts_train_free(ts_trainer *tr) {
     const ts_backend *be = tr->be;
+    ts_train_prefetch_wait(tr);
+    free(tr->in_next), free(tr->target_next), free(tr->t_batch), free(tr->t_next);
     be->free(tr->in_dev), be->free(tr->out_dev), be->free(tr->dout_dev);
     free(tr->in), free(tr->target), free(tr->pred), free(tr->dout), free(tr->raw0), free(tr->raw1), free(tr->rawf);
     free(tr->w_tok), free(tr->w_chan), free(tr->mean), free(tr->std), free(tr->res_mean), free(tr->res_std);

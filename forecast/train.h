@@ -3,6 +3,7 @@
 #ifndef TESSERA_FORECAST_TRAIN_H
 #define TESSERA_FORECAST_TRAIN_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "forecast/commands.h"
@@ -39,12 +40,21 @@ typedef struct {
     float *raw0, *raw1, *rawf;    /* (nstate, HW), (nstate, HW), (nforce, HW) as read */
     float *in;                    /* (T, 2 nstate + nforce) network input, host */
     float *target, *pred, *dout;  /* (T, nstate) host */
+    float *t_batch;               /* (local_batch) noise levels of the batch in `in` */
+    /* the next step's batch, read by a thread while the current step computes */
+    float *in_next, *target_next, *t_next;
+    pthread_t prefetch;
+    int prefetch_running;
+    long prefetched_step;         /* the step whose batch is in *_next, 0 for none */
     float *in_dev, *out_dev, *dout_dev; /* device copies */
 } ts_trainer;
 
 int ts_train_setup(ts_trainer *tr, const ts_command_ctx *ctx);
 void ts_train_bind_stats(ts_trainer *tr, const char *path);
-void ts_train_make_sample(ts_trainer *tr, int b, size_t pair, double t, uint64_t stream);
+/* Sample slot b of a batch into in (T, cin) and target (T, nstate). */
+void ts_train_make_sample(ts_trainer *tr, int b, size_t pair, double t, uint64_t stream, float *in, float *target);
+/* Wait for the prefetch thread (before anything else reads data). */
+void ts_train_prefetch_wait(ts_trainer *tr);
 double ts_train_forward_backward(ts_trainer *tr, const float *t_local, int train);
 double ts_train_step(ts_trainer *tr, long step, double *grad_norm);
 double ts_train_validate(ts_trainer *tr);
