@@ -109,6 +109,9 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     STRING_KEY("score.baselines", "",
                "more ensemble forecasts scored as systems, name=path comma-separated (perfect_model=OUT/pm.nc)"),
     INT_KEY("score.bootstrap", "1000", 0, 100000, "bootstrap resamples of the initial times for 95% intervals; 0 = none"),
+    BOOL_KEY("score.perfect_model", "false",
+             "also score the reference simulator run from its restart states as system perfect_model (truth from synth-era5)"),
+    STRING_KEY("score.restarts", "", "folder of the simulator's restart files (default: the folder of the first data.files match)"),
 
     /* synth: the gridded reference simulator (tessera synth-era5) */
     ENUM_KEY("synth.grid", "5.625", "5.625|1.40625",

@@ -31,8 +31,9 @@ typedef struct {
  * 32x64 grid (1.5 M parameters), batch 4, 24 h step, 10 sampler levels. */
 static const stage STAGES[] = {
     {"synth-era5", cmd_synth_era5, "data",
-     {"synth.start=2019-01-01", "synth.days=1095", "synth.spinup_days=120", "synth.restart_times=2021-03-01T00", NULL},
-     {"synth.start=2021-01-01", "synth.days=30", "synth.spinup_days=10", NULL}},
+     {"synth.start=2019-01-01", "synth.days=1095", "synth.spinup_days=120", "synth.restart_times=2021-03-01T00,2021-06-01T00,2021-09-01T00,2021-12-01T00", NULL},
+     {"synth.start=2021-01-01", "synth.days=30", "synth.spinup_days=10", "synth.restart_times=2021-01-21T00,2021-01-24T00",
+      NULL}},
     {"stats", cmd_stats, "", {"data.files={DATA}/*.nc", "stats.residual_hours=24", NULL},
      {"data.files={DATA}/*.nc", "stats.residual_hours=24", NULL}},
     {"train", cmd_train, "",
@@ -48,7 +49,8 @@ static const stage STAGES[] = {
       "forecast.leads=5", "forecast.levels=10", NULL},
      {"data.files={DATA}/*.nc", "forecast.inits=2021-01-21,2021-01-24", "forecast.members=3", "forecast.leads=2",
       "forecast.levels=3", NULL}},
-    {"score", cmd_score, "", {"data.files={DATA}/*.nc", NULL}, {"data.files={DATA}/*.nc", "score.bootstrap=50", NULL}},
+    {"score", cmd_score, "", {"data.files={DATA}/*.nc", "score.perfect_model=true", NULL},
+     {"data.files={DATA}/*.nc", "score.bootstrap=50", "score.perfect_model=true", NULL}},
     {"plot", cmd_plot, "", {"data.files={DATA}/*.nc", "plot.variables=z500,t850,t2m", "plot.leads=24,120", NULL},
      {"data.files={DATA}/*.nc", "plot.variables=z500,t2m", "plot.leads=24", NULL}},
 };

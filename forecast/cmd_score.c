@@ -29,6 +29,7 @@
 #include "core/geo.h"
 #include "core/log.h"
 #include "forecast/commands.h"
+#include "forecast/perfect_model.h"
 #include "forecast/score.h"
 #include "io/era5_read.h"
 #include "io/forecast_read.h"
@@ -691,6 +692,36 @@ static void config_path(const ts_command_ctx *ctx, const char *key, const char *
         snprintf(buf, cap, "%s/%s", ctx->out, deflt);
 }
 
+/* score.restarts, or the folder of the first truth file: synth-era5 writes
+ * its restart files beside its ERA5 files. */
+static void restart_dir(const ts_config *cfg, const char *first_truth, char *buf, size_t cap) {
+    const char *v = ts_config_str(cfg, "score.restarts");
+    if (*v) {
+        snprintf(buf, cap, "%s", v);
+        return;
+    }
+    const char *slash = strrchr(first_truth, '/');
+    if (!slash) snprintf(buf, cap, ".");
+    else if (slash == first_truth) snprintf(buf, cap, "/");
+    else snprintf(buf, cap, "%.*s", (int)(slash - first_truth), first_truth);
+}
+
+/* score.perfect_model: rerun the reference simulator from its restart
+ * states on tessera's cases into OUT/perfect_model.nc (forecast/perfect_model.h)
+ * and score it as system perfect_model. */
+static void add_perfect_model(const ts_command_ctx *ctx, const char *forecast, const char *first_truth,
+                              ts_score_system *sys, size_t *nsys, size_t max, char *path, size_t cap) {
+    char dir[4096], err[2048];
+    if (*nsys == max) ts_usage_error("score.baselines: at most %zu systems with score.perfect_model", max - 1);
+    restart_dir(ctx->cfg, first_truth, dir, sizeof dir);
+    snprintf(path, cap, "%s/perfect_model.nc", ctx->out);
+    int64_t seed = ts_config_int(ctx->cfg, "seed");
+    ts_perfect_model_opts pm = {forecast, dir, path, TS_PERFECT_MODEL_AMPLITUDE, (uint64_t)seed};
+    ts_info("score: building the perfect-model ensemble from the restart files in %s", dir);
+    if (ts_perfect_model_forecast(&pm, err, sizeof err)) ts_fatal("%s", err);
+    sys[(*nsys)++] = (ts_score_system){"perfect_model", path};
+}
+
 int cmd_score(const ts_command_ctx *ctx) {
     if (ctx->layout->rank != 0) return 0; /* scoring is serial (see the top of this file) */
     const ts_config *cfg = ctx->cfg;
@@ -709,6 +740,11 @@ int cmd_score(const ts_command_ctx *ctx) {
     char **paths;
     size_t npaths;
     if (ts_era5_expand_files(files, &paths, &npaths, err, sizeof err)) ts_usage_error("%s", err);
+    char pm_path[4096];
+    if (ts_config_bool(cfg, "score.perfect_model")) {
+        add_perfect_model(ctx, forecast, paths[0], sys, &nsys, MAX_SYSTEMS, pm_path, sizeof pm_path);
+        if (check_system_names(sys, nsys, err, sizeof err)) ts_usage_error("%s (score.perfect_model)", err);
+    }
     ts_era5_open_opts eo;
     ts_era5_opts_from_config(cfg, &eo);
 

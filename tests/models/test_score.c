@@ -22,6 +22,7 @@
  */
 #include "forecast/score.c"
 #include "forecast/cmd_score.c"
+#include "forecast/perfect_model.c"
 
 #include <CUnit/Basic.h>
 #include <omp.h>
