@@ -25,6 +25,7 @@
 #include "core/rng.h"
 #include "core/solar.h"
 #include "forecast/commands.h"
+#include "forecast/data.h"
 #include "io/checkpoint.h"
 #include "io/era5_read.h"
 #include "io/forecast_write.h"
@@ -148,17 +149,7 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
     if (!ck) ts_fatal("%s", err);
     adopt_checkpoint_config(cfg, ck, ckpath);
 
-    const char *files = ts_config_str(cfg, "data.files");
-    if (!*files) ts_usage_error("data.files is empty: name the ERA5 NetCDF files holding the initial states");
-    char **paths;
-    size_t npaths;
-    if (ts_era5_expand_files(files, &paths, &npaths, err, sizeof err)) ts_usage_error("%s", err);
-    ts_era5_open_opts opts;
-    ts_era5_opts_from_config(cfg, &opts);
-    opts.row_multiple = (size_t)ts_config_int(cfg, "model.window");
-    f->ds = ts_era5_open((const char *const *)paths, npaths, &opts, err, sizeof err);
-    ts_era5_free_paths(paths, npaths);
-    if (!f->ds) ts_fatal("%s", err);
+    f->ds = ts_open_data(cfg, (size_t)ts_config_int(cfg, "model.window"));
     f->grid = ts_era5_grid_info(f->ds);
     f->ns = ts_era5_nstate(f->ds), f->nf = ts_era5_nforcing(f->ds);
     f->HW = f->grid->nlat * f->grid->nlon, f->cin = 2 * f->ns + f->nf;

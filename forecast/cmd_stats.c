@@ -17,6 +17,7 @@
 #include "core/geo.h"
 #include "core/log.h"
 #include "forecast/commands.h"
+#include "forecast/data.h"
 #include "io/era5_read.h"
 #include "io/stats_file.h"
 #include "parallel/mpi_env.h"
@@ -84,16 +85,7 @@ static void accumulate(double *acc, const float *x, const double *wrow, size_t n
 static void setup(stats_run *r, const ts_command_ctx *ctx) {
     const ts_config *cfg = ctx->cfg;
     char err[1024];
-    const char *files = ts_config_str(cfg, "data.files");
-    if (!*files) ts_usage_error("data.files is empty: name the ERA5 NetCDF files (globs allowed)");
-    char **paths;
-    size_t npaths;
-    if (ts_era5_expand_files(files, &paths, &npaths, err, sizeof err)) ts_usage_error("%s", err);
-    ts_era5_open_opts opts;
-    ts_era5_opts_from_config(cfg, &opts);
-    r->ds = ts_era5_open((const char *const *)paths, npaths, &opts, err, sizeof err);
-    ts_era5_free_paths(paths, npaths);
-    if (!r->ds) ts_fatal("%s", err);
+    r->ds = ts_open_data(cfg, 0);
     r->grid = ts_era5_grid_info(r->ds);
     r->nt = ts_era5_ntimes(r->ds);
     r->nstate = ts_era5_nstate(r->ds);

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "forecast/commands.h"
+#include "forecast/data.h"
 #include "forecast/train.h"
 #include "io/era5_read.h"
 #include "io/stats_file.h"
@@ -97,17 +98,7 @@ int ts_train_setup(ts_trainer *tr, const ts_command_ctx *ctx) {
     tr->step_seconds = 3600 * ts_config_int(cfg, "train.step_hours");
 
     /* data and statistics */
-    const char *files = ts_config_str(cfg, "data.files");
-    if (!*files) ts_usage_error("data.files is empty: name the ERA5 NetCDF files (globs allowed)");
-    char **paths;
-    size_t npaths;
-    if (ts_era5_expand_files(files, &paths, &npaths, err, sizeof err)) ts_usage_error("%s", err);
-    ts_era5_open_opts opts;
-    ts_era5_opts_from_config(cfg, &opts);
-    opts.row_multiple = (size_t)ts_config_int(cfg, "model.window");
-    tr->ds = ts_era5_open((const char *const *)paths, npaths, &opts, err, sizeof err);
-    ts_era5_free_paths(paths, npaths);
-    if (!tr->ds) ts_fatal("%s", err);
+    tr->ds = ts_open_data(cfg, (size_t)ts_config_int(cfg, "model.window"));
     tr->grid = ts_era5_grid_info(tr->ds);
     tr->nstate = ts_era5_nstate(tr->ds), tr->nforce = ts_era5_nforcing(tr->ds);
 

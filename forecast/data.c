@@ -1,0 +1,18 @@
+#include "forecast/data.h"
+#include "core/log.h"
+
+ts_era5_dataset *ts_open_data(const ts_config *cfg, size_t row_multiple) {
+    char err[1024];
+    const char *files = ts_config_str(cfg, "data.files");
+    if (!*files) ts_usage_error("data.files is empty: name the ERA5 NetCDF files (globs allowed)");
+    char **paths;
+    size_t npaths;
+    if (ts_era5_expand_files(files, &paths, &npaths, err, sizeof err)) ts_usage_error("%s", err);
+    ts_era5_open_opts opts;
+    ts_era5_opts_from_config(cfg, &opts);
+    opts.row_multiple = row_multiple;
+    ts_era5_dataset *ds = ts_era5_open((const char *const *)paths, npaths, &opts, err, sizeof err);
+    ts_era5_free_paths(paths, npaths);
+    if (!ds) ts_fatal("%s", err);
+    return ds;
+}

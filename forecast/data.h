@@ -1,0 +1,16 @@
+/* Opening the ERA5-format data of data.files the way every gridded command
+ * does: the keys' options, the files' globs, one error line and exit. */
+#ifndef TESSERA_FORECAST_DATA_H
+#define TESSERA_FORECAST_DATA_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+#include "io/era5_read.h"
+
+/* data.files opened with the data.* options; rows must divide by
+ * row_multiple (the model's window; 0 for none). Exits with exit code 2 for
+ * an empty or unmatched data.files, 1 for a file the reader refuses. */
+ts_era5_dataset *ts_open_data(const ts_config *cfg, size_t row_multiple);
+
+#endif
