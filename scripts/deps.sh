@@ -11,8 +11,9 @@ PACKAGES=(
   libnetcdf-dev netcdf-bin libhdf5-dev
   libopenblas-openmp-dev libyaml-dev libcunit1-dev
   libfftw3-dev cdo
-  libcairo2-dev
-  hdf5-tools
+  libcairo2-dev libgmsh-dev
+  hdf5-tools valgrind
+  slurmctld slurmd slurm-client munge
   python3 python3-numpy python3-netcdf4 python3-xarray python3-h5py
 )
 
