@@ -120,7 +120,7 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     INT_KEY("mesh.trajectory", "-1", -1, NO_LIMIT, "test trajectory rolled out by forecast (-1 = the first test one)"),
     INT_KEY("mesh.khop", "1", 1, 8, "mask: neighbours up to this many mesh edges away"),
     INT_KEY("mesh.window", "8", 0, 65536, "mask: dilated sliding window half-width w over the node order (0 = none)"),
-    INT_KEY("mesh.dilation", "1", 1, 65536, "mask: window dilation d; i attends j when |i-j| <= w*d and d divides i-j"),
+    INT_KEY("mesh.dilation", "1", 1, 65536, "mask: window dilation d; node i attends j when abs(i-j) <= w*d and d divides i-j"),
     INT_KEY("mesh.globals", "4", 0, 1024, "mask: global tokens that attend to and are attended by every node"),
     ENUM_KEY("mesh.order", "hilbert", "hilbert|morton|file",
              "node order: along a space-filling curve, or as in the file"),
