@@ -2,12 +2,14 @@
  * model, written lead by lead as CF NetCDF (io/forecast_write.h).
  *
  * Members run on DP replicas (replica r takes members [r M/dp, (r+1) M/dp)
- * of every initial time, as one batch). Each lead samples the normalised
+ * of every initial time, as one batch) and windows on WP ranks (each holds
+ * its block of whole windows of those members, as in training). Each lead samples the normalised
  * residual with the TrigFlow sampler (models/sampler.h) conditioned on the
  * current state and the forcings at the target time (tisr from the solar
  * function the simulator uses, lsm and z_surface from the data), then adds
- * the de-normalised residual to the state. Rank 0 gathers the members and
- * writes; a killed rollout resumes from the file's last complete lead.
+ * the de-normalised residual to the state. Rank 0 gathers the members'
+ * blocks and writes; a killed rollout resumes from the file's last complete
+ * lead.
  *
  * Noise is keyed by (seed, SAMPLER_NOISE, stream, index) with
  *   stream = init hours (24 bits) << 40 | member (16) << 24 | lead (12) << 12 | sampler step (12)
@@ -43,6 +45,8 @@ typedef struct {
     ts_era5_dataset *ds;
     const ts_era5_grid *grid;
     size_t ns, nf, HW, cin;      /* state channels, forcings, grid points, input channels */
+    size_t HWl;                  /* grid points of this rank's block (HW without WP) */
+    int *coords;                 /* rank 0: (world, 3) DP replica, WP row and column of every rank */
     int64_t step;                /* seconds per lead */
     int nmembers, nlocal, first_member, nleads;
     size_t ninits;
@@ -54,10 +58,10 @@ typedef struct {
     ts_swin model;
     ts_sampler_config sampler;
     /* per sampler call */
-    float *state;                /* (ninits, nlocal, ns, HW) physical units, the current lead */
-    float *in, *in_dev, *out_dev; /* (nlocal*HW, cin) host and device; (nlocal*HW, ns) device */
-    float *cond;                 /* (nlocal*HW, ns + nf) normalised state and forcings of the current init */
-    float *x;                    /* (nlocal*HW, ns) sampler state */
+    float *state;                /* (ninits, nlocal, ns, HWl) physical units, the current lead */
+    float *in, *in_dev, *out_dev; /* (nlocal*HWl, cin) host and device; (nlocal*HWl, ns) device */
+    float *cond;                 /* (nlocal*HWl, ns + nf) normalised state and forcings of the current init */
+    float *x;                    /* (nlocal*HWl, ns) sampler state */
     float *t_batch;              /* (nlocal) */
     size_t cur_init;
     int cur_lead;
@@ -137,9 +141,10 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
     char err[1024], ckpath[4096];
     memset(f, 0, sizeof *f);
     f->cfg = cfg, f->layout = lay;
-    if (lay->size[TS_AXIS_SP] > 1 || lay->size[TS_AXIS_PP] > 1 || lay->size[TS_AXIS_WP_Y] > 1 ||
-        lay->size[TS_AXIS_WP_X] > 1)
-        ts_usage_error("tessera forecast runs members on parallel.dp replicas; wp_y, wp_x, sp and pp must be 1");
+    if (lay->size[TS_AXIS_SP] > 1 || lay->size[TS_AXIS_PP] > 1)
+        ts_usage_error("parallel.sp = %d, parallel.pp = %d: tessera forecast runs members on parallel.dp replicas and "
+                       "windows on parallel.wp_y x parallel.wp_x ranks (sp and pp must be 1)",
+                       lay->size[TS_AXIS_SP], lay->size[TS_AXIS_PP]);
     const char *why = NULL;
     f->be = ts_backend_get(ts_config_str(cfg, "device"), &why);
     if (!f->be) ts_usage_error("device=%s is not available: %s", ts_config_str(cfg, "device"), why);
@@ -179,15 +184,22 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
                          .c_in = (int)f->cin, .c_out = (int)f->ns, .dim = (int)ts_config_int(cfg, "model.dim"),
                          .heads = (int)ts_config_int(cfg, "model.heads"), .hidden = (int)ts_config_int(cfg, "model.hidden"),
                          .depth = (int)ts_config_int(cfg, "model.depth"), .t_freq = (int)ts_config_int(cfg, "model.t_freq")};
-    if (ts_swin_create(&f->model, f->be, &mc, f->nlocal, NULL, err, sizeof err)) ts_usage_error("%s", err);
+    ts_swin_wp wp = {lay->wp, lay->size[TS_AXIS_WP_Y], lay->size[TS_AXIS_WP_X], lay->coord[TS_AXIS_WP_Y],
+                     lay->coord[TS_AXIS_WP_X]};
+    if (ts_swin_create(&f->model, f->be, &mc, f->nlocal, &wp, err, sizeof err)) ts_usage_error("%s", err);
     load_weights(f, ck, ckpath);
     ts_ckpt_close(ck);
+    f->HWl = (size_t)f->model.h * (size_t)f->model.w;
+    /* rank 0 places every rank's block when it gathers and scatters states */
+    int mine[3] = {r, lay->coord[TS_AXIS_WP_Y], lay->coord[TS_AXIS_WP_X]};
+    if (lay->rank == 0) f->coords = ts_malloc(sizeof(int) * 3 * (size_t)lay->world);
+    TS_MPI_CHECK(MPI_Gather(mine, 3, MPI_INT, f->coords, 3, MPI_INT, 0, MPI_COMM_WORLD));
 
     f->sampler = (ts_sampler_config){(int)ts_config_int(cfg, "forecast.levels"), ts_config_float(cfg, "forecast.rho"),
                                      ts_config_float(cfg, "forecast.sigma_min"), ts_config_float(cfg, "forecast.sigma_max"),
                                      1.0, ts_config_float(cfg, "forecast.churn"), ts_config_float(cfg, "forecast.s_noise")};
-    size_t T = (size_t)f->nlocal * f->HW;
-    f->state = ts_malloc(sizeof(float) * f->ninits * (size_t)f->nlocal * f->ns * f->HW);
+    size_t T = (size_t)f->nlocal * f->HWl;
+    f->state = ts_malloc(sizeof(float) * f->ninits * (size_t)f->nlocal * f->ns * f->HWl);
     f->in = ts_malloc(sizeof(float) * T * f->cin);
     f->cond = ts_malloc(sizeof(float) * T * (f->ns + f->nf));
     f->x = ts_malloc(sizeof(float) * T * f->ns);
@@ -203,14 +215,21 @@ static uint64_t noise_stream(const forecaster *f, int member, int lead, int samp
     return hours << 40 | (uint64_t)(member & 0xFFFF) << 24 | (uint64_t)(lead & 0xFFF) << 12 | (uint64_t)(sampler_step & 0xFFF);
 }
 
-/* eps (nlocal*HW, ns) token-major, keyed by global member and grid index. */
+/* Global grid index of point k of this rank's block. */
+static size_t global_index(const forecaster *f, size_t k) {
+    const ts_swin *m = &f->model;
+    return ((size_t)m->row0 + k / (size_t)m->w) * (size_t)f->grid->nlon + (size_t)m->col0 + k % (size_t)m->w;
+}
+
+/* eps (nlocal*HWl, ns) token-major, keyed by global member and global grid
+ * index, so every layout draws the same numbers for the same point. */
 static void fill_noise(forecaster *f, int sampler_step, float *eps) {
     ts_rng_key key = ts_rng_key_make(f->seed, TS_RNG_SAMPLER_NOISE);
     for (int b = 0; b < f->nlocal; b++) {
         uint64_t stream = noise_stream(f, f->first_member + b, f->cur_lead, sampler_step);
         for (size_t c = 0; c < f->ns; c++)
-            for (size_t k = 0; k < f->HW; k++)
-                eps[((size_t)b * f->HW + k) * f->ns + c] = ts_rng_normal1(key, stream, c * f->HW + k);
+            for (size_t k = 0; k < f->HWl; k++)
+                eps[((size_t)b * f->HWl + k) * f->ns + c] = ts_rng_normal1(key, stream, c * f->HW + global_index(f, k));
     }
 }
 
@@ -219,7 +238,7 @@ static void churn_noise(void *ctx, int step, float *eps) { fill_noise(ctx, step,
 /* The network at x / sigma_d and time t, conditioned on f->cond. */
 static void denoise(void *ctx, float *F, const float *x_scaled, double t) {
     forecaster *f = ctx;
-    const size_t T = (size_t)f->nlocal * f->HW, nc = f->ns + f->nf;
+    const size_t T = (size_t)f->nlocal * f->HWl, nc = f->ns + f->nf;
     for (size_t k = 0; k < T; k++) {
         memcpy(f->in + k * f->cin, x_scaled + k * f->ns, sizeof(float) * f->ns);
         memcpy(f->in + k * f->cin + f->ns, f->cond + k * nc, sizeof(float) * nc);
@@ -232,12 +251,13 @@ static void denoise(void *ctx, float *F, const float *x_scaled, double t) {
 }
 
 /* The conditioning of init i at lead `lead`: normalised state and forcings
- * at the target valid time, token-major. */
+ * at the target valid time, token-major, over this rank's block. */
 static void build_condition(forecaster *f, size_t i, int lead, const float *statics) {
-    const size_t nc = f->ns + f->nf, HW = f->HW;
+    const size_t nc = f->ns + f->nf, HW = f->HWl;
     int64_t valid = f->inits[i] + (int64_t)lead * f->step;
     float *tisr = ts_malloc(sizeof(float) * HW);
-    ts_solar_tisr_field((double)valid, f->grid->lat, f->grid->nlat, f->grid->lon, f->grid->nlon, tisr);
+    const ts_swin *m = &f->model;
+    ts_solar_tisr_field((double)valid, f->grid->lat + m->row0, (size_t)m->h, f->grid->lon + m->col0, (size_t)m->w, tisr);
     for (int b = 0; b < f->nlocal; b++) {
         const float *st = f->state + ((i * (size_t)f->nlocal + (size_t)b) * f->ns) * HW;
         for (size_t k = 0; k < HW; k++) {
@@ -255,7 +275,7 @@ static void build_condition(forecaster *f, size_t i, int lead, const float *stat
 
 /* One lead of init i: sample the residual, add it to the state, check it. */
 static void advance(forecaster *f, size_t i, int lead, const float *statics) {
-    const size_t HW = f->HW, ns = f->ns;
+    const size_t HW = f->HWl, ns = f->ns;
     f->cur_init = i, f->cur_lead = lead;
     build_condition(f, i, lead, statics);
     fill_noise(f, 0, f->x); /* sigma_d z, sigma_d = 1 */
@@ -388,13 +408,50 @@ static ts_forecast_writer *open_writer(const forecaster *f, const out_layout *o,
     return w;
 }
 
+/* ---- whole fields from blocks and back ------------------------------------------------------------ */
+
+/* Copy between rank r's packed block (nlocal, ns, h*w) in gbuf and the whole
+ * ensemble all (M, ns, HW): to_all = 1 gathers, 0 scatters. */
+static void place_blocks(const forecaster *f, float *gbuf, float *all, int world, int to_all) {
+    const ts_swin *m = &f->model;
+    const size_t per_rank = (size_t)f->nlocal * f->ns * f->HWl, W = f->grid->nlon;
+    for (int r = 0; r < world; r++) {
+        const int *c = f->coords + 3 * r;
+        size_t row0 = (size_t)c[1] * (size_t)m->h, col0 = (size_t)c[2] * (size_t)m->w;
+        for (int b = 0; b < f->nlocal; b++)
+            for (size_t ch = 0; ch < f->ns; ch++) {
+                float *blk = gbuf + (size_t)r * per_rank + ((size_t)b * f->ns + ch) * f->HWl;
+                float *whole = all + (((size_t)c[0] * (size_t)f->nlocal + (size_t)b) * f->ns + ch) * f->HW;
+                for (int y = 0; y < m->h; y++) {
+                    float *a = whole + (row0 + (size_t)y) * W + col0, *k = blk + (size_t)y * (size_t)m->w;
+                    memcpy(to_all ? a : k, to_all ? k : a, sizeof(float) * (size_t)m->w);
+                }
+            }
+    }
+}
+
+/* All ranks' blocks of init i's members to rank 0's all (M, ns, HW). */
+static void gather_states(const forecaster *f, const float *local, float *gbuf, float *all, int world) {
+    const size_t per_rank = (size_t)f->nlocal * f->ns * f->HWl;
+    TS_MPI_CHECK(MPI_Gather(local, (int)per_rank, MPI_FLOAT, gbuf, (int)per_rank, MPI_FLOAT, 0, MPI_COMM_WORLD));
+    if (all) place_blocks(f, gbuf, all, world, 1);
+}
+
+/* Rank 0's all (M, ns, HW) to every rank's block. */
+static void scatter_states(const forecaster *f, float *all, float *gbuf, float *local, int world) {
+    const size_t per_rank = (size_t)f->nlocal * f->ns * f->HWl;
+    if (all) place_blocks(f, gbuf, all, world, 0);
+    TS_MPI_CHECK(MPI_Scatter(gbuf, (int)per_rank, MPI_FLOAT, local, (int)per_rank, MPI_FLOAT, 0, MPI_COMM_WORLD));
+}
+
 /* ---- the command ------------------------------------------------------------------------ */
 
 int cmd_forecast(const ts_command_ctx *ctx) {
     forecaster f;
     setup(&f, ctx);
     const int rank = ctx->layout->rank, world = ctx->layout->world;
-    const size_t HW = f.HW, per_member = f.ns * HW, local = (size_t)f.nlocal * per_member;
+    const ts_swin *m = &f.model;
+    const size_t HWl = f.HWl, per_member = f.ns * HWl, local = (size_t)f.nlocal * per_member;
     char path[4096], err[1024];
     path_or_default(f.cfg, "forecast.output", ctx->out, "forecast.nc", path, sizeof path);
     out_layout o;
@@ -409,21 +466,24 @@ int cmd_forecast(const ts_command_ctx *ctx) {
     int done = rank == 0 ? (int)ts_forecast_leads_done(w) : 0;
     TS_MPI_CHECK(MPI_Bcast(&done, 1, MPI_INT, 0, MPI_COMM_WORLD));
 
-    /* static forcings (lsm, z_surface) from the first initial time */
-    float *statics = ts_malloc(sizeof(float) * (f.nf ? f.nf : 1) * HW), *scratch = ts_malloc(sizeof(float) * per_member);
-    float *all = rank == 0 ? ts_malloc(sizeof(float) * (size_t)f.nmembers * per_member) : NULL;
-    if (ts_era5_read_block(f.ds, f.init_index[0], 0, f.grid->nlat, 0, f.grid->nlon, scratch, f.nf ? statics : NULL,
-                           err, sizeof err))
+    /* static forcings (lsm, z_surface) from the first initial time; each
+     * rank reads its own block only */
+    float *statics = ts_malloc(sizeof(float) * (f.nf ? f.nf : 1) * HWl), *scratch = ts_malloc(sizeof(float) * per_member);
+    float *all = rank == 0 ? ts_malloc(sizeof(float) * (size_t)f.nmembers * f.ns * f.HW) : NULL;
+    float *gbuf = rank == 0 ? ts_malloc(sizeof(float) * (size_t)world * local) : NULL;
+    if (ts_era5_read_block(f.ds, f.init_index[0], (size_t)m->row0, (size_t)m->h, (size_t)m->col0, (size_t)m->w, scratch,
+                           f.nf ? statics : NULL, err, sizeof err))
         ts_fatal("%s", err);
     for (size_t i = 0; i < f.ninits; i++) {
         float *mine = f.state + i * local;
         if (done == 0) { /* every member starts from the analysis */
-            if (ts_era5_read_block(f.ds, f.init_index[i], 0, f.grid->nlat, 0, f.grid->nlon, scratch, NULL, err, sizeof err))
+            if (ts_era5_read_block(f.ds, f.init_index[i], (size_t)m->row0, (size_t)m->h, (size_t)m->col0, (size_t)m->w,
+                                   scratch, NULL, err, sizeof err))
                 ts_fatal("%s", err);
             for (int b = 0; b < f.nlocal; b++) memcpy(mine + (size_t)b * per_member, scratch, sizeof(float) * per_member);
         } else { /* resume: the last complete lead, from the file */
             if (rank == 0) read_init(&f, w, &o, i, done, all);
-            TS_MPI_CHECK(MPI_Scatter(all, (int)local, MPI_FLOAT, mine, (int)local, MPI_FLOAT, 0, MPI_COMM_WORLD));
+            scatter_states(&f, all, gbuf, mine, world);
         }
     }
     if (done) ts_info("resuming %s after lead %d of %d", path, done, f.nleads);
@@ -435,8 +495,7 @@ int cmd_forecast(const ts_command_ctx *ctx) {
     for (int lead = done + 1; lead <= f.nleads; lead++) {
         for (size_t i = 0; i < f.ninits; i++) {
             advance(&f, i, lead, statics);
-            TS_MPI_CHECK(MPI_Gather(f.state + i * local, (int)local, MPI_FLOAT, all, (int)local, MPI_FLOAT, 0,
-                                    MPI_COMM_WORLD));
+            gather_states(&f, f.state + i * local, gbuf, all, world);
             if (rank == 0) write_init(&f, w, &o, i, lead, all);
         }
         if (rank == 0 && ts_forecast_lead_complete(w, (size_t)lead - 1, err, sizeof err)) ts_fatal("%s", err);
@@ -452,8 +511,7 @@ int cmd_forecast(const ts_command_ctx *ctx) {
         if (ts_forecast_close(w, err, sizeof err)) ts_fatal("%s", err);
         ts_info("forecast written to %s", path);
     }
-    (void)world;
-    free(history), free(statics), free(scratch), free(all);
+    free(history), free(statics), free(scratch), free(all), free(gbuf), free(f.coords);
     free(f.state), free(f.in), free(f.cond), free(f.x), free(f.t_batch);
     free(f.mean), free(f.std), free(f.res_mean), free(f.res_std);
     f.be->free(f.in_dev), f.be->free(f.out_dev);
