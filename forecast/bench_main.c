@@ -7,6 +7,7 @@
 #include "core/bench.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/omp_policy.h"
 #include "models/bench_model.h"
 
 #ifdef _OPENMP
@@ -14,6 +15,7 @@
 #endif
 
 int main(int argc, char **argv) {
+    ts_omp_prefer_passive(argv);
     ts_config *cfg = ts_config_new();
     char err[512];
     for (int i = 1; i < argc; i++) {
