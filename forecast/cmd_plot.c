@@ -305,7 +305,7 @@ static void open_truth(map_job *job, const ts_config *cfg) {
     job->truth = ts_era5_open((const char *const *)paths, npaths, &opts, err, sizeof err);
     ts_era5_free_paths(paths, npaths);
     free(list);
-    if (!job->truth) ts_usage_error("%s", err);
+    if (!job->truth) ts_fatal("%s", err); /* the files', not the configuration's */
     match_truth_grid(job, files);
     for (size_t i = 0; i < job->nvars; i++) {
         size_t c = 0;
@@ -337,7 +337,7 @@ static void find_truth_times(map_job *job, const ts_config *cfg) {
 static void prepare_maps(map_job *job, const char *path, const ts_config *cfg) {
     char err[4096];
     job->fc = ts_forecast_file_open(path, err, sizeof err);
-    if (!job->fc) ts_usage_error("%s", err);
+    if (!job->fc) ts_fatal("%s", err); /* missing, cut short or not a forecast: the file's */
     job->in = ts_forecast_file_info(job->fc);
     if (job->in->nlat < 2 || job->in->nlon < 2)
         ts_usage_error("%s: the grid is %zu x %zu; maps need at least 2 x 2", path, job->in->nlat, job->in->nlon);

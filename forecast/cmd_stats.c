@@ -8,10 +8,12 @@
  * The sums are reduced to rank 0, which smooths the climatology and writes
  * the file (io/stats_file.h; layout in docs/formats.md).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/caltime.h"
 #include "core/geo.h"
@@ -82,9 +84,30 @@ static void accumulate(double *acc, const float *x, const double *wrow, size_t n
     acc[0] += sw, acc[1] += s1, acc[2] += s2;
 }
 
+static void stats_path(const ts_command_ctx *ctx, char *buf, size_t cap) {
+    const char *want = ts_config_str(ctx->cfg, "data.stats");
+    if (*want) snprintf(buf, cap, "%s", want);
+    else snprintf(buf, cap, "%s/stats.nc", ctx->out);
+}
+
+/* The folder data.stats goes into, checked before the data is read rather
+ * than after. */
+static void check_output_folder(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    struct stat st;
+    if (!dir[0]) return; /* "/stats.nc" */
+    if (stat(dir, &st) != 0) ts_fatal("%s: cannot write the statistics there: folder %s: %s", path, dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) ts_fatal("%s: cannot write the statistics there: %s is not a folder", path, dir);
+}
+
 static void setup(stats_run *r, const ts_command_ctx *ctx) {
     const ts_config *cfg = ctx->cfg;
     char err[1024];
+    char path[4096];
+    stats_path(ctx, path, sizeof path);
+    if (ts_mpi_rank() == 0) check_output_folder(path);
     r->ds = ts_open_data(cfg, 0);
     r->grid = ts_era5_grid_info(r->ds);
     r->nt = ts_era5_ntimes(r->ds);
@@ -235,9 +258,7 @@ static void finish(stats_run *r, const ts_command_ctx *ctx) {
     s.time_first = times[0], s.time_last = times[r->nt - 1], s.ntimes = r->nt;
 
     char path[4096];
-    const char *want = ts_config_str(cfg, "data.stats");
-    if (*want) snprintf(path, sizeof path, "%s", want);
-    else snprintf(path, sizeof path, "%s/stats.nc", ctx->out);
+    stats_path(ctx, path, sizeof path);
     int need = ts_config_to_json(cfg, NULL, 0);
     char *history = ts_malloc((size_t)need + 1);
     ts_config_to_json(cfg, history, (size_t)need + 1);

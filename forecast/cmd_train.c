@@ -73,6 +73,18 @@ static void channel_weights(const char *spec, const ts_era5_dataset *ds, float *
     }
 }
 
+/* The statistics must be of this grid: the data's rows (before padding or
+ * the dropped south row, which the statistics keep) and columns. */
+static void check_stats_grid(const ts_stats *s, const ts_era5_grid *g, const char *path) {
+    int ok = s->nlat >= g->nlat_data && s->nlon == g->nlon;
+    for (size_t i = 0; ok && i < g->nlat_data; i++) ok = fabs(s->lat[i] - g->lat[i]) < 1e-6;
+    for (size_t j = 0; ok && j < g->nlon; j++) ok = fabs(s->lon[j] - g->lon[j]) < 1e-6;
+    if (!ok)
+        ts_fatal("%s: the statistics are of a %zu x %zu grid, data.files of a %zu x %zu grid (latitudes %g..%g): "
+                 "rerun tessera stats on these files, or set data.stats",
+                 path, s->nlat, s->nlon, g->nlat_data, g->nlon, g->lat[0], g->lat[g->nlat_data - 1]);
+}
+
 int ts_train_setup(ts_trainer *tr, const ts_command_ctx *ctx) {
     const ts_config *cfg = ctx->cfg;
     const ts_layout *lay = ctx->layout;
@@ -108,6 +120,7 @@ int ts_train_setup(ts_trainer *tr, const ts_command_ctx *ctx) {
     else snprintf(spath, sizeof spath, "%s/stats.nc", ctx->out);
     if (ts_stats_read(&tr->stats, spath, err, sizeof err))
         ts_fatal("%s (run tessera stats first, or set data.stats)", err);
+    check_stats_grid(&tr->stats, tr->grid, spath);
     snprintf(tr->stats_path, sizeof tr->stats_path, "%s", spath);
     ts_train_bind_stats(tr, spath);
 
@@ -204,13 +217,22 @@ void ts_train_bind_stats(ts_trainer *tr, const char *path) {
 
 /* ---- one sample ------------------------------------------------------------------------ */
 
+/* A read error on the prefetch thread must not exit the process under the
+ * main thread (exit handlers would run while it computes, and crash): the
+ * thread stops, and ts_train_prefetch_wait reports the error. */
+static _Thread_local int t_on_prefetch_thread;
+static char g_prefetch_error[1024];
+
 /* This rank's block only: WP ranks never read the whole field. */
 static void read_or_die(ts_trainer *tr, size_t t, float *state, float *forcing) {
     char err[1024];
     const ts_swin *m = &tr->model;
     if (ts_era5_read_block(tr->ds, t, (size_t)m->row0, (size_t)m->h, (size_t)m->col0, (size_t)m->w, state, forcing, err,
-                           sizeof err))
-        ts_fatal("%s", err);
+                           sizeof err)) {
+        if (!t_on_prefetch_thread) ts_fatal("%s", err);
+        snprintf(g_prefetch_error, sizeof g_prefetch_error, "%s", err);
+        pthread_exit(NULL);
+    }
 }
 
 /* Fill slot b of the step's input (tokens b*HW .. (b+1)*HW) and target for
@@ -303,6 +325,7 @@ static void prepare_batch(ts_trainer *tr, long step, float *in, float *target, f
 
 static void *prefetch_main(void *arg) {
     ts_trainer *tr = arg;
+    t_on_prefetch_thread = 1;
     prepare_batch(tr, tr->prefetched_step, tr->in_next, tr->target_next, tr->t_next);
     return NULL;
 }
@@ -312,6 +335,7 @@ void ts_train_prefetch_wait(ts_trainer *tr) {
     int rc = pthread_join(tr->prefetch, NULL);
     if (rc) ts_fatal("waiting for the data prefetch thread: %s", strerror(rc));
     tr->prefetch_running = 0;
+    if (g_prefetch_error[0]) ts_fatal("%s", g_prefetch_error);
 }
 
 static void swap(float **a, float **b) {

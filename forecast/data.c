@@ -1,6 +1,8 @@
 #include "forecast/data.h"
 #include "core/log.h"
 
+#include <string.h>
+
 ts_era5_dataset *ts_open_data(const ts_config *cfg, size_t row_multiple) {
     char err[1024];
     const char *files = ts_config_str(cfg, "data.files");
@@ -13,6 +15,10 @@ ts_era5_dataset *ts_open_data(const ts_config *cfg, size_t row_multiple) {
     opts.row_multiple = row_multiple;
     ts_era5_dataset *ds = ts_era5_open((const char *const *)paths, npaths, &opts, err, sizeof err);
     ts_era5_free_paths(paths, npaths);
+    /* The row rule's refusal (model.window against the grid's rows) is the
+     * configuration's fault, like a window that does not divide the columns;
+     * every other failure is the files'. */
+    if (!ds && strncmp(err, "data.row_rule=", strlen("data.row_rule=")) == 0) ts_usage_error("%s", err);
     if (!ds) ts_fatal("%s", err);
     return ds;
 }

@@ -2,11 +2,13 @@
  * needs. The RNG is stateless (every draw is keyed by step and global
  * indices), so the step is all of its state; the data order is keyed by the
  * step too, so data_position = step. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/config.h"
 #include "core/log.h"
 #include "forecast/train.h"
 #include "io/checkpoint.h"
@@ -64,18 +66,64 @@ static void load_block(ts_trainer *tr, ts_ckpt *ck, const char *group, ts_params
     char err[1024];
     float *h = tr->be->kind == TS_BACKEND_CPU ? dst->data : ts_malloc(sizeof(float) * dst->total);
     if (ts_ckpt_read_params(ck, group, &tr->model.params, h, err, sizeof err)) ts_fatal("%s", err);
+    /* The checkpoint format keeps any bits; a NaN or inf weight is damage (or
+     * a diverged run): say where, not "the loss became nan" a step later. */
+    const ts_params *layout = &tr->model.params;
+    for (int i = 0; i < layout->count; i++) {
+        const ts_param_entry *e = &layout->entries[i];
+        for (size_t k = 0; k < e->numel; k++)
+            if (!isfinite(h[e->offset + k]))
+                ts_fatal("%s: %s/%s holds %g at element %zu: a damaged checkpoint", path, group, e->name,
+                         h[e->offset + k], k);
+    }
     if (h != dst->data) {
         tr->be->upload(dst->data, h, sizeof(float) * dst->total);
         free(h);
     }
-    (void)path;
+}
+
+/* A resumed run must build the model the checkpoint holds: name the first
+ * model.* key that differs rather than the first array of another shape. */
+static void check_same_model(const ts_trainer *tr, const char *json, const char *path) {
+    static const char *const PREFIX[] = {"model."};
+    char err[1024];
+    ts_config *saved = ts_config_new();
+    if (ts_config_apply_json(saved, json, PREFIX, 1, path, err, sizeof err)) ts_fatal("%s", err);
+    for (size_t i = 0; i < ts_config_key_count(); i++) {
+        const ts_config_key *k = ts_config_key_at(i);
+        if (strncmp(k->name, "model.", 6) != 0) continue;
+        char was[64], now[64];
+        if (k->type == TS_CFG_INT) {
+            snprintf(was, sizeof was, "%lld", (long long)ts_config_int(saved, k->name));
+            snprintf(now, sizeof now, "%lld", (long long)ts_config_int(tr->cfg, k->name));
+        } else if (k->type == TS_CFG_STRING || k->type == TS_CFG_ENUM) {
+            snprintf(was, sizeof was, "%s", ts_config_str(saved, k->name));
+            snprintf(now, sizeof now, "%s", ts_config_str(tr->cfg, k->name));
+        } else {
+            continue;
+        }
+        if (strcmp(was, now) != 0)
+            ts_usage_error("%s was trained with %s = %s, this run has %s = %s: resuming needs the same model.* "
+                           "(use another train.checkpoint for a new run)",
+                           path, k->name, was, k->name, now);
+    }
+    ts_config_free(saved);
 }
 
 long ts_train_resume(ts_trainer *tr) {
     char path[4096], err[1024];
     checkpoint_path(tr, path, sizeof path);
     struct stat st;
-    if (stat(path, &st) != 0) return 0;
+    if (stat(path, &st) != 0) {
+        /* No checkpoint yet: make sure one can be written before training
+         * for train.checkpoint_every steps. */
+        char dir[4096];
+        const char *slash = strrchr(path, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+        if (tr->layout->rank == 0 && dir[0] && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+            ts_fatal("%s: cannot write the checkpoint there: %s is not a folder", path, dir);
+        return 0;
+    }
     ts_ckpt *ck = ts_ckpt_open(path, "swin", err, sizeof err);
     if (!ck) ts_fatal("%s", err);
     const ts_ckpt_meta *meta = ts_ckpt_get_meta(ck);
@@ -83,6 +131,7 @@ long ts_train_resume(ts_trainer *tr) {
         ts_usage_error("%s was trained with seed = %llu, this run has seed = %llu: resuming would not continue the "
                        "same run (use another train.checkpoint for a new run)",
                        path, (unsigned long long)meta->rng_seed, (unsigned long long)tr->seed);
+    check_same_model(tr, meta->config_json, path);
     load_block(tr, ck, TS_CKPT_PARAMS, &tr->model.params, path);
     if (!ts_ckpt_has(ck, TS_CKPT_EMA) || !ts_ckpt_has(ck, TS_CKPT_ADAM_M) || !ts_ckpt_has(ck, TS_CKPT_ADAM_V))
         ts_fatal("%s lacks the EMA or optimizer moments a training run needs to resume", path);

@@ -494,6 +494,8 @@ static int explain_open_failure(const ck_where *w) {
     char h5[CK_H5_MSG_MAX];
     h5_message(h5);
     unsigned char head[8] = {0};
+    struct stat st;
+    if (stat(w->path, &st) == 0 && S_ISDIR(st.st_mode)) return fail(w, "a folder, not a checkpoint file");
     FILE *fp = fopen(w->path, "rb");
     if (!fp) return fail(w, "cannot open the checkpoint: %s", strerror(errno));
     size_t got = fread(head, 1, sizeof head, fp);

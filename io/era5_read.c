@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "core/log.h"
@@ -337,6 +338,9 @@ static int ensure_open(ts_era5_dataset *ds, src_file *f) {
     int rc = nc_open(f->path, NC_NOWRITE, &f->ncid);
     if (rc != NC_NOERR) {
         f->ncid = -1;
+        struct stat st;
+        if (stat(f->path, &st) == 0 && S_ISDIR(st.st_mode))
+            return fail(ds, "%s: a folder, not a NetCDF file (data.files names files or globs of files)", f->path);
         return fail(ds, "%s: cannot open as NetCDF (not a NetCDF file, or cut short): nc_open: %s (%s:%d)", f->path,
                     nc_strerror(rc), src_name(__FILE__), __LINE__);
     }
@@ -1103,8 +1107,8 @@ int ts_era5_row_rule_rows(size_t nrows, size_t multiple, ts_era5_row_rule rule, 
     }
     if (err && errcap)
         snprintf(err, errcap,
-                 "data.row_rule=drop_south: %zu latitude rows%s are not a multiple of the window height %zu; "
-                 "use data.row_rule=pad or another window",
+                 "data.row_rule=drop_south: %zu latitude rows%s are not a multiple of the window height %zu "
+                 "(model.window); use data.row_rule=pad or another window",
                  nrows, nrows % 2 ? " less the south-pole row" : "", multiple);
     return -1;
 }
@@ -1425,12 +1429,24 @@ void ts_era5_opts_from_config(const ts_config *cfg, ts_era5_open_opts *o) {
 
 static int by_string(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+static int glob_errno; /* what stopped the last glob (the reader is not thread-safe anyway) */
+
+static int glob_stop(const char *path, int eerrno) {
+    (void)path;
+    glob_errno = eerrno;
+    return 1;
+}
+
 static int glob_one(const char *pattern, glob_t *g, char *err, size_t errcap) {
-    int rc = glob(pattern, GLOB_ERR, NULL, g);
+    glob_errno = 0;
+    int rc = glob(pattern, GLOB_ERR, glob_stop, g);
     if (rc == 0) return 0;
-    if (rc == GLOB_NOMATCH) snprintf(err, errcap, "data.files: \"%s\" matches no file", pattern);
+    /* GLOB_ERR also stops at a folder of the pattern that does not exist: for
+     * the user that is a pattern matching nothing, not an unreadable folder. */
+    if (rc == GLOB_NOMATCH || (rc == GLOB_ABORTED && (glob_errno == ENOENT || glob_errno == ENOTDIR)))
+        snprintf(err, errcap, "data.files: \"%s\" matches no file", pattern);
     else if (rc == GLOB_ABORTED)
-        snprintf(err, errcap, "data.files: \"%s\": cannot read a folder: %s", pattern, strerror(errno));
+        snprintf(err, errcap, "data.files: \"%s\": cannot read a folder: %s", pattern, strerror(glob_errno));
     else snprintf(err, errcap, "data.files: \"%s\": glob failed (out of memory)", pattern);
     return -1;
 }

@@ -281,6 +281,9 @@ static int open_error(const char *path, int rc, char *err, size_t errcap) {
     if (rc == ENOENT && stat(part, &st) == 0)
         return FAIL("%s: no such file, but %s exists: the forecast has not finished (rerun it to complete it)", path,
                     part);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return FAIL("%s: a folder, not a forecast file", path);
+    if (rc == NC_EHDFERR || rc == NC_ENOTNC)
+        return FAIL("%s: cannot open the forecast (not a NetCDF file, or cut short): %s", path, nc_strerror(rc));
     return FAIL("%s: cannot open the forecast: %s", path, nc_strerror(rc));
 }
 

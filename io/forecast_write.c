@@ -350,11 +350,24 @@ static int put_coords(const char *file, int ncid, const ts_forecast_spec *s, cha
     return bad ? -1 : 0;
 }
 
+/* nc_create through HDF5 words a missing folder or a file in the way as
+ * "Permission denied"; the folder's own state says what is wrong. */
+static int create_error(const char *f, int rc, char *err, size_t errcap) {
+    char dir[PATH_MAX];
+    const char *slash = strrchr(f, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - f) : 1, slash ? f : ".");
+    if (!dir[0]) snprintf(dir, sizeof dir, "/");
+    struct stat st;
+    if (stat(dir, &st) != 0) return FAIL("%s: cannot create: folder %s: %s", f, dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return FAIL("%s: cannot create: %s is not a folder", f, dir);
+    return FAIL("%s: cannot create: %s", f, nc_strerror(rc));
+}
+
 static int define_part(ts_forecast_writer *w, const ts_forecast_spec *s, const char *f, char *err,
                        size_t errcap) {
     dim_ids d;
     int rc = nc_create(f, NC_NETCDF4 | NC_CLOBBER, &w->ncid);
-    if (rc != NC_NOERR) return FAIL("%s: cannot create: %s", f, nc_strerror(rc));
+    if (rc != NC_NOERR) return create_error(f, rc, err, errcap);
     if (def_dims(f, w->ncid, s, &d, err, errcap) || def_coords(f, w->ncid, s, &d, err, errcap)) return -1;
     for (size_t v = 0; v < s->nvars; v++)
         if (def_data_var(f, w->ncid, &s->vars[v], &d, s->nlat, s->nlon, &w->varid[v], err, errcap)) return -1;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The file's `tessera_kind` attribute: how a stats file is told from others. */
@@ -178,6 +179,8 @@ static int dim_len(int nc, const char *name, size_t *len) {
 int ts_stats_read(ts_stats *s, const char *path, char *err, size_t cap) {
     memset(s, 0, sizeof *s);
     int nc = -1;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return fail(err, cap, "%s: a folder, not a statistics file", path);
     NC(nc_open(path, NC_NOWRITE, &nc), "cannot open the statistics file");
     char kind[128] = {0};
     size_t klen = 0;

@@ -1,0 +1,166 @@
+"""Derives the broken inputs of tests/bad from one small valid run.
+
+usage: make_inputs.py VALID BROKEN
+VALID holds data/*.nc (synth-era5), run/stats.nc, run/checkpoint.h5 and
+run/forecast.nc; every broken file is written under BROKEN. Truncated and
+empty files are made by the shell script (head -c); here are the ones that
+need a NetCDF or HDF5 library: each is a copy of a valid file with one thing
+wrong, so a case's error can only come from that one thing.
+"""
+import os
+import sys
+
+import h5py
+import netCDF4
+import numpy as np
+
+valid, broken = sys.argv[1], sys.argv[2]
+PL = f"{valid}/data/era5_pressure_levels_2020.nc"
+SL = f"{valid}/data/era5_single_levels_2020.nc"
+
+
+def copy_nc(src, dst, drop=(), index=None, dims_of=None, edit=None, fmt="NETCDF4"):
+    """Copy src to dst, leaving out the variables in `drop`, taking
+    index[dim] (an index array) along each named dimension, giving a variable
+    other dimensions (dims_of[var] = new order, data transposed to match) and
+    changing data with edit[var](array) -> array."""
+    index, dims_of, edit = index or {}, dims_of or {}, edit or {}
+    with netCDF4.Dataset(src) as a, netCDF4.Dataset(dst, "w", format=fmt) as b:
+        b.setncatts({k: a.getncattr(k) for k in a.ncattrs()})
+        for name, d in a.dimensions.items():
+            n = len(index[name]) if name in index else len(d)
+            b.createDimension(name, None if d.isunlimited() and fmt == "NETCDF4" else n)
+        for name, v in a.variables.items():
+            if name in drop:
+                continue
+            dims = dims_of.get(name, v.dimensions)
+            fill = v.getncattr("_FillValue") if "_FillValue" in v.ncattrs() else None
+            dtype = v.dtype if v.dtype != np.int64 or fmt == "NETCDF4" else np.int32
+            w = b.createVariable(name, dtype, dims, fill_value=fill)
+            w.setncatts({k: v.getncattr(k) for k in v.ncattrs() if k != "_FillValue"})
+            v.set_auto_maskandscale(False)
+            w.set_auto_maskandscale(False)
+            data = v[...]
+            for axis, dim in enumerate(v.dimensions):
+                if dim in index:
+                    data = np.take(data, index[dim], axis=axis)
+            if dims != v.dimensions:
+                data = np.transpose(data, [v.dimensions.index(d) for d in dims])
+            if name in edit:
+                data = edit[name](np.array(data))
+            w[...] = data
+
+
+def every_other(n):
+    return np.arange(0, n, 2)
+
+
+with netCDF4.Dataset(PL) as d:
+    nlat, nlon = len(d.dimensions["latitude"]), len(d.dimensions["longitude"])
+    levels = list(d["pressure_level"][:])
+
+# data files: a channel or a level missing, a variable with its dimensions in
+# another order, a NaN in a field, the data on a coarser grid (16 x 32)
+os.makedirs(f"{broken}/no_t2m", exist_ok=True)
+copy_nc(SL, f"{broken}/no_t2m/sl.nc", drop=("t2m",))
+os.makedirs(f"{broken}/no_850", exist_ok=True)
+copy_nc(PL, f"{broken}/no_850/pl.nc", index={"pressure_level": [levels.index(500), levels.index(700)]})
+os.makedirs(f"{broken}/dims", exist_ok=True)
+copy_nc(SL, f"{broken}/dims/sl.nc", dims_of={"t2m": ("valid_time", "longitude", "latitude")})
+
+
+def one_nan(a):
+    a = a.astype(np.float32)
+    a[3, 5, 7] = np.nan
+    return a
+
+
+os.makedirs(f"{broken}/nan", exist_ok=True)
+copy_nc(SL, f"{broken}/nan/sl.nc", edit={"t2m": one_nan})
+os.makedirs(f"{broken}/coarse", exist_ok=True)
+coarse = {"latitude": every_other(nlat), "longitude": every_other(nlon)}
+copy_nc(PL, f"{broken}/coarse/pl.nc", index=coarse)
+copy_nc(SL, f"{broken}/coarse/sl.nc", index=coarse)
+# a classic (NetCDF-3) file cut inside its record data: netCDF-C itself would
+# read the missing records as zeros
+copy_nc(SL, f"{broken}/classic_sl.nc", drop=("expver",), fmt="NETCDF3_64BIT_OFFSET")
+
+# forecast file: on the coarse grid, which the truth does not match
+copy_nc(f"{valid}/run/forecast.nc", f"{broken}/fc_coarse.nc", index=coarse)
+# forecast file without its variables
+copy_nc(f"{valid}/run/forecast.nc", f"{broken}/fc_novars.nc", drop=("z", "t", "t2m", "u10"))
+
+
+# checkpoints: each a copy with one thing changed
+def with_config(old, new):
+    """A change of the stored configuration JSON (flat, no spaces)."""
+    def change(f):
+        text = f.attrs["config"]
+        assert old in text, old
+        f.attrs.modify("config", text.replace(old, new))
+    return change
+
+
+def ckpt(name, change):
+    path = f"{broken}/{name}"
+    with open(f"{valid}/run/checkpoint.h5", "rb") as a, open(path, "wb") as b:
+        b.write(a.read())
+    with h5py.File(path, "r+") as f:
+        change(f)
+
+
+ckpt("ck_mesh.h5", lambda f: f.attrs.modify("model_kind", "mesh"))
+ckpt("ck_no_format.h5", lambda f: f.attrs.__delitem__("format"))
+ckpt("ck_bad_config.h5", lambda f: f.attrs.modify("config", '{"model.dim": 16, "model.heads"'))
+ckpt("ck_config_dim32.h5", with_config('"model.dim":16', '"model.dim":32'))
+ckpt("ck_config_dim7.h5", with_config('"model.dim":16', '"model.dim":7'))
+
+
+def drop_ema_embed(f):
+    del f["ema/embed.weight"]
+
+
+def reshape_head(f):
+    del f["ema/head.proj.weight"]
+    f["ema/head.proj.weight"] = np.zeros((5, 16), np.float32)
+
+
+def drop_stats_channel(f):
+    names = [n.decode() if isinstance(n, bytes) else n for n in f["stats/channel_name"][...]]
+    keep = [i for i, n in enumerate(names) if n != "t2m"]
+    for k in ("channel_name", "channel_units", "mean", "std"):
+        data = f[f"stats/{k}"][...][keep]
+        dtype = f[f"stats/{k}"].dtype
+        del f[f"stats/{k}"]
+        f.create_dataset(f"stats/{k}", data=data, dtype=dtype)
+
+
+def nan_weight(f):
+    w = f["ema/embed.weight"]
+    a = w[...]
+    a[0, 0] = np.nan
+    w[...] = a
+
+
+ckpt("ck_no_ema_embed.h5", drop_ema_embed)
+ckpt("ck_head_shape.h5", reshape_head)
+ckpt("ck_stats_no_t2m.h5", drop_stats_channel)
+ckpt("ck_nan_weight.h5", nan_weight)
+
+
+# statistics file: t2m renamed, so the file lacks a channel the run needs
+def rename_channel(path, old, new):
+    with netCDF4.Dataset(path, "r+") as d:
+        v = d["channel_name"]
+        v.set_auto_chartostring(False)
+        names = v[...]
+        for i in range(names.shape[0]):
+            if b"".join(x for x in names[i] if x).decode() == old:
+                row = np.zeros(names.shape[1], "S1")
+                row[: len(new)] = list(new.encode())
+                v[i] = row
+
+
+with open(f"{valid}/run/stats.nc", "rb") as a, open(f"{broken}/stats_no_t2m.nc", "wb") as b:
+    b.write(a.read())
+rename_channel(f"{broken}/stats_no_t2m.nc", "t2m", "t2x")
