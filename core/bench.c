@@ -166,6 +166,12 @@ static double measure_ceiling(bench *b) {
     return 2.0 * n * n * (double)n / t * 1e-9;
 }
 
+double ts_bench_ceiling(const ts_backend *be, int n, int reps) {
+    ts_bench_shape s = {.ceiling_n = n, .reps = reps};
+    bench b = {be, &s, NULL, NULL, 0.0, {0}};
+    return measure_ceiling(&b);
+}
+
 int ts_bench_run(const ts_backend *be, const ts_bench_shape *s, FILE *table, FILE *jsonl, double *ceiling_gflops,
                  char *err, size_t errcap) {
     if (check_shape(s, err, errcap)) return -1;

@@ -22,4 +22,8 @@ typedef struct {
 int ts_bench_run(const ts_backend *be, const ts_bench_shape *s, FILE *table, FILE *jsonl, double *ceiling_gflops,
                  char *err, size_t errcap);
 
+/* The ceiling alone: GFLOP/s of the fastest of reps + 2 square SGEMMs of
+ * side n after warm-up (what ts_bench_run measures first). */
+double ts_bench_ceiling(const ts_backend *be, int n, int reps);
+
 #endif

@@ -126,16 +126,18 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
              "node order: along a space-filling curve, or as in the file"),
     FLOAT_KEY("mesh.noise", "0.02", 0, 1e6, "training noise std added to the velocity of NORMAL nodes (physical units)"),
     BOOL_KEY("mesh.recompute", "false", "recompute each block's activations in backward (keeps block inputs only)"),
+    INT_KEY("mesh.rollout_steps", "0", 0, NO_LIMIT, "steps forecast rolls a mesh trajectory out (0 = to its end)"),
 
     /* synth_mesh: the CFD reference simulator (tessera synth-mesh) */
     INT_KEY("synth_mesh.trajectories", "8", 1, 100000, "trajectories written (obstacle shape, position and inflow vary)"),
     INT_KEY("synth_mesh.steps", "600", 2, 1000000, "time steps saved per trajectory"),
     FLOAT_KEY("synth_mesh.dt", "0.01", 1e-6, 1e6, "time between saved steps, in the file's time unit"),
     FLOAT_KEY("synth_mesh.re_min", "100", 1, 1e5, "smallest Reynolds number (by obstacle size and mean inflow)"),
-    FLOAT_KEY("synth_mesh.re_max", "300", 1, 1e5, "largest Reynolds number"),
+    FLOAT_KEY("synth_mesh.re_max", "200", 1, 1e5, "largest Reynolds number (needs synth_mesh.lattice >= 0.3 re_max)"),
     INT_KEY("synth_mesh.lattice", "64", 16, 65536, "lattice-Boltzmann cells across the channel height"),
-    FLOAT_KEY("synth_mesh.mesh_size", "0.06", 1e-4, 1, "triangle size far from the obstacle, as a fraction of the channel height"),
-    FLOAT_KEY("synth_mesh.refine", "4", 1, 100, "how many times finer the triangles are at the obstacle"),
+    FLOAT_KEY("synth_mesh.mesh_size", "0.07", 1e-4, 1, "triangle size far from the obstacle, as a fraction of the channel height"),
+    FLOAT_KEY("synth_mesh.refine", "3", 1, 100, "how many times finer the triangles are at the obstacle"),
+    FLOAT_KEY("synth_mesh.spinup", "3", 0, 1e6, "time simulated before the first saved step (vortex shedding sets in)"),
 
     /* synth: the gridded reference simulator (tessera synth-era5) */
     ENUM_KEY("synth.grid", "5.625", "5.625|1.40625",

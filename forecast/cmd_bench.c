@@ -3,11 +3,13 @@
  * GFLOP/s (FLOPs as REFERENCE.md counts them), its memory, and where a
  * training step's time goes, op by op. */
 #include <stdio.h>
+#include <string.h>
 
 #include "core/backend.h"
 #include "core/bench.h"
 #include "core/log.h"
 #include "forecast/commands.h"
+#include "models/bench_mesh.h"
 #include "models/bench_model.h"
 
 int cmd_bench(const ts_command_ctx *ctx) {
@@ -31,6 +33,17 @@ int cmd_bench(const ts_command_ctx *ctx) {
         if (!jsonl) ts_fatal("cannot open '%s' for writing", path);
     }
     char err[512];
+    if (strcmp(ts_config_str(cfg, "model.kind"), "mesh") == 0) {
+        ts_bench_mesh_shape ms = {ts_config_int(cfg, "bench.mesh_nodes"), ts_config_int(cfg, "bench.mesh_edges"),
+                                  s.dim, s.heads, s.hidden, (int)ts_config_int(cfg, "bench.depth"),
+                                  (int)ts_config_int(cfg, "mesh.globals"), s.reps, s.ceiling_n};
+        if (ts_bench_mesh(be, &ms, rank0 ? jsonl : NULL, err, sizeof err)) ts_usage_error("%s", err);
+        if (rank0) {
+            fclose(jsonl);
+            ts_info("bench rows appended to %s", path);
+        }
+        return 0;
+    }
     double ceiling = 0;
     if (ts_bench_run(be, &s, rank0 ? stdout : NULL, jsonl, &ceiling, err, sizeof err)) ts_usage_error("%s", err);
     int depth = (int)ts_config_int(cfg, "bench.depth");

@@ -20,6 +20,7 @@ int cmd_demo(const ts_command_ctx *ctx);
 int cmd_config(const ts_command_ctx *ctx);
 int cmd_stats(const ts_command_ctx *ctx);
 int cmd_synth_era5(const ts_command_ctx *ctx);
+int cmd_synth_mesh(const ts_command_ctx *ctx);
 int cmd_train(const ts_command_ctx *ctx);
 int cmd_score(const ts_command_ctx *ctx);
 int cmd_plot(const ts_command_ctx *ctx);

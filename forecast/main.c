@@ -15,7 +15,9 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/omp_policy.h"
 #include "forecast/commands.h"
+#include "forecast/mesh_run.h"
 #include "io/config_yaml.h"
 #include "parallel/layout.h"
 #include "parallel/mpi_env.h"
@@ -23,6 +25,12 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+/* train, forecast and score serve both model families. */
+static int is_mesh(const ts_command_ctx *ctx) { return strcmp(ts_config_str(ctx->cfg, "model.kind"), "mesh") == 0; }
+static int train_any(const ts_command_ctx *ctx) { return is_mesh(ctx) ? cmd_train_mesh(ctx) : cmd_train(ctx); }
+static int forecast_any(const ts_command_ctx *ctx) { return is_mesh(ctx) ? cmd_forecast_mesh(ctx) : cmd_forecast(ctx); }
+static int score_any(const ts_command_ctx *ctx) { return is_mesh(ctx) ? cmd_score_mesh(ctx) : cmd_score(ctx); }
 
 typedef struct {
     const char *name;
@@ -42,7 +50,15 @@ static const command COMMANDS[] = {
      "OUT/era5_pressure_levels_YYYY.nc (z t u v q) and OUT/era5_single_levels_YYYY.nc\n"
      "(u10 v10 t2m msl lsm z tisr), or the instant/accum pair with synth.split_accum;\n"
      "the model state at synth.restart_times."},
-    {"synth-mesh", NULL, "out,seed", "run the CFD reference simulator, write graph-physics HDF5 trajectories", NULL},
+    {"synth-mesh", cmd_synth_mesh, "synth_mesh.,out,seed", "run the CFD reference simulator, write graph-physics HDF5 trajectories",
+     "Simulates synth_mesh.trajectories 2-D incompressible flows past an obstacle\n"
+     "(circle, ellipse or rounded rectangle; shape, position, inflow speed and\n"
+     "Reynolds number in synth_mesh.re_min..re_max drawn from seed) in a 1.6 x 0.41\n"
+     "channel with a lattice-Boltzmann solver of synth_mesh.lattice cells across,\n"
+     "spun up for synth_mesh.spinup, then samples synth_mesh.steps steps every\n"
+     "synth_mesh.dt to the nodes of a Gmsh triangle mesh refined at the obstacle.\n"
+     "Writes OUT/synth_mesh.h5 (graph-physics / MeshGraphNets layout) and\n"
+     "OUT/synth_mesh.json (its meta); docs/mesh-data.md."},
     {"stats", cmd_stats, "out,data.,stats.", "normalization statistics (means, stds, residual stds, climatology)",
      "Reads the ERA5-format files of data.files (the channels of data.variables and\n"
      "data.forcings) and writes per-channel area-weighted means and standard\n"
@@ -50,7 +66,7 @@ static const command COMMANDS[] = {
      "each step of stats.residual_hours, and a day-of-year x hour climatology\n"
      "smoothed over stats.smooth_days days, to data.stats (default OUT/stats.nc;\n"
      "layout in docs/formats.md). Runs in parallel over time under MPI."},
-    {"train", cmd_train, "out,seed,device,threads,model.,train.,data.,parallel.",
+    {"train", train_any, "out,seed,device,threads,model.,train.,data.,mesh.,parallel.",
      "train the Swin diffusion model or the mesh transformer",
      "Trains the Swin diffusion model (model.kind=swin) with TrigFlow on pairs of\n"
      "ERA5-format times train.step_hours apart, normalised with the statistics of\n"
@@ -59,8 +75,11 @@ static const command COMMANDS[] = {
      "checkpoints to train.checkpoint (default OUT/checkpoint.h5) every\n"
      "train.checkpoint_every steps, at the end, and on SIGUSR1/SIGTERM. Rerunning\n"
      "the same command resumes from the checkpoint. Under MPI, parallel.dp replicas\n"
-     "share train.batch."},
-    {"forecast", cmd_forecast, "out,seed,device,threads,forecast.,data.,parallel.",
+     "share train.batch and parallel.wp_y x wp_x ranks share each field's windows.\n"
+     "With model.kind=mesh it trains the mesh graph transformer on the trajectories\n"
+     "of mesh.file (the first mesh.train_trajectories; the rest validate) to predict\n"
+     "the normalized one-step velocity change (docs/mesh-model.md)."},
+    {"forecast", forecast_any, "out,seed,device,threads,forecast.,data.,mesh.,parallel.",
      "autoregressive ensemble rollout from a checkpoint to NetCDF",
      "Rolls the Swin diffusion model of a checkpoint (forecast.checkpoint, default\n"
      "OUT/checkpoint.h5; its model.* and data channels are taken from it) forward\n"
@@ -69,8 +88,12 @@ static const command COMMANDS[] = {
      "sampler (forecast.levels, rho, sigma range, churn). Writes CF NetCDF\n"
      "(forecast.output, default OUT/forecast.nc; docs/forecast-format.md) lead by\n"
      "lead; rerunning the same command resumes a killed rollout. Under MPI,\n"
-     "members are spread over parallel.dp replicas."},
-    {"score", cmd_score, "out,seed,data.,score.", "WeatherBench-2 metrics against truth, with baselines",
+     "members are spread over parallel.dp replicas and each field's windows over\n"
+     "parallel.wp_y x wp_x ranks. With model.kind=mesh it rolls trajectory\n"
+     "mesh.trajectory of mesh.file out for mesh.rollout_steps steps and writes\n"
+     "UGRID-1.0 NetCDF (forecast.output, default OUT/rollout.nc;\n"
+     "docs/ugrid-format.md)."},
+    {"score", score_any, "out,seed,data.,score.,mesh.", "WeatherBench-2 metrics against truth, with baselines",
      "Scores a forecast (score.forecast, default OUT/forecast.nc) against the truth of\n"
      "data.files: latitude-weighted ensemble-mean RMSE, ACC against the climatology of\n"
      "data.stats, fair CRPS and spread-skill for every variable, level and lead,\n"
@@ -78,7 +101,9 @@ static const command COMMANDS[] = {
      "(score.bootstrap). Baselines on the same cases: persistence, climatology, and\n"
      "any ensemble file of score.baselines (e.g. perfect_model=PATH). Writes\n"
      "OUT/scorecard.csv and OUT/scorecard.jsonl and prints the relative skill\n"
-     "(docs/score.md)."},
+     "(docs/score.md). With model.kind=mesh it scores a rollout (default\n"
+     "OUT/rollout.nc): 1-step, 50-step and all-rollout velocity RMSE against\n"
+     "persistence, to OUT/mesh_scorecard.csv."},
     {"plot", cmd_plot, "out,data.files,data.grid,data.fill,data.row_rule,plot.", "PNG maps and score-vs-lead charts",
      "Maps a forecast (plot.forecast, default OUT/forecast.nc) against its truth\n"
      "(data.files, on data.grid): truth, ensemble mean, member plot.member, error\n"
@@ -86,13 +111,16 @@ static const command COMMANDS[] = {
      "plot.leads at initial time plot.init. Charts each metric and variable of a\n"
      "scorecard (plot.scorecard, default OUT/scorecard.csv) against lead time, one\n"
      "line per system with its interval. PNGs go to OUT/plots (docs/plot.md)."},
-    {"bench", cmd_bench, "bench.,device,threads,out,parallel.",
+    {"bench", cmd_bench, "bench.,device,threads,out,parallel.,model.kind,mesh.globals",
      "throughput of the ops of a Swin block beside the machine's GEMM ceiling",
      "Times each op of one Swin block (GEMMs, window attention, norms, activations,\n"
      "the shift permutation, AdamW) on the bench.* shape, the median of bench.reps\n"
      "runs, beside the SGEMM ceiling of the same device measured in the same run\n"
      "(OpenBLAS on the CPU, cuBLAS on a GPU). Prints a table and appends one JSON\n"
-     "line per row to OUT/bench.jsonl."},
+     "line per row to OUT/bench.jsonl. With model.kind=mesh it times the sparse\n"
+     "attention, one layer of the mesh transformer and a bench.depth-layer training\n"
+     "step (recomputed) on a lattice of bench.mesh_nodes nodes and about\n"
+     "bench.mesh_edges mask entries, with memory (docs/bench.md)."},
     {"demo", cmd_demo, "out,seed,threads,demo.",
      "the whole chain: self-check, synth-era5, stats, train, forecast, score, plot",
      "Checks that this build computes correctly (RNG known answers, GEMM against a\n"
@@ -175,6 +203,7 @@ int cmd_config(const ts_command_ctx *ctx) {
 }
 
 int main(int argc, char **argv) {
+    ts_omp_prefer_passive(argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         print_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? TS_EXIT_USAGE : 0;

@@ -305,3 +305,52 @@ int ts_ugrid_close(ts_ugrid_writer *w, char *err, size_t errcap) {
     writer_free(w);
     return rc;
 }
+
+/* ---- reading complete files ------------------------------------------------------------ */
+
+static int open_complete(const char *path, int *ncid, size_t *nnodes, size_t *nsteps, char *err, size_t errcap) {
+    NC_TRY(path, nc_open(path, NC_NOWRITE, ncid));
+    int nc = *ncid, version = 0, done = 0, dim;
+    if (nc_get_att_int(nc, NC_GLOBAL, FORMAT_ATT, &version) || version != FORMAT_VERSION) {
+        nc_close(nc);
+        return FAIL("%s: not a tessera mesh rollout of format %d", path, FORMAT_VERSION);
+    }
+    int rc = nc_inq_dimid(nc, "time", &dim);
+    if (!rc) rc = nc_inq_dimlen(nc, dim, nsteps);
+    if (!rc) rc = nc_inq_dimid(nc, "nMesh2d_node", &dim);
+    if (rc) rc = nc_inq_dimid(nc, "nMesh3d_node", &dim);
+    if (!rc) rc = nc_inq_dimlen(nc, dim, nnodes);
+    if (!rc) rc = nc_get_att_int(nc, NC_GLOBAL, COMPLETE_ATT, &done);
+    if (rc) {
+        nc_close(nc);
+        return FAIL("%s: %s", path, nc_strerror(rc));
+    }
+    if ((size_t)done != *nsteps) {
+        nc_close(nc);
+        return FAIL("%s: only %d of %zu steps are complete", path, done, *nsteps);
+    }
+    return 0;
+}
+
+int ts_ugrid_file_sizes(const char *path, size_t *nnodes, size_t *nsteps, char *err, size_t errcap) {
+    int nc;
+    if (open_complete(path, &nc, nnodes, nsteps, err, errcap)) return -1;
+    nc_close(nc);
+    return 0;
+}
+
+int ts_ugrid_file_read(const char *path, const char *name, size_t step, float *values, char *err, size_t errcap) {
+    int nc, var;
+    size_t nnodes, nsteps;
+    if (open_complete(path, &nc, &nnodes, &nsteps, err, errcap)) return -1;
+    if (step >= nsteps) {
+        nc_close(nc);
+        return FAIL("%s: step %zu asked of %zu", path, step, nsteps);
+    }
+    size_t start[2] = {step, 0}, count[2] = {1, nnodes};
+    int rc = nc_inq_varid(nc, name, &var);
+    if (!rc) rc = nc_get_vara_float(nc, var, start, count, values);
+    nc_close(nc);
+    if (rc) return FAIL("%s: variable '%s': %s", path, name, nc_strerror(rc));
+    return 0;
+}

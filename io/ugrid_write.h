@@ -64,4 +64,10 @@ int ts_ugrid_step_complete(ts_ugrid_writer *w, size_t step, char *err, size_t er
 /* Close and free; an incomplete file stays as path.part. NULL is a no-op. */
 int ts_ugrid_close(ts_ugrid_writer *w, char *err, size_t errcap);
 
+/* Reading a complete rollout file (scores): the node and step counts, and
+ * variable `name` at step `step` into values (nnodes). A file that is
+ * missing, incomplete or lacks the variable is one line in err. */
+int ts_ugrid_file_sizes(const char *path, size_t *nnodes, size_t *nsteps, char *err, size_t errcap);
+int ts_ugrid_file_read(const char *path, const char *name, size_t step, float *values, char *err, size_t errcap);
+
 #endif

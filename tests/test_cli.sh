@@ -36,7 +36,7 @@ for c in synth-era5 synth-mesh stats train forecast score plot bench demo config
   expect 0 "usage: tessera $c" -- "$tessera" "$c" --help
 done
 expect 2 "unknown command 'trian' \(did you mean 'train'\?\)" -- "$tessera" trian
-expect 2 "'synth-mesh' is not yet available" -- "$tessera" synth-mesh
+expect 2 "synth_mesh.lattice" -- "$tessera" synth-mesh out="$tmp/sm" synth_mesh.re_max=300
 expect 2 "nothing to plot: no .*forecast.nc or .*scorecard.csv" -- "$tessera" plot out="$tmp/plot_empty"
 
 # Configuration errors: one line naming the key and the nearest valid key.

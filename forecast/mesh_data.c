@@ -1,0 +1,153 @@
+/* Trajectories of mesh.file in memory, in curve order, with their masks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "forecast/mesh_run.h"
+#include "io/mesh_file.h"
+#include "mesh/graph.h"
+#include "mesh/mask.h"
+#include "mesh/order.h"
+
+void ts_mesh_model_config_from(const ts_config *cfg, ts_mesh_model_config *mc) {
+    *mc = (ts_mesh_model_config){.c_in = TS_MESH_FIELDS + TS_MESH_MODEL_NODE_TYPES,
+                                 .c_out = TS_MESH_FIELDS,
+                                 .dim = (int)ts_config_int(cfg, "model.dim"),
+                                 .heads = (int)ts_config_int(cfg, "model.heads"),
+                                 .hidden = (int)ts_config_int(cfg, "model.hidden"),
+                                 .depth = (int)ts_config_int(cfg, "model.depth"),
+                                 .n_globals = (int)ts_config_int(cfg, "mesh.globals"),
+                                 .recompute = ts_config_bool(cfg, "mesh.recompute")};
+}
+
+static const char *mesh_path(const ts_config *cfg) {
+    const char *path = ts_config_str(cfg, "mesh.file");
+    if (!*path) ts_usage_error("mesh.file is empty: give the graph-physics HDF5 file (tessera synth-mesh writes one)");
+    return path;
+}
+
+void ts_mesh_split(const ts_config *cfg, int *ntraj, int *ntrain) {
+    char err[1024];
+    ts_mesh_file *f = ts_mesh_file_open(mesh_path(cfg), err, sizeof err);
+    if (!f) ts_fatal("%s", err);
+    *ntraj = (int)ts_mesh_file_trajectories(f);
+    ts_mesh_file_close(f);
+    int64_t want = ts_config_int(cfg, "mesh.train_trajectories");
+    if (want > *ntraj)
+        ts_usage_error("mesh.train_trajectories = %lld, but %s holds %d trajectories", (long long)want,
+                       ts_config_str(cfg, "mesh.file"), *ntraj);
+    *ntrain = want > 0 ? (int)want : (*ntraj > 1 ? *ntraj - 1 : *ntraj);
+}
+
+static ts_curve curve_of(const ts_config *cfg, int *none) {
+    const char *o = ts_config_str(cfg, "mesh.order");
+    *none = strcmp(o, "file") == 0;
+    return strcmp(o, "morton") == 0 ? TS_CURVE_MORTON : TS_CURVE_HILBERT;
+}
+
+/* Put trajectory tj (as read, file order) into curve order and build its mask. */
+static void order_and_mask(const ts_config *cfg, ts_mesh_traj *tj, const char *path) {
+    char err[1024];
+    const int64_t N = tj->N;
+    int none;
+    ts_curve curve = curve_of(cfg, &none);
+    tj->perm = ts_malloc(sizeof(int32_t) * (size_t)N);
+    int32_t *inv = ts_malloc(sizeof(int32_t) * (size_t)N);
+    if (none) {
+        for (int64_t i = 0; i < N; i++) tj->perm[i] = inv[i] = (int32_t)i;
+    } else if (ts_curve_order(tj->pos, N, tj->dim, curve, 0, tj->perm, inv, err, sizeof err)) {
+        ts_fatal("%s: trajectory %d: %s", path, tj->index, err);
+    }
+    float *pos = ts_malloc(sizeof(float) * (size_t)N * (size_t)tj->dim);
+    ts_permute_rows(tj->pos, pos, N, sizeof(float) * (size_t)tj->dim, tj->perm);
+    free(tj->pos), tj->pos = pos;
+    int32_t *type = ts_malloc(sizeof(int32_t) * (size_t)N);
+    ts_permute_rows(tj->type, type, N, sizeof(int32_t), tj->perm);
+    free(tj->type), tj->type = type;
+    float *vel = ts_malloc(sizeof(float) * (size_t)tj->T * (size_t)N * TS_MESH_FIELDS);
+    for (int64_t t = 0; t < tj->T; t++)
+        ts_permute_rows(tj->velocity + (size_t)t * (size_t)N * TS_MESH_FIELDS, vel + (size_t)t * (size_t)N * TS_MESH_FIELDS,
+                        N, sizeof(float) * TS_MESH_FIELDS, tj->perm);
+    free(tj->velocity), tj->velocity = vel;
+    ts_renumber_ids(tj->cells, (size_t)tj->ncells * (size_t)tj->per_cell, inv);
+    free(inv);
+
+    tj->loss_mask = ts_malloc((size_t)N);
+    for (int64_t i = 0; i < N; i++) {
+        if (tj->type[i] < 0 || tj->type[i] >= TS_MESH_MODEL_NODE_TYPES)
+            ts_fatal("%s: trajectory %d: node type %d is not a MeshGraphNets code 0..%d", path, tj->index, tj->type[i],
+                     TS_MESH_MODEL_NODE_TYPES - 1);
+    }
+    ts_mesh_model_loss_mask(tj->loss_mask, tj->type, N);
+
+    ts_csr adj;
+    if (ts_mesh_edges_from_cells(N, tj->ncells, tj->per_cell, tj->cells, &adj, err, sizeof err))
+        ts_fatal("%s: trajectory %d: %s", path, tj->index, err);
+    ts_mask_params mp = {(int)ts_config_int(cfg, "mesh.khop"), (int)ts_config_int(cfg, "mesh.window"),
+                         (int)ts_config_int(cfg, "mesh.dilation"), (int)ts_config_int(cfg, "mesh.globals")};
+    if (ts_mesh_mask(&adj, &mp, &tj->mask, err, sizeof err)) ts_usage_error("%s", err);
+    ts_csr_free(&adj);
+}
+
+/* Trajectory tj->index of f, as stored (2-D triangles; the reader's layout). */
+static int read_trajectory(ts_mesh_file *f, ts_mesh_traj *tj, const char *path, char *err, size_t cap) {
+    size_t k = (size_t)tj->index;
+    if (k >= ts_mesh_file_trajectories(f)) {
+        snprintf(err, cap, "%s holds %zu trajectories; trajectory %zu asked", path, ts_mesh_file_trajectories(f), k);
+        return -1;
+    }
+    if (ts_mesh_file_channels(f, "velocity") != TS_MESH_FIELDS) {
+        snprintf(err, cap, "%s has no 2-component dynamic field 'velocity'", path);
+        return -1;
+    }
+    tj->N = (int64_t)ts_mesh_file_nodes(f, k), tj->ncells = (int64_t)ts_mesh_file_cells(f, k);
+    tj->T = (int64_t)ts_mesh_file_steps(f), tj->dt = ts_mesh_file_dt(f);
+    tj->dim = 2, tj->per_cell = 3;
+    tj->pos = ts_malloc(sizeof(float) * (size_t)tj->N * 2);
+    tj->cells = ts_malloc(sizeof(int32_t) * (size_t)tj->ncells * 3);
+    tj->type = ts_malloc(sizeof(int32_t) * (size_t)tj->N);
+    tj->velocity = ts_malloc(sizeof(float) * (size_t)tj->T * (size_t)tj->N * TS_MESH_FIELDS);
+    if (ts_mesh_file_read_static(f, k, tj->pos, tj->cells, tj->type, err, cap)) return -1;
+    return ts_mesh_file_read_steps(f, k, "velocity", 0, (size_t)tj->T, tj->velocity, err, cap);
+}
+
+ts_mesh_traj *ts_mesh_load(const ts_config *cfg, int first, int count) {
+    char err[1024];
+    const char *path = mesh_path(cfg);
+    ts_mesh_file *f = ts_mesh_file_open(path, err, sizeof err);
+    if (!f) ts_fatal("%s", err);
+    ts_mesh_traj *all = ts_calloc((size_t)(count > 0 ? count : 1), sizeof(ts_mesh_traj));
+    for (int k = 0; k < count; k++) {
+        ts_mesh_traj *tj = &all[k];
+        tj->index = first + k;
+        if (read_trajectory(f, tj, path, err, sizeof err)) ts_fatal("%s", err);
+        order_and_mask(cfg, tj, path);
+    }
+    ts_mesh_file_close(f);
+    return all;
+}
+
+void ts_mesh_traj_free(ts_mesh_traj *t, int count) {
+    if (!t) return;
+    for (int k = 0; k < count; k++) {
+        free(t[k].pos), free(t[k].cells), free(t[k].type), free(t[k].perm), free(t[k].loss_mask), free(t[k].velocity);
+        ts_csr_free(&t[k].mask);
+    }
+    free(t);
+}
+
+void ts_mesh_norm_named(ts_mesh_norm *n, const char *prefix, ts_ckpt_named out[4], double scalars[2], char names[4][64]) {
+    static const char *const SUFFIX[4] = {"count", "n_accumulations", "sum", "sum_sq"};
+    for (int i = 0; i < 4; i++) snprintf(names[i], 64, "%s.%s", prefix, SUFFIX[i]);
+    scalars[0] = n->count, scalars[1] = (double)n->n_accumulations;
+    out[0] = (ts_ckpt_named){.name = names[0], .ndim = 0, .data = &scalars[0]};
+    out[1] = (ts_ckpt_named){.name = names[1], .ndim = 0, .data = &scalars[1]};
+    out[2] = (ts_ckpt_named){.name = names[2], .ndim = 1, .shape = {n->channels}, .data = n->sum};
+    out[3] = (ts_ckpt_named){.name = names[3], .ndim = 1, .shape = {n->channels}, .data = n->sum_sq};
+}
+
+void ts_mesh_norm_from_named(ts_mesh_norm *n, const double scalars[2]) {
+    n->count = scalars[0];
+    n->n_accumulations = (int64_t)scalars[1];
+}

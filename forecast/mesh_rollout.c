@@ -1,0 +1,279 @@
+/* tessera forecast / score with model.kind=mesh.
+ *
+ * forecast rolls one trajectory of mesh.file out from its first step with
+ * the checkpoint's model: each step adds the de-normalized predicted change
+ * to the velocity, then sets the nodes the model is not asked about (all but
+ * NORMAL and OUTFLOW: inflow, walls, obstacle) from the truth, as
+ * MeshGraphNets does. Beside the rollout it writes the one-step prediction
+ * from the true state of the step before, so score needs no model. The file
+ * is UGRID-1.0 NetCDF (io/ugrid_write.h, docs/ugrid-format.md), nodes in the
+ * file's own order; a killed rollout resumes at its last complete step.
+ *
+ * score compares both with the truth: 1-step and all-rollout RMSE in
+ * physical units, sqrt(mean over steps, nodes and both components of
+ * (prediction - truth)^2), against persistence (the state of the step
+ * before, for one step; the first state held, for the rollout).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "forecast/mesh_run.h"
+#include "io/checkpoint.h"
+#include "io/ugrid_write.h"
+#include "parallel/mpi_env.h"
+
+static const ts_ugrid_var OUT_VARS[] = {
+    {"velocity_x", "m s-1", "velocity, x component, autoregressive rollout"},
+    {"velocity_y", "m s-1", "velocity, y component, autoregressive rollout"},
+    {"velocity_x_1step", "m s-1", "velocity, x component, one step from the true state"},
+    {"velocity_y_1step", "m s-1", "velocity, y component, one step from the true state"},
+};
+enum { NOUT = 4 };
+
+static void path_or_default(const ts_config *cfg, const char *key, const char *out, const char *name, char *buf,
+                            size_t cap) {
+    const char *v = ts_config_str(cfg, key);
+    if (*v) snprintf(buf, cap, "%s", v);
+    else snprintf(buf, cap, "%s/%s", out, name);
+}
+
+/* The trajectory forecast and scored: mesh.trajectory, or the first one
+ * training did not use. */
+static int chosen_trajectory(const ts_config *cfg) {
+    int ntraj, ntrain;
+    ts_mesh_split(cfg, &ntraj, &ntrain);
+    int64_t k = ts_config_int(cfg, "mesh.trajectory");
+    if (k < 0) k = ntrain < ntraj ? ntrain : ntraj - 1;
+    if (k >= ntraj)
+        ts_usage_error("mesh.trajectory = %lld, but %s holds %d trajectories", (long long)k,
+                       ts_config_str(cfg, "mesh.file"), ntraj);
+    return (int)k;
+}
+
+static int64_t rollout_steps(const ts_config *cfg, const ts_mesh_traj *tj) {
+    int64_t s = ts_config_int(cfg, "mesh.rollout_steps");
+    if (s == 0 || s > tj->T - 1) s = tj->T - 1;
+    if (s < 1) ts_usage_error("trajectory %d of %s has %lld steps: nothing to roll out", tj->index,
+                              ts_config_str(cfg, "mesh.file"), (long long)tj->T);
+    return s;
+}
+
+/* ---- forecast ------------------------------------------------------------------------ */
+
+typedef struct {
+    ts_mesh_model model;
+    ts_mesh_norm in_norm, out_norm;
+    float *vin_n, *feat, *pred;
+} predictor;
+
+/* v_next (N, 2) = v + the model's de-normalized change, with the nodes
+ * outside the loss set from truth_next. */
+static void predict(predictor *p, const ts_mesh_traj *tj, const float *v, const float *truth_next, float *v_next) {
+    const int64_t N = tj->N;
+    ts_mesh_norm_normalize(&p->in_norm, p->vin_n, v, N);
+    ts_mesh_model_features(p->feat, p->vin_n, TS_MESH_FIELDS, tj->type, N);
+    ts_mesh_model_forward(&p->model, p->pred, p->feat);
+    ts_mesh_norm_denormalize(&p->out_norm, p->pred, p->pred, N);
+    for (int64_t i = 0; i < N; i++)
+        for (int c = 0; c < TS_MESH_FIELDS; c++) {
+            size_t k = (size_t)i * TS_MESH_FIELDS + (size_t)c;
+            v_next[k] = tj->loss_mask[i] ? v[k] + p->pred[k] : truth_next[k];
+        }
+}
+
+static void load_predictor(predictor *p, ts_config *cfg, const char *ckpath, const ts_backend *be) {
+    char err[1024], names[8][64];
+    ts_ckpt *ck = ts_ckpt_open(ckpath, "mesh", err, sizeof err);
+    if (!ck) ts_fatal("%s", err);
+    static const char *const KEYS[] = {"model.", "mesh.khop", "mesh.window", "mesh.dilation", "mesh.globals",
+                                       "mesh.order", "mesh.train_trajectories"};
+    if (ts_config_apply_json(cfg, ts_ckpt_get_meta(ck)->config_json, KEYS, sizeof KEYS / sizeof KEYS[0], ckpath, err,
+                             sizeof err))
+        ts_fatal("%s", err);
+    ts_mesh_model_config mc;
+    ts_mesh_model_config_from(cfg, &mc);
+    if (ts_mesh_model_create(&p->model, be, &mc, err, sizeof err)) ts_usage_error("%s", err);
+    const char *group = strcmp(ts_config_str(cfg, "forecast.weights"), "ema") == 0 ? TS_CKPT_EMA : TS_CKPT_PARAMS;
+    if (!ts_ckpt_has(ck, group)) ts_fatal("%s has no '%s' weights (forecast.weights)", ckpath, group);
+    if (ts_ckpt_read_params(ck, group, &p->model.params, p->model.params.data, err, sizeof err)) ts_fatal("%s", err);
+    ts_mesh_norm_init(&p->in_norm, TS_MESH_FIELDS, 1000000, 1e-8);
+    ts_mesh_norm_init(&p->out_norm, TS_MESH_FIELDS, 1000000, 1e-8);
+    ts_ckpt_named arrays[8];
+    double scalars[4];
+    ts_mesh_norm_named(&p->in_norm, "input", arrays, scalars, names);
+    ts_mesh_norm_named(&p->out_norm, "target", arrays + 4, scalars + 2, names + 4);
+    if (ts_ckpt_read_named(ck, arrays, 8, err, sizeof err)) ts_fatal("%s", err);
+    ts_mesh_norm_from_named(&p->in_norm, scalars);
+    ts_mesh_norm_from_named(&p->out_norm, scalars + 2);
+    if (p->in_norm.count <= 0) ts_fatal("%s: its normalizers never saw data (a checkpoint of step 0?)", ckpath);
+    ts_ckpt_close(ck);
+}
+
+/* Curve-order rows of (N, 2) to one component in file order. */
+static void to_file_order(const ts_mesh_traj *tj, const float *v, int c, float *out) {
+    for (int64_t i = 0; i < tj->N; i++) out[tj->perm[i]] = v[(size_t)i * TS_MESH_FIELDS + (size_t)c];
+}
+
+int cmd_forecast_mesh(const ts_command_ctx *ctx) {
+    ts_config *cfg = ctx->cfg;
+    char ckpath[4096], path[4096], err[1024];
+    if (ctx->layout->world > 1)
+        ts_usage_error("tessera forecast model.kind=mesh runs on one rank in this version (started on %d)",
+                       ctx->layout->world);
+    const char *why = NULL;
+    const ts_backend *be = ts_backend_get(ts_config_str(cfg, "device"), &why);
+    if (!be) ts_usage_error("device=%s is not available: %s", ts_config_str(cfg, "device"), why);
+    path_or_default(cfg, "forecast.checkpoint", ctx->out, "checkpoint.h5", ckpath, sizeof ckpath);
+    path_or_default(cfg, "forecast.output", ctx->out, "rollout.nc", path, sizeof path);
+    predictor p;
+    memset(&p, 0, sizeof p);
+    load_predictor(&p, cfg, ckpath, be);
+
+    int k = chosen_trajectory(cfg);
+    ts_mesh_traj *tj = ts_mesh_load(cfg, k, 1);
+    const int64_t N = tj->N, S = rollout_steps(cfg, tj);
+    if (ts_mesh_model_prepare(&p.model, N, &tj->mask, err, sizeof err)) ts_fatal("trajectory %d: %s", k, err);
+    const size_t nf = (size_t)N * TS_MESH_FIELDS;
+    p.vin_n = ts_malloc(sizeof(float) * nf), p.pred = ts_malloc(sizeof(float) * nf);
+    p.feat = ts_malloc(sizeof(float) * (size_t)N * (size_t)p.model.cfg.c_in);
+
+    /* the file keeps the input's node order and cells */
+    double *xyz = ts_malloc(sizeof(double) * (size_t)N * (size_t)tj->dim);
+    int32_t *cells = ts_malloc(sizeof(int32_t) * (size_t)tj->ncells * (size_t)tj->per_cell);
+    int32_t *type = ts_malloc(sizeof(int32_t) * (size_t)N);
+    for (int64_t i = 0; i < N; i++) {
+        for (int a = 0; a < tj->dim; a++) xyz[(size_t)tj->perm[i] * (size_t)tj->dim + (size_t)a] = tj->pos[i * tj->dim + a];
+        type[tj->perm[i]] = tj->type[i];
+    }
+    for (int64_t c = 0; c < tj->ncells * tj->per_cell; c++) cells[c] = tj->perm[tj->cells[c]];
+    double *times = ts_malloc(sizeof(double) * (size_t)S);
+    for (int64_t s = 0; s < S; s++) times[s] = (double)(s + 1) * tj->dt;
+    int need = ts_config_to_json(cfg, NULL, 0);
+    char *history = ts_malloc((size_t)need + 1);
+    ts_config_to_json(cfg, history, (size_t)need + 1);
+    ts_ugrid_spec spec = {.path = path, .dim = tj->dim, .nnodes = (size_t)N, .ncells = (size_t)tj->ncells,
+                          .node_xyz = xyz, .cells = cells, .node_type = type, .nsteps = (size_t)S, .times = times,
+                          .time_units = "s", .nvars = NOUT, .vars = OUT_VARS,
+                          .title = "tessera mesh rollout", .history = history};
+    ts_ugrid_writer *w = ts_ugrid_open(&spec, err, sizeof err);
+    if (!w) ts_fatal("%s", err);
+
+    float *v = ts_malloc(sizeof(float) * nf), *v1 = ts_malloc(sizeof(float) * nf), *col = ts_malloc(sizeof(float) * (size_t)N);
+    int64_t done = (int64_t)ts_ugrid_steps_done(w);
+    if (done == 0) {
+        memcpy(v, tj->velocity, sizeof(float) * nf);
+    } else { /* resume from the last complete step, as written */
+        for (int c = 0; c < TS_MESH_FIELDS; c++) {
+            if (ts_ugrid_read(w, (size_t)c, (size_t)done - 1, col, err, sizeof err)) ts_fatal("%s", err);
+            for (int64_t i = 0; i < N; i++) v[(size_t)i * TS_MESH_FIELDS + (size_t)c] = col[tj->perm[i]];
+        }
+        ts_info("resuming %s after step %lld of %lld", path, (long long)done, (long long)S);
+    }
+    ts_info("rolling out trajectory %d of %s: %lld nodes, %lld steps", k, ts_config_str(cfg, "mesh.file"), (long long)N,
+            (long long)S);
+    double t0 = ts_now();
+    for (int64_t s = done + 1; s <= S; s++) {
+        const float *truth_prev = tj->velocity + (size_t)(s - 1) * nf, *truth = truth_prev + nf;
+        predict(&p, tj, v, truth, v);
+        predict(&p, tj, truth_prev, truth, v1);
+        for (size_t q = 0; q < nf; q++)
+            if (!isfinite(v[q]) || !isfinite(v1[q]))
+                ts_fatal("trajectory %d: the rollout turned non-finite at step %lld (node %zu); steps before it are "
+                         "written to %s.part", k, (long long)s, (size_t)tj->perm[q / TS_MESH_FIELDS], path);
+        for (int c = 0; c < NOUT; c++) {
+            to_file_order(tj, c < 2 ? v : v1, c % 2, col);
+            if (ts_ugrid_write(w, (size_t)c, (size_t)s - 1, col, err, sizeof err)) ts_fatal("%s", err);
+        }
+        if (ts_ugrid_step_complete(w, (size_t)s - 1, err, sizeof err)) ts_fatal("%s", err);
+        if (s % 50 == 0 || s == S) {
+            double el = ts_now() - t0, rate = (double)(s - done) / el;
+            ts_info("step %lld/%lld: %.1f steps/s, ETA %.0f s", (long long)s, (long long)S, rate, (double)(S - s) / rate);
+            char fields[128];
+            snprintf(fields, sizeof fields, "\"step\":%lld,\"steps_per_s\":%.4g", (long long)s, rate);
+            ts_log_event("rollout_step", fields);
+        }
+    }
+    if (ts_ugrid_close(w, err, sizeof err)) ts_fatal("%s", err);
+    ts_info("rollout written to %s", path);
+    free(v), free(v1), free(col), free(xyz), free(cells), free(type), free(times), free(history);
+    free(p.vin_n), free(p.pred), free(p.feat);
+    ts_mesh_model_free(&p.model);
+    ts_mesh_norm_free(&p.in_norm), ts_mesh_norm_free(&p.out_norm);
+    ts_mesh_traj_free(tj, 1);
+    return 0;
+}
+
+/* ---- score ------------------------------------------------------------------------ */
+
+int cmd_score_mesh(const ts_command_ctx *ctx) {
+    ts_config *cfg = ctx->cfg;
+    char path[4096], err[1024];
+    if (ctx->layout->rank != 0) return 0;
+    const char *f = ts_config_str(cfg, "score.forecast");
+    if (*f) snprintf(path, sizeof path, "%s", f);
+    else snprintf(path, sizeof path, "%s/rollout.nc", ctx->out);
+    size_t nn, S;
+    if (ts_ugrid_file_sizes(path, &nn, &S, err, sizeof err)) ts_fatal("%s", err);
+    int k = chosen_trajectory(cfg);
+    ts_mesh_traj *tj = ts_mesh_load(cfg, k, 1);
+    const int64_t N = tj->N;
+    if ((int64_t)nn != N || (int64_t)S > tj->T - 1)
+        ts_fatal("%s: %zu nodes and %zu steps do not fit trajectory %d of %s (%lld nodes, %lld steps): set "
+                 "mesh.trajectory to the one forecast",
+                 path, nn, S, k, ts_config_str(cfg, "mesh.file"), (long long)N, (long long)tj->T);
+    float *col = ts_malloc(sizeof(float) * (size_t)N);
+    /* sums of squared errors: rollout, one step, and their persistence baselines */
+    double se_roll = 0, se_one = 0, se_keep0 = 0, se_keep1 = 0, se_roll50 = 0, se_keep50 = 0;
+    size_t n50 = 0;
+    for (size_t s = 1; s <= S; s++) {
+        const float *truth = tj->velocity + s * (size_t)N * TS_MESH_FIELDS, *prev = truth - (size_t)N * TS_MESH_FIELDS;
+        for (int v = 0; v < NOUT; v++) {
+            if (ts_ugrid_file_read(path, OUT_VARS[v].name, s - 1, col, err, sizeof err)) ts_fatal("%s", err);
+            int c = v % 2;
+            for (int64_t i = 0; i < N; i++) {
+                size_t q = (size_t)i * TS_MESH_FIELDS + (size_t)c;
+                double e = (double)col[tj->perm[i]] - truth[q];
+                if (v < 2) {
+                    se_roll += e * e;
+                    double e0 = (double)tj->velocity[q] - truth[q];
+                    se_keep0 += e0 * e0;
+                    if (s <= 50) se_roll50 += e * e, se_keep50 += e0 * e0;
+                } else {
+                    se_one += e * e;
+                    double e1 = (double)prev[q] - truth[q];
+                    se_keep1 += e1 * e1;
+                }
+            }
+        }
+        if (s <= 50) n50++;
+    }
+    const double n = (double)S * (double)N * TS_MESH_FIELDS, m50 = (double)n50 * (double)N * TS_MESH_FIELDS;
+    struct {
+        const char *metric, *system;
+        double value;
+    } rows[] = {{"rmse_1step", "tessera", sqrt(se_one / n)},       {"rmse_1step", "persistence", sqrt(se_keep1 / n)},
+                {"rmse_rollout50", "tessera", sqrt(se_roll50 / m50)}, {"rmse_rollout50", "persistence", sqrt(se_keep50 / m50)},
+                {"rmse_all_rollout", "tessera", sqrt(se_roll / n)}, {"rmse_all_rollout", "persistence", sqrt(se_keep0 / n)}};
+    char csv[4200];
+    snprintf(csv, sizeof csv, "%s/mesh_scorecard.csv", ctx->out);
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.part", csv);
+    FILE *out = fopen(tmp, "w");
+    if (!out) ts_fatal("cannot write %s", tmp);
+    fprintf(out, "trajectory,steps,variable,metric,system,value\n");
+    printf("\nmesh scorecard: trajectory %d, %zu steps, velocity RMSE in m s-1 (x 1e-3)\n", k, S);
+    printf("%-18s %12s %12s %8s\n", "metric", "tessera", "persistence", "ratio");
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
+        fprintf(out, "%d,%zu,velocity,%s,%s,%.9g\n", k, S, rows[r].metric, rows[r].system, rows[r].value);
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r += 2)
+        printf("%-18s %12.3f %12.3f %8.3f\n", rows[r].metric, rows[r].value * 1e3, rows[r + 1].value * 1e3,
+               rows[r].value / rows[r + 1].value);
+    if (fclose(out) != 0 || rename(tmp, csv) != 0) ts_fatal("cannot write %s", csv);
+    ts_info("scorecard written to %s", csv);
+    free(col);
+    ts_mesh_traj_free(tj, 1);
+    return 0;
+}

@@ -1,0 +1,381 @@
+/* tessera train model.kind=mesh: the mesh graph transformer trained to
+ * predict the normalized one-step velocity change (REFERENCE.md, "Mesh
+ * model"; docs/mesh-model.md).
+ *
+ * A sample is (trajectory, step t) of the training trajectories. Its input
+ * is the velocity at t plus training noise on NORMAL nodes (mesh.noise), its
+ * target the change to t + 1 from that noisy velocity (so the model learns
+ * to undo its own errors, as MeshGraphNets does). Inputs and targets are
+ * normalized by running normalizers that accumulate every sample of the
+ * global batch, in the global order, on every rank: all ranks hold the same
+ * normalizers whatever the layout.
+ *
+ * Randomness is keyed by the step and global indices only:
+ *   data order   (seed, DATA_ORDER,  stream step,               index global sample j)
+ *   noise        (seed, TRAIN_NOISE, stream step * batch + j,   index node * 2 + component)
+ * with nodes numbered in curve order, which no layout changes.
+ *
+ * DP replicas take their shares of the global batch; parallel.sp > 1 is
+ * refused for now (the model has no sequence-sharded attention yet).
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/log.h"
+#include "core/rng.h"
+#include "forecast/mesh_run.h"
+#include "io/checkpoint.h"
+#include "models/optim.h"
+#include "parallel/mpi_env.h"
+
+typedef struct {
+    const ts_config *cfg;
+    const ts_layout *layout;
+    const char *out_dir;
+    const ts_backend *be;
+    uint64_t seed;
+    long steps;
+    int batch, dp, local_batch;
+    int ntrain, nvaltraj;
+    ts_mesh_traj *train, *val;
+    size_t npairs;               /* (trajectory, t) pairs of the training set */
+    int32_t *pair_traj, *pair_t; /* (npairs) */
+    double noise;
+    ts_mesh_model model;
+    ts_params m, v, ema;
+    ts_optim_config optim;
+    ts_mesh_norm in_norm, out_norm;
+    int64_t nmax;                /* most nodes of any trajectory */
+    float *vin, *delta, *vin_n, *delta_n, *feat, *pred, *dout; /* (nmax, ...) scratch */
+} mesh_trainer;
+
+static volatile sig_atomic_t g_stop_signal = 0;
+static void on_signal(int sig) { g_stop_signal = sig; }
+
+/* ---- samples ------------------------------------------------------------------------ */
+
+static void pick_pair(const mesh_trainer *tr, long step, uint64_t j, const ts_mesh_traj **tj, int64_t *t) {
+    ts_rng_key okey = ts_rng_key_make(tr->seed, TS_RNG_DATA_ORDER);
+    size_t k = (size_t)(ts_rng_uniform1(okey, (uint64_t)step, j) * (double)tr->npairs);
+    if (k >= tr->npairs) k = tr->npairs - 1;
+    *tj = &tr->train[tr->pair_traj[k]];
+    *t = tr->pair_t[k];
+}
+
+/* vin (N, 2) = velocity at t (+ noise on NORMAL nodes when stream != NONE);
+ * delta (N, 2) = velocity at t + 1 - vin. */
+#define NO_NOISE UINT64_MAX
+static void make_sample(const mesh_trainer *tr, const ts_mesh_traj *tj, int64_t t, uint64_t stream, float *vin,
+                        float *delta) {
+    const int64_t N = tj->N;
+    const float *v0 = tj->velocity + (size_t)t * (size_t)N * TS_MESH_FIELDS, *v1 = v0 + (size_t)N * TS_MESH_FIELDS;
+    ts_rng_key nkey = ts_rng_key_make(tr->seed, TS_RNG_TRAIN_NOISE);
+    for (int64_t i = 0; i < N; i++)
+        for (int c = 0; c < TS_MESH_FIELDS; c++) {
+            size_t k = (size_t)i * TS_MESH_FIELDS + (size_t)c;
+            float e = 0;
+            if (stream != NO_NOISE && tj->type[i] == TS_MESH_MODEL_NORMAL && tr->noise > 0)
+                e = (float)tr->noise * ts_rng_normal1(nkey, stream, k);
+            vin[k] = v0[k] + e;
+            delta[k] = v1[k] - vin[k];
+        }
+}
+
+/* The model's loss on one sample (normalized with the current normalizers);
+ * with train, also accumulates scale * its gradient into the model. */
+static double sample_loss(mesh_trainer *tr, const ts_mesh_traj *tj, int train, double scale) {
+    char err[1024];
+    const int64_t N = tj->N;
+    ts_mesh_norm_normalize(&tr->in_norm, tr->vin_n, tr->vin, N);
+    ts_mesh_norm_normalize(&tr->out_norm, tr->delta_n, tr->delta, N);
+    ts_mesh_model_features(tr->feat, tr->vin_n, TS_MESH_FIELDS, tj->type, N);
+    if (ts_mesh_model_prepare(&tr->model, N, &tj->mask, err, sizeof err)) ts_fatal("trajectory %d: %s", tj->index, err);
+    ts_mesh_model_forward(&tr->model, tr->pred, tr->feat);
+    double loss = ts_mesh_model_loss(&tr->model, train ? tr->dout : NULL, tr->pred, tr->delta_n, tj->loss_mask);
+    if (train) {
+        for (int64_t k = 0; k < N * TS_MESH_FIELDS; k++) tr->dout[k] *= (float)scale;
+        ts_mesh_model_backward(&tr->model, tr->dout);
+    }
+    return loss;
+}
+
+/* ---- set-up ------------------------------------------------------------------------ */
+
+static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
+    const ts_config *cfg = ctx->cfg;
+    const ts_layout *lay = ctx->layout;
+    char err[1024];
+    memset(tr, 0, sizeof *tr);
+    tr->cfg = cfg, tr->layout = lay, tr->out_dir = ctx->out;
+    if (lay->size[TS_AXIS_SP] > 1 || lay->size[TS_AXIS_PP] > 1 || lay->size[TS_AXIS_WP_Y] > 1 ||
+        lay->size[TS_AXIS_WP_X] > 1)
+        ts_usage_error("parallel.sp = %d, pp = %d, wp_y = %d, wp_x = %d: the mesh model trains with parallel.dp only in "
+                       "this version (sequence parallelism is not built yet)",
+                       lay->size[TS_AXIS_SP], lay->size[TS_AXIS_PP], lay->size[TS_AXIS_WP_Y], lay->size[TS_AXIS_WP_X]);
+    const char *why = NULL;
+    tr->be = ts_backend_get(ts_config_str(cfg, "device"), &why);
+    if (!tr->be) ts_usage_error("device=%s is not available: %s", ts_config_str(cfg, "device"), why);
+    tr->batch = (int)ts_config_int(cfg, "train.batch");
+    tr->dp = lay->size[TS_AXIS_DP];
+    if (tr->batch % tr->dp)
+        ts_usage_error("train.batch = %d does not divide over parallel.dp = %d replicas", tr->batch, tr->dp);
+    tr->local_batch = tr->batch / tr->dp;
+    tr->seed = (uint64_t)ts_config_int(cfg, "seed");
+    tr->steps = ts_config_int(cfg, "train.steps");
+    tr->noise = ts_config_float(cfg, "mesh.noise");
+
+    int ntraj;
+    ts_mesh_split(cfg, &ntraj, &tr->ntrain);
+    tr->nvaltraj = ntraj - tr->ntrain;
+    tr->train = ts_mesh_load(cfg, 0, tr->ntrain);
+    tr->val = tr->nvaltraj ? ts_mesh_load(cfg, tr->ntrain, tr->nvaltraj) : NULL;
+    for (int k = 0; k < tr->ntrain; k++) tr->npairs += (size_t)(tr->train[k].T - 1);
+    if (tr->npairs == 0) ts_usage_error("%s: the training trajectories have fewer than 2 steps", ts_config_str(cfg, "mesh.file"));
+    tr->pair_traj = ts_malloc(sizeof(int32_t) * tr->npairs), tr->pair_t = ts_malloc(sizeof(int32_t) * tr->npairs);
+    size_t p = 0;
+    for (int k = 0; k < tr->ntrain; k++)
+        for (int64_t t = 0; t + 1 < tr->train[k].T; t++) tr->pair_traj[p] = k, tr->pair_t[p++] = (int32_t)t;
+    for (int k = 0; k < tr->ntrain + tr->nvaltraj; k++) {
+        const ts_mesh_traj *tj = k < tr->ntrain ? &tr->train[k] : &tr->val[k - tr->ntrain];
+        if (tj->N > tr->nmax) tr->nmax = tj->N;
+    }
+
+    ts_mesh_model_config mc;
+    ts_mesh_model_config_from(cfg, &mc);
+    if (ts_mesh_model_create(&tr->model, tr->be, &mc, err, sizeof err)) ts_usage_error("%s", err);
+    ts_mesh_model_init_weights(&tr->model, tr->seed, 0);
+    ts_params_alloc_like(&tr->m, &tr->model.params);
+    ts_params_alloc_like(&tr->v, &tr->model.params);
+    ts_params_alloc_like(&tr->ema, &tr->model.params);
+    tr->be->copy(tr->ema.data, tr->model.params.data, sizeof(float) * tr->model.params.total);
+    tr->optim = (ts_optim_config){.lr = ts_config_float(cfg, "train.lr"), .lr_min = ts_config_float(cfg, "train.lr_min"),
+                                  .warmup = (int)ts_config_int(cfg, "train.warmup"), .total = (int)tr->steps,
+                                  .beta1 = ts_config_float(cfg, "train.beta1"), .beta2 = ts_config_float(cfg, "train.beta2"),
+                                  .eps = 1e-8, .weight_decay = ts_config_float(cfg, "train.weight_decay"),
+                                  .clip = ts_config_float(cfg, "train.clip"), .ema_decay = ts_config_float(cfg, "train.ema")};
+    ts_mesh_norm_init(&tr->in_norm, TS_MESH_FIELDS, 1000000, 1e-8);
+    ts_mesh_norm_init(&tr->out_norm, TS_MESH_FIELDS, 1000000, 1e-8);
+    size_t nf = (size_t)tr->nmax * TS_MESH_FIELDS;
+    tr->vin = ts_malloc(sizeof(float) * nf), tr->delta = ts_malloc(sizeof(float) * nf);
+    tr->vin_n = ts_malloc(sizeof(float) * nf), tr->delta_n = ts_malloc(sizeof(float) * nf);
+    tr->pred = ts_malloc(sizeof(float) * nf), tr->dout = ts_malloc(sizeof(float) * nf);
+    tr->feat = ts_malloc(sizeof(float) * (size_t)tr->nmax * (size_t)mc.c_in);
+}
+
+static void trainer_free(mesh_trainer *tr) {
+    ts_mesh_traj_free(tr->train, tr->ntrain);
+    ts_mesh_traj_free(tr->val, tr->nvaltraj);
+    free(tr->pair_traj), free(tr->pair_t);
+    free(tr->vin), free(tr->delta), free(tr->vin_n), free(tr->delta_n), free(tr->pred), free(tr->dout), free(tr->feat);
+    ts_params_free(&tr->m), ts_params_free(&tr->v), ts_params_free(&tr->ema);
+    ts_mesh_model_free(&tr->model);
+    ts_mesh_norm_free(&tr->in_norm), ts_mesh_norm_free(&tr->out_norm);
+}
+
+/* ---- steps ------------------------------------------------------------------------ */
+
+static double train_step(mesh_trainer *tr, long step, double *grad_norm) {
+    const int r = tr->layout->coord[TS_AXIS_DP];
+    /* every rank accumulates the whole global batch, in its global order */
+    for (int j = 0; j < tr->batch; j++) {
+        const ts_mesh_traj *tj;
+        int64_t t;
+        pick_pair(tr, step, (uint64_t)j, &tj, &t);
+        make_sample(tr, tj, t, (uint64_t)step * (uint64_t)tr->batch + (uint64_t)j, tr->vin, tr->delta);
+        ts_mesh_norm_accumulate(&tr->in_norm, tr->vin, tj->N);
+        ts_mesh_norm_accumulate(&tr->out_norm, tr->delta, tj->N);
+    }
+    tr->be->zero(tr->model.grads.data, sizeof(float) * tr->model.grads.total);
+    double loss = 0;
+    for (int b = 0; b < tr->local_batch; b++) {
+        uint64_t j = (uint64_t)r * (uint64_t)tr->local_batch + (uint64_t)b;
+        const ts_mesh_traj *tj;
+        int64_t t;
+        pick_pair(tr, step, j, &tj, &t);
+        make_sample(tr, tj, t, (uint64_t)step * (uint64_t)tr->batch + j, tr->vin, tr->delta);
+        loss += sample_loss(tr, tj, 1, 1.0 / tr->batch) / tr->batch;
+    }
+    if (tr->layout->world > 1) {
+        ts_params *g = &tr->model.grads;
+        for (size_t off = 0; off < g->total; off += (size_t)1 << 28) {
+            size_t n = g->total - off < ((size_t)1 << 28) ? g->total - off : (size_t)1 << 28;
+            TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, g->data + off, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+        }
+        TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    }
+    *grad_norm = sqrt(tr->be->sumsq(tr->model.grads.data, tr->model.grads.total));
+    ts_optim_step(&tr->optim, step, &tr->model.params, &tr->model.grads, &tr->m, &tr->v, &tr->ema, *grad_norm);
+    return loss;
+}
+
+/* Mean loss over fixed samples of the held-out trajectories, no noise. */
+static double validate(mesh_trainer *tr) {
+    const int nv = (int)ts_config_int(tr->cfg, "train.val_samples");
+    const int r = tr->layout->coord[TS_AXIS_DP], dp = tr->dp;
+    double total = 0;
+    for (int k = r; k < nv; k += dp) {
+        const ts_mesh_traj *tj = &tr->val[k % tr->nvaltraj];
+        int64_t t = (int64_t)k * (tj->T - 1) / nv;
+        make_sample(tr, tj, t, NO_NOISE, tr->vin, tr->delta);
+        total += sample_loss(tr, tj, 0, 0);
+    }
+    if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    return total / nv;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------ */
+
+static void checkpoint_path(const mesh_trainer *tr, char *buf, size_t cap) {
+    const char *want = ts_config_str(tr->cfg, "train.checkpoint");
+    if (*want) snprintf(buf, cap, "%s", want);
+    else snprintf(buf, cap, "%s/checkpoint.h5", tr->out_dir);
+}
+
+static void write_checkpoint(mesh_trainer *tr, long step) {
+    if (tr->layout->rank == 0) {
+        char path[4096], err[1024], names[8][64];
+        checkpoint_path(tr, path, sizeof path);
+        int need = ts_config_to_json(tr->cfg, NULL, 0);
+        char *json = ts_malloc((size_t)need + 1);
+        ts_config_to_json(tr->cfg, json, (size_t)need + 1);
+        ts_ckpt_meta meta = {.model_kind = "mesh", .config_json = json, .step = step, .optimizer_step = step,
+                             .data_position = step, .rng_seed = tr->seed};
+        ts_ckpt_named arrays[8];
+        double scalars[4];
+        ts_mesh_norm_named(&tr->in_norm, "input", arrays, scalars, names);
+        ts_mesh_norm_named(&tr->out_norm, "target", arrays + 4, scalars + 2, names + 4);
+        ts_ckpt_contents c = {.layout = &tr->model.params, .params = tr->model.params.data, .ema = tr->ema.data,
+                              .adam_m = tr->m.data, .adam_v = tr->v.data, .normalizers = arrays, .nnormalizers = 8};
+        if (ts_ckpt_write(path, &meta, &c, err, sizeof err)) ts_fatal("%s", err);
+        free(json);
+        ts_info("checkpoint of step %ld written to %s", step, path);
+        char fields[4200];
+        snprintf(fields, sizeof fields, "\"step\":%ld,\"path\":\"%s\"", step, path);
+        ts_log_event("checkpoint", fields);
+    }
+    if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+}
+
+/* The keys that shape the network or its graphs must match the checkpoint's. */
+static void check_same_setup(const mesh_trainer *tr, const char *json, const char *path) {
+    static const char *const KEYS[] = {"model.dim", "model.heads", "model.hidden", "model.depth", "mesh.khop",
+                                       "mesh.window", "mesh.dilation", "mesh.globals", "mesh.order"};
+    const char *prefix[] = {"model.", "mesh."};
+    char err[1024];
+    ts_config *saved = ts_config_new();
+    if (ts_config_apply_json(saved, json, prefix, 2, path, err, sizeof err)) ts_fatal("%s", err);
+    for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++) {
+        const ts_config_key *k = ts_config_find_key(KEYS[i]);
+        char was[256], now[256];
+        if (k->type == TS_CFG_INT) {
+            snprintf(was, sizeof was, "%lld", (long long)ts_config_int(saved, k->name));
+            snprintf(now, sizeof now, "%lld", (long long)ts_config_int(tr->cfg, k->name));
+        } else {
+            snprintf(was, sizeof was, "%s", ts_config_str(saved, k->name));
+            snprintf(now, sizeof now, "%s", ts_config_str(tr->cfg, k->name));
+        }
+        if (strcmp(was, now) != 0)
+            ts_usage_error("%s was trained with %s = %s, this run has %s = %s: resuming needs the same model "
+                           "(use another train.checkpoint for a new run)", path, k->name, was, k->name, now);
+    }
+    ts_config_free(saved);
+}
+
+static void load_block(ts_ckpt *ck, const char *group, const ts_params *layout, float *dst, const char *path) {
+    char err[1024];
+    if (!ts_ckpt_has(ck, group)) ts_fatal("%s lacks the '%s' group a training run needs to resume", path, group);
+    if (ts_ckpt_read_params(ck, group, layout, dst, err, sizeof err)) ts_fatal("%s", err);
+    for (int i = 0; i < layout->count; i++) {
+        const ts_param_entry *e = &layout->entries[i];
+        for (size_t k = 0; k < e->numel; k++)
+            if (!isfinite(dst[e->offset + k]))
+                ts_fatal("%s: %s/%s holds %g at element %zu: a damaged checkpoint", path, group, e->name,
+                         dst[e->offset + k], k);
+    }
+}
+
+static long resume(mesh_trainer *tr) {
+    char path[4096], err[1024], names[8][64];
+    checkpoint_path(tr, path, sizeof path);
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    ts_ckpt *ck = ts_ckpt_open(path, "mesh", err, sizeof err);
+    if (!ck) ts_fatal("%s", err);
+    const ts_ckpt_meta *meta = ts_ckpt_get_meta(ck);
+    if (meta->rng_seed != tr->seed)
+        ts_usage_error("%s was trained with seed = %llu, this run has seed = %llu: resuming would not continue the "
+                       "same run (use another train.checkpoint for a new run)",
+                       path, (unsigned long long)meta->rng_seed, (unsigned long long)tr->seed);
+    check_same_setup(tr, meta->config_json, path);
+    load_block(ck, TS_CKPT_PARAMS, &tr->model.params, tr->model.params.data, path);
+    load_block(ck, TS_CKPT_EMA, &tr->model.params, tr->ema.data, path);
+    load_block(ck, TS_CKPT_ADAM_M, &tr->model.params, tr->m.data, path);
+    load_block(ck, TS_CKPT_ADAM_V, &tr->model.params, tr->v.data, path);
+    ts_ckpt_named arrays[8];
+    double scalars[4];
+    ts_mesh_norm_named(&tr->in_norm, "input", arrays, scalars, names);
+    ts_mesh_norm_named(&tr->out_norm, "target", arrays + 4, scalars + 2, names + 4);
+    if (ts_ckpt_read_named(ck, arrays, 8, err, sizeof err)) ts_fatal("%s", err);
+    ts_mesh_norm_from_named(&tr->in_norm, scalars);
+    ts_mesh_norm_from_named(&tr->out_norm, scalars + 2);
+    long step = (long)meta->step;
+    ts_ckpt_close(ck);
+    ts_info("resuming from %s at step %ld", path, step);
+    return step;
+}
+
+/* ---- the command ------------------------------------------------------------------------ */
+
+int cmd_train_mesh(const ts_command_ctx *ctx) {
+    mesh_trainer tr;
+    setup(&tr, ctx);
+    signal(SIGUSR1, on_signal);
+    signal(SIGTERM, on_signal);
+    long first = resume(&tr) + 1;
+    const long every_log = ts_config_int(ctx->cfg, "train.log_every");
+    const long every_val = ts_config_int(ctx->cfg, "train.val_every");
+    const long every_ckpt = ts_config_int(ctx->cfg, "train.checkpoint_every");
+    ts_info("training %zu parameters of the mesh transformer on %d rank%s (dp %d): %d training trajectories (%zu "
+            "pairs), %d validation trajectories, steps %ld..%ld",
+            ts_params_count(&tr.model.params), ctx->layout->world, ctx->layout->world > 1 ? "s" : "", tr.dp, tr.ntrain,
+            tr.npairs, tr.nvaltraj, first, tr.steps);
+    double t0 = ts_now(), t_last = t0;
+    long last_step = first - 1;
+    int stopped = 0;
+    for (long step = first; step <= tr.steps; step++) {
+        double gnorm, loss = train_step(&tr, step, &gnorm);
+        if (!isfinite(loss)) ts_fatal("the loss became %g at step %ld: lower train.lr or check the data", loss, step);
+        int stop = g_stop_signal != 0;
+        if (ctx->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+        double val = NAN;
+        if (tr.nvaltraj && (step % every_val == 0 || step == tr.steps)) val = validate(&tr);
+        if (step % every_log == 0 || step == first || step == tr.steps || !isnan(val) || stop) {
+            double now = ts_now(), dt = (now - t_last) / (double)(step - last_step);
+            char valtext[48] = "";
+            if (!isnan(val)) snprintf(valtext, sizeof valtext, "  val %.5f", val);
+            ts_info("step %ld/%ld  loss %.5f%s  lr %.2e  |g| %.3g  %.2f samples/s  ETA %.0f s", step, tr.steps, loss,
+                    valtext, ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, dt * (double)(tr.steps - step));
+            char fields[512];
+            snprintf(fields, sizeof fields,
+                     "\"step\":%ld,\"loss\":%.8g,\"val_loss\":%s%.8g%s,\"lr\":%.6g,\"grad_norm\":%.6g,\"samples_per_s\":%.4g",
+                     step, loss, isnan(val) ? "\"" : "", isnan(val) ? 0.0 : val, isnan(val) ? "\"" : "",
+                     ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt);
+            ts_log_event("train_step", fields);
+            t_last = now, last_step = step;
+        }
+        if (stop) {
+            write_checkpoint(&tr, step);
+            ts_info("signal %d: stopped after step %ld; rerun the same command to resume", (int)g_stop_signal, step);
+            stopped = 1;
+            break;
+        }
+        if (step % every_ckpt == 0 || step == tr.steps) write_checkpoint(&tr, step);
+    }
+    if (!stopped) ts_info("training done in %.1f s", ts_now() - t0);
+    trainer_free(&tr);
+    return 0;
+}
