@@ -175,6 +175,7 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
     ts_info("rolling out trajectory %d of %s: %lld nodes, %lld steps", k, ts_config_str(cfg, "mesh.file"), (long long)N,
             (long long)S);
     double t0 = ts_now();
+    const int64_t every = S >= 20 ? S / 20 : 1; /* about 20 progress lines */
     for (int64_t s = done + 1; s <= S; s++) {
         const float *truth_prev = tj->velocity + (size_t)(s - 1) * nf, *truth = truth_prev + nf;
         predict(&p, tj, v, truth, v);
@@ -188,7 +189,7 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
             if (ts_ugrid_write(w, (size_t)c, (size_t)s - 1, col, err, sizeof err)) ts_fatal("%s", err);
         }
         if (ts_ugrid_step_complete(w, (size_t)s - 1, err, sizeof err)) ts_fatal("%s", err);
-        if (s % 50 == 0 || s == S) {
+        if (s % every == 0 || s == S) {
             double el = ts_now() - t0, rate = (double)(s - done) / el;
             ts_info("step %lld/%lld: %.1f steps/s, ETA %.0f s", (long long)s, (long long)S, rate, (double)(S - s) / rate);
             char fields[128];

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The mesh path end to end on a tiny synth-mesh file:
+# - the same run twice is bit-identical (weights and losses);
+# - SIGUSR1 mid-run: checkpoint, clean exit, and a resume that ends equal to
+#   the straight run in every weight, optimizer moment and loss;
+# - DP = 2 ranks against 1 rank: the same losses within 1e-5;
+# - forecast writes UGRID that an independent reader (python3-netCDF4 +
+#   h5py) finds consistent with the input: same nodes, cells and types, the
+#   nodes outside the loss taken from the truth; a rollout killed with
+#   SIGKILL resumes and ends identical to an uninterrupted one;
+# - score's RMSEs equal a numpy computation of their definitions;
+# - bad input: one error line, non-zero exit.
+# usage: test_mesh.sh path/to/tessera source-dir
+set -u
+tessera=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
+
+"$tessera" synth-mesh out="$tmp/data" synth_mesh.lattice=24 synth_mesh.trajectories=3 synth_mesh.steps=24 \
+  synth_mesh.re_min=40 synth_mesh.re_max=70 synth_mesh.spinup=0.5 >"$tmp/synth.log" 2>&1 \
+  && ok || { echo "FAIL: synth-mesh: $(tail -2 "$tmp/synth.log")"; exit 1; }
+h5=$tmp/data/synth_mesh.h5
+common=(model.kind=mesh mesh.file="$h5" model.dim=16 model.heads=2 model.hidden=32 model.depth=2 mesh.globals=2
+        mesh.window=3 train.batch=2 train.warmup=2 train.log_every=1 train.checkpoint_every=1000 train.val_every=4
+        train.val_samples=2 seed=7)
+
+same_weights() { # exact equality of every dataset of two checkpoints
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
+assert a.attrs["model_kind"] in (b"mesh", "mesh"), a.attrs["model_kind"]
+for g in ("params", "ema", "adam_m", "adam_v", "normalizers"):
+    for k in a[g]:
+        if not np.array_equal(a[g][k][...], b[g][k][...]):
+            sys.exit(f"{g}/{k} differs")
+assert a.attrs["step"] == b.attrs["step"]
+PY
+}
+losses() { /usr/bin/python3 -c 'import json,sys; [print(e["step"], repr(e["loss"])) for e in map(json.loads, open(sys.argv[1])) if e["event"]=="train_step"]' "$1/tessera.jsonl"; }
+
+"$tessera" train out="$tmp/a" "${common[@]}" train.steps=8 >"$tmp/a.log" 2>&1 && ok || fail "train: $(tail -2 "$tmp/a.log")"
+"$tessera" train out="$tmp/b" "${common[@]}" train.steps=8 >"$tmp/b.log" 2>&1 && ok || fail "train again"
+if same_weights "$tmp/a/checkpoint.h5" "$tmp/b/checkpoint.h5" && [ "$(losses "$tmp/a")" = "$(losses "$tmp/b")" ]; then ok
+else fail "the same run twice differs"; fi
+
+# SIGUSR1 mid-run; the model is larger so the run is still going when it arrives
+big=(model.dim=48 model.hidden=96 model.depth=4 train.steps=40)
+"$tessera" train out="$tmp/c" "${common[@]}" "${big[@]}" >"$tmp/c.log" 2>&1 && ok || fail "straight run"
+"$tessera" train out="$tmp/e" "${common[@]}" "${big[@]}" >"$tmp/e1.log" 2>&1 &
+pid=$!
+for i in $(seq 1 1000); do grep -q "step 3/40" "$tmp/e1.log" 2>/dev/null && break; sleep 0.01; done
+kill -USR1 $pid 2>/dev/null
+wait $pid
+rc=$?
+[ $rc = 0 ] && grep -q "stopped after step" "$tmp/e1.log" && ok || fail "SIGUSR1: exit $rc, $(tail -2 "$tmp/e1.log")"
+"$tessera" train out="$tmp/e" "${common[@]}" "${big[@]}" >"$tmp/e2.log" 2>&1 && ok || fail "resume"
+grep -q "resuming from" "$tmp/e2.log" && ok || fail "the second run did not resume"
+if same_weights "$tmp/c/checkpoint.h5" "$tmp/e/checkpoint.h5"; then ok; else fail "interrupted + resumed differs from straight"; fi
+if /usr/bin/python3 - "$tmp/c/tessera.jsonl" "$tmp/e/tessera.jsonl" <<'PY'; then ok; else fail "losses after resume"; fi
+import json, sys
+def losses(p):
+    out = {}
+    for e in map(json.loads, open(p)):
+        if e["event"] == "train_step":
+            out.setdefault(e["step"], []).append(e["loss"])
+    return out
+a, b = losses(sys.argv[1]), losses(sys.argv[2])
+assert set(a) == set(range(1, 41)), sorted(a)
+for s, vs in b.items():
+    for v in vs:
+        assert a[s][0] == v, (s, a[s], v)
+PY
+
+# DP = 2 against 1 rank
+if mpiexec -n 2 "$tessera" train out="$tmp/dp2" "${common[@]}" train.steps=4 parallel.dp=2 >"$tmp/dp2.log" 2>&1; then ok
+else fail "dp=2: $(tail -2 "$tmp/dp2.log")"; fi
+"$tessera" train out="$tmp/dp1" "${common[@]}" train.steps=4 >"$tmp/dp1.log" 2>&1 && ok || fail "dp=1"
+if /usr/bin/python3 - "$tmp/dp1/tessera.jsonl" "$tmp/dp2/tessera.jsonl" <<'PY'; then ok; else fail "dp=2 losses differ"; fi
+import json, sys
+def losses(p):
+    return [e["loss"] for e in map(json.loads, open(p)) if e["event"] == "train_step"]
+a, b = losses(sys.argv[1]), losses(sys.argv[2])
+assert len(a) == len(b) == 4, (a, b)
+for x, y in zip(a, b):
+    assert abs(x - y) <= 1e-5 * abs(x), (x, y)
+PY
+
+# forecast, a killed rollout resumed, and score
+fc=(model.kind=mesh mesh.file="$h5" forecast.checkpoint="$tmp/c/checkpoint.h5")
+"$tessera" forecast out="$tmp/f" "${fc[@]}" >"$tmp/f.log" 2>&1 && ok || fail "forecast: $(tail -2 "$tmp/f.log")"
+"$tessera" forecast out="$tmp/k" "${fc[@]}" >"$tmp/k1.log" 2>&1 &
+pid=$!
+for i in $(seq 1 1000); do grep -q "step [3-9]/23" "$tmp/k1.log" 2>/dev/null && break; sleep 0.005; done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+if [ -e "$tmp/k/rollout.nc" ]; then
+  echo "note: the rollout finished before the kill; the resume path is not exercised this run"
+else
+  [ -e "$tmp/k/rollout.nc.part" ] && ok || fail "a killed rollout must leave rollout.nc.part"
+  "$tessera" forecast out="$tmp/k" "${fc[@]}" >"$tmp/k2.log" 2>&1 && ok || fail "rollout resume: $(tail -2 "$tmp/k2.log")"
+  grep -q "resuming" "$tmp/k2.log" && ok || fail "the rerun did not resume"
+fi
+"$tessera" score out="$tmp/f" model.kind=mesh mesh.file="$h5" >"$tmp/s.log" 2>&1 && ok || fail "score: $(tail -2 "$tmp/s.log")"
+
+if /usr/bin/python3 - "$tmp" "$h5" <<'PY'; then ok; else fail "independent reader checks"; fi
+import csv, sys
+import h5py, netCDF4, numpy as np
+tmp, h5 = sys.argv[1], sys.argv[2]
+ds = netCDF4.Dataset(f"{tmp}/f/rollout.nc")
+truth = h5py.File(h5)["2"]  # the first trajectory training did not use
+assert ds.Conventions == "CF-1.8 UGRID-1.0" and ds["mesh2d"].cf_role == "mesh_topology"
+pos = truth["mesh_pos"][...].reshape(-1, 2)
+assert np.allclose(ds["mesh2d_node_x"][:], pos[:, 0]) and np.allclose(ds["mesh2d_node_y"][:], pos[:, 1])
+assert np.array_equal(ds["mesh2d_face_nodes"][:], truth["cells"][...].reshape(-1, 3))
+types = truth["node_type"][...].reshape(-1)
+assert np.array_equal(ds["node_type"][:], types)
+vel = truth["velocity"][...].astype(np.float64)  # (T, N, 2)
+S = ds.dimensions["time"].size
+assert S == vel.shape[0] - 1, (S, vel.shape)
+roll = np.stack([ds["velocity_x"][:], ds["velocity_y"][:]], -1).astype(np.float64)
+one = np.stack([ds["velocity_x_1step"][:], ds["velocity_y_1step"][:]], -1).astype(np.float64)
+fixed = ~np.isin(types, [0, 5])
+assert np.array_equal(roll[:, fixed], vel[1:, fixed].astype(np.float32).astype(np.float64)), "boundary nodes not from truth"
+assert np.isfinite(roll).all() and np.isfinite(one).all()
+# the kill-and-resume rollout equals the uninterrupted one
+k = netCDF4.Dataset(f"{tmp}/k/rollout.nc")
+for v in ("velocity_x", "velocity_y", "velocity_x_1step", "velocity_y_1step"):
+    assert np.array_equal(k[v][:], ds[v][:]), v
+# the scores, from their definitions
+rmse = lambda e: np.sqrt(np.mean(e ** 2))
+want = {("rmse_1step", "tessera"): rmse(one - vel[1:]), ("rmse_1step", "persistence"): rmse(vel[:-1] - vel[1:]),
+        ("rmse_all_rollout", "tessera"): rmse(roll - vel[1:]), ("rmse_all_rollout", "persistence"): rmse(vel[0] - vel[1:]),
+        ("rmse_rollout50", "tessera"): rmse(roll[:50] - vel[1:51]), ("rmse_rollout50", "persistence"): rmse(vel[0] - vel[1:51])}
+got = {(r["metric"], r["system"]): float(r["value"]) for r in csv.DictReader(open(f"{tmp}/f/mesh_scorecard.csv"))}
+assert set(got) == set(want), (got, want)
+for key, w in want.items():
+    assert abs(got[key] - w) <= 1e-6 * w, (key, got[key], w)
+print("mesh checks passed:", {k: round(v, 5) for k, v in got.items()})
+PY
+
+# bad input: one error line, the exit code, no checkpoint left behind
+bad() { local want=$1 dir=$2 re=$3; shift 3; "$@" >"$tmp/o" 2>"$tmp/err"; local rc=$?
+  if [ $rc = "$want" ] && [ "$(grep -c '^tessera: ' "$tmp/err")" = 1 ] && grep -q "$re" "$tmp/err" && [ ! -e "$dir/checkpoint.h5" ]; then ok
+  else fail "$*: exit $rc (want $want): $(cat "$tmp/err")"; fi; }
+bad 2 "$tmp/x1" "mesh.file is empty" "$tessera" train out="$tmp/x1" model.kind=mesh train.steps=1
+bad 1 "$tmp/x2" "nothing.h5" "$tessera" train out="$tmp/x2" "${common[@]}" mesh.file="$tmp/nothing.h5" train.steps=1
+head -c 5000 "$h5" >"$tmp/cut.h5"
+cp "$tmp/data/synth_mesh.json" "$tmp/cut.json"
+bad 1 "$tmp/x3" "cut.h5" "$tessera" train out="$tmp/x3" "${common[@]}" mesh.file="$tmp/cut.h5" train.steps=1
+bad 2 "$tmp/x4" "parallel.sp" mpiexec -n 2 "$tessera" train out="$tmp/x4" "${common[@]}" train.steps=1 parallel.sp=2
+bad 2 "$tmp/x5" "mesh.train_trajectories" "$tessera" train out="$tmp/x5" "${common[@]}" mesh.train_trajectories=9 train.steps=1
+bad 1 "$tmp/x6" "nothing-swin.h5" "$tessera" forecast out="$tmp/x6" model.kind=mesh \
+  mesh.file="$h5" forecast.checkpoint="$tmp/nothing-swin.h5"
+
+echo "test_mesh: $passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
