@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Quick start, step 2: build and run the whole test suite, twice:
+# Quick start, step 2: build and run the whole test suite, twice, then
+# valgrind:
 #   build/       the release build (CUDA backend compiled when nvcc exists;
 #                its tests say "skipped: no GPU" without one),
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, unit and MPI
-#                tests (suppressions name MPI and driver libraries only).
+#                tests (suppressions name MPI and driver libraries only),
+#   build-valgrind/  without -march=native: valgrind memcheck of a short
+#                train and forecast of both model families.
 # Exits non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,3 +24,10 @@ echo "== sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTESSERA_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$jobs"
 (cd build-asan && ctest --output-on-failure --timeout 600 -L 'unit|mpi')
+
+echo "== valgrind memcheck (a short train and forecast of both model families)"
+# without -march=native, which valgrind may not decode
+cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_NATIVE=OFF -DTESSERA_CUDA=OFF \
+  -DTESSERA_BUILD_TESTS=OFF >/dev/null
+cmake --build build-valgrind -j "$jobs" --target tessera
+bash tests/valgrind/memcheck.sh build-valgrind/tessera
