@@ -18,6 +18,7 @@
  * no draw depends on the rank layout.
  */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -446,6 +447,11 @@ static void scatter_states(const forecaster *f, float *all, float *gbuf, float *
 
 /* ---- the command ------------------------------------------------------------------------ */
 
+/* SIGUSR1 / SIGTERM (a batch system's warning or pre-emption): finish the
+ * lead being computed, keep the file resumable, exit cleanly. */
+static volatile sig_atomic_t g_stop_signal = 0;
+static void on_signal(int sig) { g_stop_signal = sig; }
+
 int cmd_forecast(const ts_command_ctx *ctx) {
     forecaster f;
     setup(&f, ctx);
@@ -491,7 +497,10 @@ int cmd_forecast(const ts_command_ctx *ctx) {
             f.ninits, f.ninits > 1 ? "s" : "", f.nmembers, f.nleads, (long long)(f.step / 3600), f.sampler.levels,
             2 * f.sampler.levels - 1);
 
+    signal(SIGUSR1, on_signal);
+    signal(SIGTERM, on_signal);
     double t0 = ts_now();
+    int stopped = 0;
     for (int lead = done + 1; lead <= f.nleads; lead++) {
         for (size_t i = 0; i < f.ninits; i++) {
             advance(&f, i, lead, statics);
@@ -506,10 +515,18 @@ int cmd_forecast(const ts_command_ctx *ctx) {
         snprintf(fields, sizeof fields, "\"lead\":%d,\"lead_hours\":%lld,\"member_leads_per_s\":%.4g", lead,
                  (long long)(lead * f.step / 3600), rate);
         ts_log_event("forecast_lead", fields);
+        int stop = g_stop_signal != 0;
+        if (world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+        if (stop && lead < f.nleads) {
+            ts_info("signal %d: stopped after lead %d of %d; %s.part is kept, rerun the same command to resume",
+                    (int)g_stop_signal, lead, f.nleads, path);
+            stopped = 1;
+            break;
+        }
     }
     if (rank == 0) {
         if (ts_forecast_close(w, err, sizeof err)) ts_fatal("%s", err);
-        ts_info("forecast written to %s", path);
+        if (!stopped) ts_info("forecast written to %s", path);
     }
     free(history), free(statics), free(scratch), free(all), free(gbuf), free(f.coords);
     free(f.state), free(f.in), free(f.cond), free(f.x), free(f.t_batch);

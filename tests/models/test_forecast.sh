@@ -55,6 +55,19 @@ wait $pid 2>/dev/null
 grep -q "resuming" "$tmp/k2.log" && ok || fail "the rerun did not resume"
 "$tessera" forecast out="$tmp/k0" "${fc[@]}" "${slow[@]}" >"$tmp/k0.log" 2>&1 && ok || fail "uninterrupted slow run"
 
+# SIGUSR1 (a batch system's warning): the lead in progress completes, the
+# file stays resumable, the exit is clean; the rerun ends identical too
+"$tessera" forecast out="$tmp/u" "${fc[@]}" "${slow[@]}" >"$tmp/u1.log" 2>&1 &
+pid=$!
+for i in $(seq 1 1000); do grep -q "lead 1/3" "$tmp/u1.log" 2>/dev/null && break; sleep 0.01; done
+kill -USR1 $pid 2>/dev/null
+wait $pid
+rc=$?
+[ $rc = 0 ] && grep -q "stopped after lead" "$tmp/u1.log" && [ -e "$tmp/u/forecast.nc.part" ] && [ ! -e "$tmp/u/forecast.nc" ] \
+  && ok || fail "SIGUSR1: exit $rc, $(tail -2 "$tmp/u1.log")"
+"$tessera" forecast out="$tmp/u" "${fc[@]}" "${slow[@]}" >"$tmp/u2.log" 2>&1 && grep -q "resuming" "$tmp/u2.log" \
+  && ok || fail "resume after SIGUSR1: $(tail -2 "$tmp/u2.log")"
+
 if /usr/bin/python3 - "$tmp" <<'PY'; then ok; else fail "independent reader checks"; fi
 import sys
 import numpy as np
@@ -78,6 +91,9 @@ for other in ("dp2", "wpy3", "wpx2", "dp2wpx2", "th2"):
 k, k0 = fields(f"{tmp}/k/forecast.nc"), fields(f"{tmp}/k0/forecast.nc")
 for v in k:
     assert np.array_equal(k[v], k0[v], equal_nan=True), f"resumed rollout differs in {v}"
+u = fields(f"{tmp}/u/forecast.nc")
+for v in u:
+    assert np.array_equal(u[v], k0[v], equal_nan=True), f"rollout resumed after SIGUSR1 differs in {v}"
 ds = xr.open_dataset(f"{tmp}/a/forecast.nc", decode_timedelta=True)
 assert ds["z"].dims == ("number", "time", "step", "pressure_level", "latitude", "longitude"), ds["z"].dims
 assert ds["t2m"].dims == ("number", "time", "step", "latitude", "longitude")
