@@ -5,10 +5,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int g_rank = 0;
 static ts_log_level g_level = TS_LOG_INFO;
 static FILE *g_json = NULL;
+
+/* One JSON line with one write(2) on the O_APPEND descriptor: lines from
+ * processes sharing the file (a job array's tasks) never interleave. */
+static void json_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void json_line(const char *fmt, ...) {
+    char small[1024], *buf = small;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof small) {
+        buf = malloc((size_t)n + 1);
+        if (!buf) return;
+        va_start(ap, fmt);
+        vsnprintf(buf, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    for (size_t off = 0; off < (size_t)n;) {
+        ssize_t w = write(fileno(g_json), buf + off, (size_t)n - off);
+        if (w <= 0 && errno != EINTR) break;
+        if (w > 0) off += (size_t)w;
+    }
+    if (buf != small) free(buf);
+}
 static void (*g_exit_hook)(int code) = NULL;
 
 static const char *LEVEL_NAMES[] = {"debug", "info", "warn", "error"};
@@ -64,9 +90,8 @@ void ts_json_escape(char *buf, size_t cap, const char *s) {
 
 void ts_log_event(const char *event, const char *fields_json) {
     if (g_rank != 0 || g_json == NULL) return;
-    fprintf(g_json, "{\"t\":%.3f,\"event\":\"%s\"%s%s}\n", wall_epoch(), event,
-            fields_json && *fields_json ? "," : "", fields_json ? fields_json : "");
-    fflush(g_json);
+    json_line("{\"t\":%.3f,\"event\":\"%s\"%s%s}\n", wall_epoch(), event, fields_json && *fields_json ? "," : "",
+              fields_json ? fields_json : "");
 }
 
 void ts_log(ts_log_level level, const char *fmt, ...) {
@@ -88,9 +113,8 @@ void ts_log(ts_log_level level, const char *fmt, ...) {
     if (g_json) {
         char esc[8192];
         ts_json_escape(esc, sizeof esc, msg);
-        fprintf(g_json, "{\"t\":%.3f,\"event\":\"log\",\"level\":\"%s\",\"msg\":\"%s\"}\n",
-                wall_epoch(), LEVEL_NAMES[level], esc);
-        fflush(g_json);
+        json_line("{\"t\":%.3f,\"event\":\"log\",\"level\":\"%s\",\"msg\":\"%s\"}\n", wall_epoch(),
+                  LEVEL_NAMES[level], esc);
     }
 }
 
@@ -113,9 +137,7 @@ TS_NORETURN void ts_fatal_at(const char *file, int line, int code, const char *f
     if (g_json) {
         char esc[8192];
         ts_json_escape(esc, sizeof esc, msg);
-        fprintf(g_json, "{\"t\":%.3f,\"event\":\"error\",\"code\":%d,\"msg\":\"%s\"}\n",
-                wall_epoch(), code, esc);
-        fflush(g_json);
+        json_line("{\"t\":%.3f,\"event\":\"error\",\"code\":%d,\"msg\":\"%s\"}\n", wall_epoch(), code, esc);
     }
     if (g_exit_hook) g_exit_hook(code);
     exit(code);

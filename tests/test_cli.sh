@@ -103,5 +103,16 @@ PY
 expect 2 "bench.heads = 3 does not divide bench.dim = 32" -- "$tessera" bench out="$tmp/b" bench.dim=32 bench.heads=3
 expect 2 "device=cuda is not available" -- env CUDA_VISIBLE_DEVICES= "$tessera" bench out="$tmp/b" device=cuda
 
+# Processes sharing one OUT (a job array's tasks) write whole JSON lines:
+# 8 at once, each a multi-kilobyte start event, and every line parses.
+for i in 1 2 3 4 5 6 7 8; do "$tessera" synth-mesh out="$tmp/shared" synth_mesh.re_max=300 >/dev/null 2>&1 & done
+wait
+/usr/bin/python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+starts = [json.loads(l) for l in lines if json.loads(l)["event"] == "start"]
+assert len(starts) == 8 and all(len(json.dumps(e)) > 2000 for e in starts), len(starts)
+' "$tmp/shared/tessera.jsonl" && ok || fail "concurrent writers interleaved tessera.jsonl lines"
+
 echo "test_cli: $passed passed, $failed failed"
 [ "$failed" = 0 ] && [ "$passed" -gt 0 ]
