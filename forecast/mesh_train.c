@@ -15,8 +15,14 @@
  *   noise        (seed, TRAIN_NOISE, stream step * batch + j,   index node * 2 + component)
  * with nodes numbered in curve order, which no layout changes.
  *
- * DP replicas take their shares of the global batch; parallel.sp > 1 is
- * refused for now (the model has no sequence-sharded attention yet).
+ * DP replicas take their shares of the global batch. With parallel.sp > 1
+ * the ranks of an SP group process each of their samples jointly: the
+ * trajectory's nodes are split into contiguous chunks (partition, chunk and
+ * halo plan built once per trajectory), each rank computes its chunk's rows
+ * and its part of the loss, divided by the whole graph's count of counted
+ * nodes, so losses and gradients summed over the world are the global-batch
+ * mean's whatever the layout (models/mesh_sp.h). parallel.wp_y, wp_x and pp
+ * are Swin's and refused here.
  */
 #include <math.h>
 #include <signal.h>
@@ -29,6 +35,7 @@
 #include "core/rng.h"
 #include "forecast/mesh_run.h"
 #include "io/checkpoint.h"
+#include "models/mesh_sp.h"
 #include "models/optim.h"
 #include "parallel/mpi_env.h"
 
@@ -39,9 +46,10 @@ typedef struct {
     const ts_backend *be;
     uint64_t seed;
     long steps;
-    int batch, dp, local_batch;
+    int batch, dp, sp, local_batch;
     int ntrain, nvaltraj;
     ts_mesh_traj *train, *val;
+    ts_mesh_sp *sp_train, *sp_val; /* (ntrain), (nvaltraj) with parallel.sp > 1, else NULL */
     size_t npairs;               /* (trajectory, t) pairs of the training set */
     int32_t *pair_traj, *pair_t; /* (npairs) */
     double noise;
@@ -85,11 +93,53 @@ static void make_sample(const mesh_trainer *tr, const ts_mesh_traj *tj, int64_t 
         }
 }
 
+static ts_mesh_sp *sp_of(const mesh_trainer *tr, const ts_mesh_traj *tj) {
+    if (!tr->sp_train) return NULL;
+    if (tj >= tr->train && tj < tr->train + tr->ntrain) return &tr->sp_train[tj - tr->train];
+    return &tr->sp_val[tj - tr->val];
+}
+
+/* Halo bytes this rank sent so far over every trajectory's plan, and their
+ * analytic count. */
+static void halo_bytes(const mesh_trainer *tr, unsigned long long out[2]) {
+    out[0] = out[1] = 0;
+    for (int k = 0; tr->sp_train && k < tr->ntrain; k++)
+        out[0] += ts_mesh_sp_bytes_sent(&tr->sp_train[k]), out[1] += tr->sp_train[k].bytes_expected;
+    for (int k = 0; tr->sp_val && k < tr->nvaltraj; k++)
+        out[0] += ts_mesh_sp_bytes_sent(&tr->sp_val[k]), out[1] += tr->sp_val[k].bytes_expected;
+}
+
+/* This rank's part of the loss of one sample whose nodes are split over
+ * the SP group: its chunk's rows, divided by the whole graph's count. */
+static double sample_loss_sp(mesh_trainer *tr, const ts_mesh_traj *tj, ts_mesh_sp *sp, int train, double scale) {
+    char err[1024];
+    const int64_t first = sp->chunk.first, n = sp->n_own;
+    const size_t off = (size_t)first * TS_MESH_FIELDS;
+    ts_mesh_norm_normalize(&tr->in_norm, tr->vin_n, tr->vin + off, n);
+    ts_mesh_norm_normalize(&tr->out_norm, tr->delta_n, tr->delta + off, n);
+    ts_mesh_model_features(tr->feat, tr->vin_n, TS_MESH_FIELDS, tj->type + first, n);
+    if (ts_mesh_model_prepare_sp(&tr->model, tj->N, &tj->mask, sp, err, sizeof err))
+        ts_fatal("trajectory %d: %s", tj->index, err);
+    ts_mesh_model_forward(&tr->model, tr->pred, tr->feat);
+    int64_t counted = 0;
+    for (int64_t i = 0; i < tj->N; i++) counted += tj->loss_mask[i] != 0;
+    double loss = ts_mesh_model_loss_part(&tr->model, train ? tr->dout : NULL, tr->pred, tr->delta_n,
+                                          tj->loss_mask + first, counted);
+    if (train) {
+        for (int64_t k = 0; k < n * TS_MESH_FIELDS; k++) tr->dout[k] *= (float)scale;
+        ts_mesh_model_backward(&tr->model, tr->dout);
+    }
+    return loss;
+}
+
 /* The model's loss on one sample (normalized with the current normalizers);
- * with train, also accumulates scale * its gradient into the model. */
+ * with train, also accumulates scale * its gradient into the model. With
+ * sequence parallelism, this rank's part of both. */
 static double sample_loss(mesh_trainer *tr, const ts_mesh_traj *tj, int train, double scale) {
     char err[1024];
     const int64_t N = tj->N;
+    ts_mesh_sp *sp = sp_of(tr, tj);
+    if (sp) return sample_loss_sp(tr, tj, sp, train, scale);
     ts_mesh_norm_normalize(&tr->in_norm, tr->vin_n, tr->vin, N);
     ts_mesh_norm_normalize(&tr->out_norm, tr->delta_n, tr->delta, N);
     ts_mesh_model_features(tr->feat, tr->vin_n, TS_MESH_FIELDS, tj->type, N);
@@ -111,11 +161,11 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
     char err[1024];
     memset(tr, 0, sizeof *tr);
     tr->cfg = cfg, tr->layout = lay, tr->out_dir = ctx->out;
-    if (lay->size[TS_AXIS_SP] > 1 || lay->size[TS_AXIS_PP] > 1 || lay->size[TS_AXIS_WP_Y] > 1 ||
-        lay->size[TS_AXIS_WP_X] > 1)
-        ts_usage_error("parallel.sp = %d, pp = %d, wp_y = %d, wp_x = %d: the mesh model trains with parallel.dp only in "
-                       "this version (sequence parallelism is not built yet)",
-                       lay->size[TS_AXIS_SP], lay->size[TS_AXIS_PP], lay->size[TS_AXIS_WP_Y], lay->size[TS_AXIS_WP_X]);
+    if (lay->size[TS_AXIS_PP] > 1 || lay->size[TS_AXIS_WP_Y] > 1 || lay->size[TS_AXIS_WP_X] > 1)
+        ts_usage_error("parallel.wp_y = %d, parallel.wp_x = %d, parallel.pp = %d: the mesh model trains with "
+                       "parallel.dp and parallel.sp only (window and pipeline parallelism are the Swin model's); set "
+                       "them to 1",
+                       lay->size[TS_AXIS_WP_Y], lay->size[TS_AXIS_WP_X], lay->size[TS_AXIS_PP]);
     const char *why = NULL;
     tr->be = ts_backend_get(ts_config_str(cfg, "device"), &why);
     if (!tr->be) ts_usage_error("device=%s is not available: %s", ts_config_str(cfg, "device"), why);
@@ -124,6 +174,7 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
     if (tr->batch % tr->dp)
         ts_usage_error("train.batch = %d does not divide over parallel.dp = %d replicas", tr->batch, tr->dp);
     tr->local_batch = tr->batch / tr->dp;
+    tr->sp = lay->size[TS_AXIS_SP];
     tr->seed = (uint64_t)ts_config_int(cfg, "seed");
     tr->steps = ts_config_int(cfg, "train.steps");
     tr->noise = ts_config_float(cfg, "mesh.noise");
@@ -147,6 +198,17 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
     ts_mesh_model_config mc;
     ts_mesh_model_config_from(cfg, &mc);
     if (ts_mesh_model_create(&tr->model, tr->be, &mc, err, sizeof err)) ts_usage_error("%s", err);
+    if (tr->sp > 1) { /* each trajectory's chunks and halo plan, once (collective over the SP group) */
+        tr->sp_train = ts_calloc((size_t)tr->ntrain, sizeof(ts_mesh_sp));
+        tr->sp_val = ts_calloc((size_t)(tr->nvaltraj ? tr->nvaltraj : 1), sizeof(ts_mesh_sp));
+        for (int k = 0; k < tr->ntrain + tr->nvaltraj; k++) {
+            const ts_mesh_traj *tj = k < tr->ntrain ? &tr->train[k] : &tr->val[k - tr->ntrain];
+            ts_mesh_sp *sp = k < tr->ntrain ? &tr->sp_train[k] : &tr->sp_val[k - tr->ntrain];
+            if (ts_mesh_sp_create(sp, lay->axis[TS_AXIS_SP], &tj->mask, tj->N, mc.n_globals, TS_BALANCE_NODES, err,
+                                  sizeof err))
+                ts_fatal("trajectory %d: %s", tj->index, err);
+        }
+    }
     ts_mesh_model_init_weights(&tr->model, tr->seed, 0);
     ts_params_alloc_like(&tr->m, &tr->model.params);
     ts_params_alloc_like(&tr->v, &tr->model.params);
@@ -167,6 +229,9 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
 }
 
 static void trainer_free(mesh_trainer *tr) {
+    for (int k = 0; tr->sp_train && k < tr->ntrain; k++) ts_mesh_sp_free(&tr->sp_train[k]);
+    for (int k = 0; tr->sp_val && k < tr->nvaltraj; k++) ts_mesh_sp_free(&tr->sp_val[k]);
+    free(tr->sp_train), free(tr->sp_val);
     ts_mesh_traj_free(tr->train, tr->ntrain);
     ts_mesh_traj_free(tr->val, tr->nvaltraj);
     free(tr->pair_traj), free(tr->pair_t);
@@ -339,15 +404,18 @@ int cmd_train_mesh(const ts_command_ctx *ctx) {
     const long every_log = ts_config_int(ctx->cfg, "train.log_every");
     const long every_val = ts_config_int(ctx->cfg, "train.val_every");
     const long every_ckpt = ts_config_int(ctx->cfg, "train.checkpoint_every");
-    ts_info("training %zu parameters of the mesh transformer on %d rank%s (dp %d): %d training trajectories (%zu "
-            "pairs), %d validation trajectories, steps %ld..%ld",
-            ts_params_count(&tr.model.params), ctx->layout->world, ctx->layout->world > 1 ? "s" : "", tr.dp, tr.ntrain,
+    ts_info("training %zu parameters of the mesh transformer on %d rank%s (dp %d, sp %d): %d training trajectories "
+            "(%zu pairs), %d validation trajectories, steps %ld..%ld",
+            ts_params_count(&tr.model.params), ctx->layout->world, ctx->layout->world > 1 ? "s" : "", tr.dp, tr.sp, tr.ntrain,
             tr.npairs, tr.nvaltraj, first, tr.steps);
     double t0 = ts_now(), t_last = t0;
     long last_step = first - 1;
     int stopped = 0;
     for (long step = first; step <= tr.steps; step++) {
+        unsigned long long before[2], after[2];
+        halo_bytes(&tr, before);
         double gnorm, loss = train_step(&tr, step, &gnorm);
+        halo_bytes(&tr, after);
         if (!isfinite(loss)) ts_fatal("the loss became %g at step %ld: lower train.lr or check the data", loss, step);
         int stop = g_stop_signal != 0;
         if (ctx->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
@@ -359,11 +427,21 @@ int cmd_train_mesh(const ts_command_ctx *ctx) {
             if (!isnan(val)) snprintf(valtext, sizeof valtext, "  val %.5f", val);
             ts_info("step %ld/%ld  loss %.5f%s  lr %.2e  |g| %.3g  %.2f samples/s  ETA %.0f s", step, tr.steps, loss,
                     valtext, ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, dt * (double)(tr.steps - step));
-            char fields[512];
+            /* halo bytes each rank sent in this step's training (not validation), and the
+             * analytic count from its chunks' send and halo lists: the least and most over ranks */
+            unsigned long long mine[2] = {after[0] - before[0], after[1] - before[1]}, lo[2] = {mine[0], mine[1]},
+                               hi[2] = {mine[0], mine[1]};
+            if (ctx->layout->world > 1) {
+                TS_MPI_CHECK(MPI_Allreduce(mine, lo, 2, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD));
+                TS_MPI_CHECK(MPI_Allreduce(mine, hi, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD));
+            }
+            char fields[768];
             snprintf(fields, sizeof fields,
-                     "\"step\":%ld,\"loss\":%.8g,\"val_loss\":%s%.8g%s,\"lr\":%.6g,\"grad_norm\":%.6g,\"samples_per_s\":%.4g",
+                     "\"step\":%ld,\"loss\":%.8g,\"val_loss\":%s%.8g%s,\"lr\":%.6g,\"grad_norm\":%.6g,\"samples_per_s\":%.4g,"
+                     "\"halo_bytes_min\":%llu,\"halo_bytes_max\":%llu,\"halo_bytes_expected_min\":%llu,"
+                     "\"halo_bytes_expected_max\":%llu",
                      step, loss, isnan(val) ? "\"" : "", isnan(val) ? 0.0 : val, isnan(val) ? "\"" : "",
-                     ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt);
+                     ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, lo[0], hi[0], lo[1], hi[1]);
             ts_log_event("train_step", fields);
             t_last = now, last_step = step;
         }

@@ -2,6 +2,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "models/graph_attention.h"
+#include "models/mesh_sp.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -180,13 +181,15 @@ static void transpose(const ts_csr *a, ts_csr *t) {
     free(next);
 }
 
+static void size_arena(ts_mesh_model *m);
+
 static void take_block(ts_mesh_model *m, ts_mesh_block_acts *b, ts_arena *a) {
-    const size_t T = (size_t)m->T, d = (size_t)m->cfg.dim, F = (size_t)m->cfg.hidden;
+    const size_t T = (size_t)m->R, L = (size_t)m->L, d = (size_t)m->cfg.dim, F = (size_t)m->cfg.hidden;
     b->n1 = ts_arena_take(a, T * d, "block.n1");
     b->rstd1 = ts_arena_take(a, T, "block.rstd1");
     b->q = ts_arena_take(a, T * d, "block.q");
-    b->k = ts_arena_take(a, T * d, "block.k");
-    b->v = ts_arena_take(a, T * d, "block.v");
+    b->k = ts_arena_take(a, L * d, "block.k");
+    b->v = ts_arena_take(a, L * d, "block.v");
     b->o = ts_arena_take(a, T * d, "block.o");
     b->lse = ts_arena_take(a, T * m->cfg.heads, "block.lse");
     b->x_mid = ts_arena_take(a, T * d, "block.x_mid");
@@ -197,7 +200,8 @@ static void take_block(ts_mesh_model *m, ts_mesh_block_acts *b, ts_arena *a) {
 }
 
 static void take_all(ts_mesh_model *m, ts_arena *a) {
-    const size_t T = (size_t)m->T, N = (size_t)m->N, d = (size_t)m->cfg.dim, F = (size_t)m->cfg.hidden;
+    const size_t T = (size_t)m->R, L = (size_t)m->L, N = (size_t)m->n_loc, d = (size_t)m->cfg.dim,
+                 F = (size_t)m->cfg.hidden;
     m->ones = ts_arena_take(a, T, "ones");
     m->feat = ts_arena_take(a, N * m->cfg.c_in, "feat");
     m->e1 = ts_arena_take(a, N * d, "encoder.e1");
@@ -218,8 +222,8 @@ static void take_all(ts_mesh_model *m, ts_arena *a) {
     m->d_tmp = ts_arena_take(a, T * d, "d_tmp");
     m->d_tmp2 = ts_arena_take(a, T * d, "d_tmp2");
     m->d_q = ts_arena_take(a, T * d, "d_q");
-    m->d_k = ts_arena_take(a, T * d, "d_k");
-    m->d_v = ts_arena_take(a, T * d, "d_v");
+    m->d_k = ts_arena_take(a, L * d, "d_k");
+    m->d_v = ts_arena_take(a, L * d, "d_v");
     m->d_u = ts_arena_take(a, T * 2 * F, "d_u");
     m->d_g = ts_arena_take(a, T * F, "d_g");
     m->delta = ts_arena_take(a, T * m->cfg.heads, "delta");
@@ -233,6 +237,7 @@ int ts_mesh_model_prepare(ts_mesh_model *m, int64_t n_nodes, const ts_csr *mask,
     if (check_mask(mask, n_nodes, m->cfg.n_globals, err, cap)) return -1;
     free_graph(m);
     m->N = n_nodes, m->T = n_nodes + m->cfg.n_globals;
+    m->sp = NULL, m->n_loc = n_nodes, m->R = m->L = m->T;
     const int64_t nnz = ts_csr_nnz(mask);
     m->mask.n_rows = m->mask.n_cols = m->T;
     m->mask.rowptr = ts_malloc(sizeof(int64_t) * (size_t)(m->T + 1));
@@ -240,7 +245,32 @@ int ts_mesh_model_prepare(ts_mesh_model *m, int64_t n_nodes, const ts_csr *mask,
     memcpy(m->mask.rowptr, mask->rowptr, sizeof(int64_t) * (size_t)(m->T + 1));
     memcpy(m->mask.col, mask->col, sizeof(int32_t) * (size_t)nnz);
     transpose(&m->mask, &m->mask_t);
+    size_arena(m);
+    return 0;
+}
 
+#ifdef TESSERA_HAVE_MPI
+int ts_mesh_model_prepare_sp(ts_mesh_model *m, int64_t n_nodes, const ts_csr *mask, ts_mesh_sp *sp, char *err,
+                             size_t cap) {
+    if (n_nodes < 1) {
+        snprintf(err, cap, "a graph of %lld mesh nodes", (long long)n_nodes);
+        return -1;
+    }
+    if (check_mask(mask, n_nodes, m->cfg.n_globals, err, cap)) return -1;
+    if (sp->chunk.n_nodes != n_nodes || sp->G != m->cfg.n_globals) {
+        snprintf(err, cap, "the sequence-parallel chunks were built for %lld nodes + %lld globals, the graph has %lld + %d",
+                 (long long)sp->chunk.n_nodes, (long long)sp->G, (long long)n_nodes, m->cfg.n_globals);
+        return -1;
+    }
+    free_graph(m);
+    m->N = n_nodes, m->T = n_nodes + m->cfg.n_globals;
+    m->sp = sp, m->n_loc = sp->n_own, m->R = sp->R, m->L = sp->L;
+    size_arena(m);
+    return 0;
+}
+#endif
+
+static void size_arena(ts_mesh_model *m) {
     /* the arena grows when a larger graph comes, and is reused otherwise */
     ts_arena measure;
     ts_arena_measure(&measure);
@@ -251,11 +281,10 @@ int ts_mesh_model_prepare(ts_mesh_model *m, int64_t n_nodes, const ts_csr *mask,
     }
     ts_arena_reset(&m->arena);
     take_all(m, &m->arena);
-    float *ones = ts_malloc(sizeof(float) * (size_t)m->T);
-    for (int64_t t = 0; t < m->T; t++) ones[t] = 1.0f;
-    m->be->upload(m->ones, ones, sizeof(float) * (size_t)m->T);
+    float *ones = ts_malloc(sizeof(float) * (size_t)m->R);
+    for (int64_t t = 0; t < m->R; t++) ones[t] = 1.0f;
+    m->be->upload(m->ones, ones, sizeof(float) * (size_t)m->R);
     free(ones);
-    return 0;
 }
 
 /* ---- layers ------------------------------------------------------------------------- */
@@ -286,18 +315,36 @@ static void bias_grad(const ts_backend *be, float *db, const float *ones, const 
     be->gemm_batched(0, 0, 1, out, rows, 1.0f, ones, rows, 0, dy, out, 0, 1.0f, db, out, 0, 1);
 }
 
+/* Sequence-parallel attention of block b: k and v were computed in the R
+ * compact rows [owned | globals]; the globals move to the end of the L rows
+ * to leave room for the halo. */
+static void attn_forward_sp(ts_mesh_model *m, ts_mesh_block_acts *b) {
+#ifdef TESSERA_HAVE_MPI
+    const int d = m->cfg.dim, H = m->cfg.heads, D = d / H;
+    const size_t G = (size_t)m->cfg.n_globals, gd = sizeof(float) * G * (size_t)d;
+    const size_t from = (size_t)m->n_loc * d, to = (size_t)(m->L - (int64_t)G) * d;
+    memmove(b->k + to, b->k + from, gd);
+    memmove(b->v + to, b->v + from, gd);
+    ts_mesh_sp_attn_forward(m->sp, b->o, b->lse, b->q, b->k, b->v, H, D, 1.0f / sqrtf((float)D));
+#else
+    (void)m, (void)b;
+    ts_fatal("mesh model: sequence parallelism without MPI");
+#endif
+}
+
 /* Block i from its x_in; out NULL (recomputation) stops before the last GEMM,
  * which backward does not need. */
 static void block_forward(ts_mesh_model *m, int i, float *out) {
     const ts_backend *be = m->be;
     ts_mesh_block_acts *b = &m->blocks[i];
-    const int T = (int)m->T, d = m->cfg.dim, F = m->cfg.hidden, H = m->cfg.heads, D = d / H;
+    const int T = (int)m->R, d = m->cfg.dim, F = m->cfg.hidden, H = m->cfg.heads, D = d / H;
     const float *Wqkv = W(m->p_qkv[i]);
     be->rmsnorm_forward(b->n1, b->rstd1, b->x_in, W(m->p_norm1[i]), T, d, NORM_EPS);
     linear(be, b->q, d, b->n1, d, Wqkv, T, d, d, 0.0f);
     linear(be, b->k, d, b->n1, d, Wqkv + (size_t)d * d, T, d, d, 0.0f);
     linear(be, b->v, d, b->n1, d, Wqkv + (size_t)2 * d * d, T, d, d, 0.0f);
-    ts_gattn_forward(b->o, b->lse, b->q, b->k, b->v, &m->mask, H, D, 1.0f / sqrtf((float)D));
+    if (m->sp) attn_forward_sp(m, b);
+    else ts_gattn_forward(b->o, b->lse, b->q, b->k, b->v, &m->mask, H, D, 1.0f / sqrtf((float)D));
     be->copy(b->x_mid, b->x_in, sizeof(float) * (size_t)T * d);
     linear(be, b->x_mid, d, b->o, d, W(m->p_proj[i]), T, d, d, 1.0f);
 
@@ -313,8 +360,8 @@ static void block_forward(ts_mesh_model *m, int i, float *out) {
 void ts_mesh_model_forward(ts_mesh_model *m, float *out, const float *feat) {
     const ts_backend *be = m->be;
     const ts_mesh_model_config *c = &m->cfg;
-    const int N = (int)m->N, d = c->dim;
-    if (!m->mask.rowptr) ts_fatal("mesh model forward before ts_mesh_model_prepare");
+    const int N = (int)m->n_loc, d = c->dim;
+    if (!m->mask.rowptr && !m->sp) ts_fatal("mesh model forward before ts_mesh_model_prepare");
     be->copy(m->feat, feat, sizeof(float) * (size_t)N * c->c_in);
 
     /* encoder: nodes, then the global tokens appended */
@@ -337,11 +384,28 @@ void ts_mesh_model_forward(ts_mesh_model *m, float *out, const float *feat) {
     add_bias(be, out, m->ones, W(m->p_dec2b), N, c->c_out);
 }
 
+/* Sequence-parallel attention backward from dO in d_tmp: d_q (R rows),
+ * d_k, d_v (L rows, then compacted to R rows [owned | globals] like q). */
+static void attn_backward_sp(ts_mesh_model *m, ts_mesh_block_acts *b) {
+#ifdef TESSERA_HAVE_MPI
+    const int d = m->cfg.dim, H = m->cfg.heads, D = d / H;
+    ts_mesh_sp_attn_backward(m->sp, m->d_q, m->d_k, m->d_v, m->delta, m->d_tmp, b->o, b->lse, b->q, b->k, b->v, H, D,
+                             1.0f / sqrtf((float)D));
+    const size_t G = (size_t)m->cfg.n_globals, gd = sizeof(float) * G * (size_t)d;
+    const size_t to = (size_t)m->n_loc * d, from = (size_t)(m->L - (int64_t)G) * d;
+    memmove(m->d_k + to, m->d_k + from, gd);
+    memmove(m->d_v + to, m->d_v + from, gd);
+#else
+    (void)m, (void)b;
+    ts_fatal("mesh model: sequence parallelism without MPI");
+#endif
+}
+
 /* d_h holds dL/d(block output) on entry and dL/d(block input) on return. */
 static void block_backward(ts_mesh_model *m, int i) {
     const ts_backend *be = m->be;
     ts_mesh_block_acts *b = &m->blocks[i];
-    const int T = (int)m->T, d = m->cfg.dim, F = m->cfg.hidden, H = m->cfg.heads, D = d / H;
+    const int T = (int)m->R, d = m->cfg.dim, F = m->cfg.hidden, H = m->cfg.heads, D = d / H;
     const float *Wqkv = W(m->p_qkv[i]);
     float *dWqkv = G(m->p_qkv[i]);
 
@@ -359,10 +423,11 @@ static void block_backward(ts_mesh_model *m, int i) {
     /* x_mid = x_in + W_proj Attn(q, k, v) */
     linear_dweight(be, G(m->p_proj[i]), m->d_h, d, b->o, d, T, d, d);
     linear_dinput(be, m->d_tmp, m->d_h, d, W(m->p_proj[i]), T, d, d, 0.0f);
-    const size_t td = sizeof(float) * (size_t)T * d;
-    be->zero(m->d_q, td), be->zero(m->d_k, td), be->zero(m->d_v, td);
-    ts_gattn_backward(m->d_q, m->d_k, m->d_v, m->delta, m->d_tmp, b->o, b->lse, b->q, b->k, b->v, &m->mask,
-                      &m->mask_t, H, D, 1.0f / sqrtf((float)D));
+    const size_t td = sizeof(float) * (size_t)T * d, ld = sizeof(float) * (size_t)m->L * d;
+    be->zero(m->d_q, td), be->zero(m->d_k, ld), be->zero(m->d_v, ld);
+    if (m->sp) attn_backward_sp(m, b);
+    else ts_gattn_backward(m->d_q, m->d_k, m->d_v, m->delta, m->d_tmp, b->o, b->lse, b->q, b->k, b->v, &m->mask,
+                           &m->mask_t, H, D, 1.0f / sqrtf((float)D));
     const float *dqkv[3] = {m->d_q, m->d_k, m->d_v};
     for (int s = 0; s < 3; s++) {
         linear_dweight(be, dWqkv + (size_t)s * d * d, dqkv[s], d, b->n1, d, T, d, d);
@@ -374,7 +439,7 @@ static void block_backward(ts_mesh_model *m, int i) {
 void ts_mesh_model_backward(ts_mesh_model *m, const float *d_out) {
     const ts_backend *be = m->be;
     const ts_mesh_model_config *c = &m->cfg;
-    const int N = (int)m->N, d = c->dim;
+    const int N = (int)m->n_loc, d = c->dim;
     const size_t nd = sizeof(float) * (size_t)N * d;
 
     /* decoder */
@@ -387,7 +452,7 @@ void ts_mesh_model_backward(ts_mesh_model *m, const float *d_out) {
     bias_grad(be, G(m->p_dec0b), m->ones, m->d_tmp2, N, d);
     linear_dinput(be, m->d_tmp, m->d_tmp2, d, W(m->p_dec0w), N, d, d, 0.0f);
     /* the global tokens' rows of the output are unused: their gradient starts at zero */
-    be->zero(m->d_h, sizeof(float) * (size_t)m->T * d);
+    be->zero(m->d_h, sizeof(float) * (size_t)m->R * d);
     be->rmsnorm_backward(m->d_h, G(m->p_norm), m->d_tmp, m->x_final, W(m->p_norm), m->rstdf, N, d);
 
     for (int i = c->depth - 1; i >= 0; i--) {
@@ -408,12 +473,8 @@ void ts_mesh_model_backward(ts_mesh_model *m, const float *d_out) {
 
 /* ---- loss and inputs ---------------------------------------------------------------- */
 
-double ts_mesh_model_loss(const ts_mesh_model *m, float *d_out, const float *out, const float *target,
-                          const uint8_t *loss_mask) {
-    const int64_t N = m->N;
-    const int C = m->cfg.c_out;
-    int64_t counted = 0;
-    for (int64_t i = 0; i < N; i++) counted += loss_mask[i] != 0;
+static double masked_mse(int64_t N, int C, float *d_out, const float *out, const float *target,
+                         const uint8_t *loss_mask, int64_t counted) {
     double sum = 0, norm = counted ? 1.0 / ((double)counted * C) : 0.0;
     for (int64_t i = 0; i < N; i++)
         for (int c = 0; c < C; c++) {
@@ -423,6 +484,18 @@ double ts_mesh_model_loss(const ts_mesh_model *m, float *d_out, const float *out
             if (d_out) d_out[t] = (float)(2.0 * norm * diff);
         }
     return sum * norm;
+}
+
+double ts_mesh_model_loss(const ts_mesh_model *m, float *d_out, const float *out, const float *target,
+                          const uint8_t *loss_mask) {
+    int64_t counted = 0;
+    for (int64_t i = 0; i < m->n_loc; i++) counted += loss_mask[i] != 0;
+    return masked_mse(m->n_loc, m->cfg.c_out, d_out, out, target, loss_mask, counted);
+}
+
+double ts_mesh_model_loss_part(const ts_mesh_model *m, float *d_out, const float *out, const float *target,
+                               const uint8_t *loss_mask, int64_t n_counted) {
+    return masked_mse(m->n_loc, m->cfg.c_out, d_out, out, target, loss_mask, n_counted);
 }
 
 void ts_mesh_model_features(float *feat, const float *fields, int n_fields, const int32_t *node_type, int64_t N) {
@@ -444,7 +517,14 @@ void ts_mesh_model_loss_mask(uint8_t *loss_mask, const int32_t *node_type, int64
 
 double ts_mesh_model_forward_flops(const ts_mesh_model *m) {
     const ts_mesh_model_config *c = &m->cfg;
-    double N = (double)m->N, T = (double)m->T, d = c->dim, F = c->hidden;
-    double per_block = 8.0 * T * d * d + 6.0 * T * d * F + ts_gattn_flops(&m->mask, c->heads, c->dim / c->heads);
+    double N = (double)m->n_loc, T = (double)m->R, d = c->dim, F = c->hidden, attn;
+#ifdef TESSERA_HAVE_MPI
+    if (m->sp) /* this rank's rows: its chunk's, and its share of the global rows' columns */
+        attn = ts_gattn_flops(&m->sp->chunk.local, c->heads, c->dim / c->heads) +
+               ts_gattn_flops(&m->sp->gmask, c->heads, c->dim / c->heads);
+    else
+#endif
+        attn = ts_gattn_flops(&m->mask, c->heads, c->dim / c->heads);
+    double per_block = 8.0 * T * d * d + 6.0 * T * d * F + attn;
     return c->depth * per_block + 2.0 * N * d * (c->c_in + d) + 2.0 * N * d * (d + c->c_out);
 }

@@ -60,7 +60,14 @@ typedef struct {
     int *p_norm1, *p_qkv, *p_proj, *p_norm2, *p_w1, *p_w3, *p_w2; /* (depth) each */
     /* the graph of the last prepare */
     int64_t N, T;                 /* mesh nodes; tokens N + G */
-    ts_csr mask, mask_t;          /* (T x T) copies of the mask and its transpose */
+    ts_csr mask, mask_t;          /* (T x T) copies of the mask and its transpose (not with sp) */
+    /* the rows this rank computes: all of them on one rank; with sequence
+     * parallelism (sp) its chunk's n_loc owned nodes, then the G globals
+     * (R rows), while k, v, d_k, d_v hold L rows [owned | halo | globals]
+     * (models/mesh_sp.h). Without sp: n_loc = N, R = L = T. Below, "N" in a
+     * shape is n_loc and "T" is R (L for k, v, d_k, d_v). */
+    int64_t n_loc, R, L;
+    struct ts_mesh_sp *sp;        /* borrowed from the caller, or NULL */
     ts_arena arena;               /* activations, sized by prepare */
     float *ones;                  /* (T) ones: biases are rank-1 GEMMs */
     float *feat;                  /* (N, c_in) input of the last forward */
@@ -98,6 +105,19 @@ void ts_mesh_model_init_weights(ts_mesh_model *m, uint64_t seed, int all_random)
  * Copies the mask, builds its transpose and sizes the activations. */
 int ts_mesh_model_prepare(ts_mesh_model *m, int64_t n_nodes, const ts_csr *mask, char *err, size_t cap);
 
+#ifdef TESSERA_HAVE_MPI
+struct ts_mesh_sp;
+/* The same graph, sequence-parallel: sp (from ts_mesh_sp_create on the
+ * same mask, kept alive by the caller while the model uses it) says which
+ * rows this rank computes. Forward and backward then take and give the
+ * n_loc = sp->n_own owned rows (global ids sp->chunk.first + i), and are
+ * collective over sp's communicator. The parameter gradients a backward
+ * accumulates are this rank's share: summed over the SP ranks they are the
+ * whole graph's. */
+int ts_mesh_model_prepare_sp(ts_mesh_model *m, int64_t n_nodes, const ts_csr *mask, struct ts_mesh_sp *sp, char *err,
+                             size_t cap);
+#endif
+
 /* out (N, c_out) from feat (N, c_in), on the prepared graph. */
 void ts_mesh_model_forward(ts_mesh_model *m, float *out, const float *feat);
 /* Accumulates parameter gradients into m->grads from d_out (N, c_out), using
@@ -110,6 +130,11 @@ void ts_mesh_model_backward(ts_mesh_model *m, const float *d_out);
  * no node counts. */
 double ts_mesh_model_loss(const ts_mesh_model *m, float *d_out, const float *out, const float *target,
                           const uint8_t *loss_mask);
+/* The same over the model's n_loc local rows (loss_mask (n_loc)), with the
+ * whole graph's count of counted nodes: the sum over SP ranks of their
+ * parts is the whole graph's loss, and each d_out its rows' gradient. */
+double ts_mesh_model_loss_part(const ts_mesh_model *m, float *d_out, const float *out, const float *target,
+                               const uint8_t *loss_mask, int64_t n_counted);
 
 /* feat (N, n_fields + 9) = fields (N, n_fields) then one-hot node type;
  * a type outside [0, 9) is fatal. */

@@ -4,8 +4,8 @@
 # - the same layout reproduces the forecast bit for bit;
 # - DP = 2 ranks, WP = 3 x 1, 1 x 2 and DP 2 x WP 1 x 2 layouts, and another
 #   thread count match the first lead within 1e-5 (norm-wise relative);
-# - a rollout killed with SIGKILL after a complete lead resumes and ends
-#   identical to an uninterrupted one;
+# - a rollout killed with SIGKILL after a complete lead, or stopped by
+#   SIGUSR1, resumes and ends identical to an uninterrupted one;
 # - an independent reader (python3-netCDF4, xarray) checks the file;
 # - bad input: one line, non-zero exit, no output file.
 # usage: test_forecast.sh path/to/tessera source-dir
