@@ -128,7 +128,15 @@ TS_NORETURN void ts_fatal_at(const char *file, int line, int code, const char *f
      * They come from the configuration, which every rank checks alike, so
      * rank 0 alone prints them. */
     if (code == TS_EXIT_USAGE) {
-        if (g_rank == 0) fprintf(stderr, "tessera: error: %s\n", msg);
+        /* Another rank may reach the same check first: it waits, so rank 0
+         * prints before the abort takes everyone down, and prints itself
+         * only if it is still alive then (an error rank 0 did not see). */
+        if (g_rank != 0) {
+            sleep(3);
+            fprintf(stderr, "tessera: error: %s (rank %d)\n", msg, g_rank);
+        } else {
+            fprintf(stderr, "tessera: error: %s\n", msg);
+        }
     } else {
         fprintf(stderr, "tessera: error: %s (%s:%d)\n", msg, file, line);
     }

@@ -130,10 +130,45 @@ static void load_weights(forecaster *f, ts_ckpt *ck, const char *path) {
     ts_params *p = &f->model.params;
     float *h = f->be->kind == TS_BACKEND_CPU ? p->data : ts_malloc(sizeof(float) * p->total);
     if (ts_ckpt_read_params(ck, group, p, h, err, sizeof err)) ts_fatal("%s", err);
+    /* the format keeps any bits: a NaN weight is damage, named here rather
+     * than as a member leaving its bounds a lead later */
+    for (int i = 0; i < p->count; i++) {
+        const ts_param_entry *e = &p->entries[i];
+        for (size_t k = 0; k < e->numel; k++)
+            if (!isfinite(h[e->offset + k]))
+                ts_fatal("%s: %s/%s holds %g at element %zu: a damaged checkpoint", path, group, e->name, h[e->offset + k], k);
+    }
     if (h != p->data) {
         f->be->upload(p->data, h, sizeof(float) * p->total);
         free(h);
     }
+}
+
+/* The model runs on the grid it learned: the checkpoint's latitudes and
+ * longitudes (written by training since format 1 checkpoints carried them)
+ * must be data.files'. */
+static void check_grid(const forecaster *f, ts_ckpt *ck, const char *path) {
+    if (!ts_ckpt_has(ck, "normalizers")) {
+        ts_warn("%s records no training grid (an older checkpoint): the grid of data.files is not checked", path);
+        return;
+    }
+    const size_t nlat = f->grid->nlat_data, nlon = f->grid->nlon;
+    double *lat = ts_malloc(sizeof(double) * nlat), *lon = ts_malloc(sizeof(double) * nlon);
+    ts_ckpt_named g[2] = {{.name = "grid.latitude", .ndim = 1, .shape = {(int64_t)nlat}, .data = lat},
+                          {.name = "grid.longitude", .ndim = 1, .shape = {(int64_t)nlon}, .data = lon}};
+    char err[1024];
+    if (ts_ckpt_read_named(ck, g, 2, err, sizeof err))
+        ts_fatal("%s: the model was trained on another grid than the %zu x %zu grid of data.files (data.grid = %s): %s",
+                 path, nlat, nlon, ts_config_str(f->cfg, "data.grid"), err);
+    for (size_t i = 0; i < nlat; i++)
+        if (fabs(lat[i] - f->grid->lat[i]) > 1e-6)
+            ts_fatal("%s: the model was trained on latitudes %g..%g, data.files has %g..%g", path, lat[0], lat[nlat - 1],
+                     f->grid->lat[0], f->grid->lat[nlat - 1]);
+    for (size_t j = 0; j < nlon; j++)
+        if (fabs(lon[j] - f->grid->lon[j]) > 1e-6)
+            ts_fatal("%s: the model was trained on longitudes %g..%g, data.files has %g..%g", path, lon[0], lon[nlon - 1],
+                     f->grid->lon[0], f->grid->lon[nlon - 1]);
+    free(lat), free(lon);
 }
 
 static void setup(forecaster *f, const ts_command_ctx *ctx) {
@@ -189,6 +224,7 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
                      lay->coord[TS_AXIS_WP_X]};
     if (ts_swin_create(&f->model, f->be, &mc, f->nlocal, &wp, err, sizeof err)) ts_usage_error("%s", err);
     load_weights(f, ck, ckpath);
+    check_grid(f, ck, ckpath);
     ts_ckpt_close(ck);
     f->HWl = (size_t)f->model.h * (size_t)f->model.w;
     /* rank 0 places every rank's block when it gathers and scatters states */

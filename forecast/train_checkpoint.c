@@ -47,8 +47,13 @@ void ts_train_checkpoint(ts_trainer *tr, long step) {
                              .data_position = step, .rng_seed = tr->seed};
         float *p = host_view(tr, &tr->model.params), *e = host_view(tr, &tr->ema);
         float *m = host_view(tr, &tr->m), *v = host_view(tr, &tr->v);
+        /* the grid the model learned on, so a forecast on another is refused */
+        ts_ckpt_named grid[2] = {{.name = "grid.latitude", .ndim = 1, .shape = {(int64_t)tr->grid->nlat_data},
+                                  .data = (double *)tr->grid->lat},
+                                 {.name = "grid.longitude", .ndim = 1, .shape = {(int64_t)tr->grid->nlon},
+                                  .data = (double *)tr->grid->lon}};
         ts_ckpt_contents c = {.layout = &tr->model.params, .params = p, .ema = e, .adam_m = m, .adam_v = v,
-                              .stats = &tr->stats};
+                              .stats = &tr->stats, .normalizers = grid, .nnormalizers = 2};
         if (ts_ckpt_write(path, &meta, &c, err, sizeof err)) ts_fatal("%s", err);
         drop_view(tr, &tr->model.params, p), drop_view(tr, &tr->ema, e), drop_view(tr, &tr->m, m);
         drop_view(tr, &tr->v, v);

@@ -27,7 +27,7 @@ static int check_config(const ts_swin_config *c, char *err, size_t cap) {
         return -1;
     }
     if (c->t_freq % 2) {
-        snprintf(err, cap, "the time embedding size %d must be even", c->t_freq);
+        snprintf(err, cap, "model.t_freq = %d: the size of the time embedding must be even", c->t_freq);
         return -1;
     }
     return 0;
