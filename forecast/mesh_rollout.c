@@ -13,6 +13,10 @@
  * physical units, sqrt(mean over steps, nodes and both components of
  * (prediction - truth)^2), against persistence (the state of the step
  * before, for one step; the first state held, for the rollout).
+ *
+ * With parallel.sp > 1 ranks the forecast is sequence-parallel: each rank
+ * predicts its chunk's nodes (models/mesh_sp.h), an all-gather gives every
+ * rank the whole new state, and rank 0 alone writes the file.
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,6 +27,7 @@
 #include "forecast/mesh_run.h"
 #include "io/checkpoint.h"
 #include "io/ugrid_write.h"
+#include "models/mesh_sp.h"
 #include "parallel/mpi_env.h"
 
 static const ts_ugrid_var OUT_VARS[] = {
@@ -66,17 +71,24 @@ static int64_t rollout_steps(const ts_config *cfg, const ts_mesh_traj *tj) {
 typedef struct {
     ts_mesh_model model;
     ts_mesh_norm in_norm, out_norm;
-    float *vin_n, *feat, *pred;
+    float *vin_n, *feat, *pred;   /* pred (N, 2): the whole graph's, also with sp */
+    ts_mesh_sp *sp;               /* with parallel.sp > 1, else NULL */
+    int *counts, *displs;         /* (sp size) each rank's floats of pred, for the all-gather */
 } predictor;
 
 /* v_next (N, 2) = v + the model's de-normalized change, with the nodes
- * outside the loss set from truth_next. */
+ * outside the loss set from truth_next. With sp, every rank predicts its
+ * chunk and gathers the others'. */
 static void predict(predictor *p, const ts_mesh_traj *tj, const float *v, const float *truth_next, float *v_next) {
-    const int64_t N = tj->N;
-    ts_mesh_norm_normalize(&p->in_norm, p->vin_n, v, N);
-    ts_mesh_model_features(p->feat, p->vin_n, TS_MESH_FIELDS, tj->type, N);
-    ts_mesh_model_forward(&p->model, p->pred, p->feat);
-    ts_mesh_norm_denormalize(&p->out_norm, p->pred, p->pred, N);
+    const int64_t N = tj->N, first = p->sp ? p->sp->chunk.first : 0, n = p->sp ? p->sp->n_own : N;
+    const size_t off = (size_t)first * TS_MESH_FIELDS;
+    ts_mesh_norm_normalize(&p->in_norm, p->vin_n, v + off, n);
+    ts_mesh_model_features(p->feat, p->vin_n, TS_MESH_FIELDS, tj->type + first, n);
+    ts_mesh_model_forward(&p->model, p->pred + off, p->feat);
+    ts_mesh_norm_denormalize(&p->out_norm, p->pred + off, p->pred + off, n);
+    if (p->sp)
+        TS_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, p->pred, p->counts, p->displs, MPI_FLOAT,
+                                    p->sp->comm));
     for (int64_t i = 0; i < N; i++)
         for (int c = 0; c < TS_MESH_FIELDS; c++) {
             size_t k = (size_t)i * TS_MESH_FIELDS + (size_t)c;
@@ -120,9 +132,12 @@ static void to_file_order(const ts_mesh_traj *tj, const float *v, int c, float *
 int cmd_forecast_mesh(const ts_command_ctx *ctx) {
     ts_config *cfg = ctx->cfg;
     char ckpath[4096], path[4096], err[1024];
-    if (ctx->layout->world > 1)
-        ts_usage_error("tessera forecast model.kind=mesh runs on one rank in this version (started on %d)",
-                       ctx->layout->world);
+    const ts_layout *lay = ctx->layout;
+    if (lay->world > 1 && lay->size[TS_AXIS_SP] != lay->world)
+        ts_usage_error("tessera forecast model.kind=mesh splits one trajectory over parallel.sp ranks only: started on "
+                       "%d ranks with parallel.sp = %d (parallel.dp, wp_y, wp_x and pp must be 1)",
+                       lay->world, lay->size[TS_AXIS_SP]);
+    const int root = lay->rank == 0;
     const char *why = NULL;
     const ts_backend *be = ts_backend_get(ts_config_str(cfg, "device"), &why);
     if (!be) ts_usage_error("device=%s is not available: %s", ts_config_str(cfg, "device"), why);
@@ -135,7 +150,20 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
     int k = chosen_trajectory(cfg);
     ts_mesh_traj *tj = ts_mesh_load(cfg, k, 1);
     const int64_t N = tj->N, S = rollout_steps(cfg, tj);
-    if (ts_mesh_model_prepare(&p.model, N, &tj->mask, err, sizeof err)) ts_fatal("trajectory %d: %s", k, err);
+    ts_mesh_sp sp;
+    if (lay->world > 1) {
+        if (ts_mesh_sp_create(&sp, lay->axis[TS_AXIS_SP], &tj->mask, N, p.model.cfg.n_globals, TS_BALANCE_NODES, err,
+                              sizeof err))
+            ts_fatal("trajectory %d: %s", k, err);
+        p.sp = &sp;
+        p.counts = ts_malloc(sizeof(int) * (size_t)sp.size), p.displs = ts_malloc(sizeof(int) * (size_t)sp.size);
+        for (int r = 0; r < sp.size; r++)
+            p.counts[r] = (int)((sp.start[r + 1] - sp.start[r]) * TS_MESH_FIELDS),
+            p.displs[r] = (int)(sp.start[r] * TS_MESH_FIELDS);
+        if (ts_mesh_model_prepare_sp(&p.model, N, &tj->mask, &sp, err, sizeof err)) ts_fatal("trajectory %d: %s", k, err);
+    } else if (ts_mesh_model_prepare(&p.model, N, &tj->mask, err, sizeof err)) {
+        ts_fatal("trajectory %d: %s", k, err);
+    }
     const size_t nf = (size_t)N * TS_MESH_FIELDS;
     p.vin_n = ts_malloc(sizeof(float) * nf), p.pred = ts_malloc(sizeof(float) * nf);
     p.feat = ts_malloc(sizeof(float) * (size_t)N * (size_t)p.model.cfg.c_in);
@@ -158,19 +186,23 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
                           .node_xyz = xyz, .cells = cells, .node_type = type, .nsteps = (size_t)S, .times = times,
                           .time_units = "s", .nvars = NOUT, .vars = OUT_VARS,
                           .title = "tessera mesh rollout", .history = history};
-    ts_ugrid_writer *w = ts_ugrid_open(&spec, err, sizeof err);
-    if (!w) ts_fatal("%s", err);
+    ts_ugrid_writer *w = NULL; /* rank 0 writes */
+    if (root && !(w = ts_ugrid_open(&spec, err, sizeof err))) ts_fatal("%s", err);
 
     float *v = ts_malloc(sizeof(float) * nf), *v1 = ts_malloc(sizeof(float) * nf), *col = ts_malloc(sizeof(float) * (size_t)N);
-    int64_t done = (int64_t)ts_ugrid_steps_done(w);
+    int64_t done = root ? (int64_t)ts_ugrid_steps_done(w) : 0;
+    if (lay->world > 1) TS_MPI_CHECK(MPI_Bcast(&done, 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
     if (done == 0) {
         memcpy(v, tj->velocity, sizeof(float) * nf);
+    } else if (!root) {
+        TS_MPI_CHECK(MPI_Bcast(v, (int)nf, MPI_FLOAT, 0, MPI_COMM_WORLD));
     } else { /* resume from the last complete step, as written */
         for (int c = 0; c < TS_MESH_FIELDS; c++) {
             if (ts_ugrid_read(w, (size_t)c, (size_t)done - 1, col, err, sizeof err)) ts_fatal("%s", err);
             for (int64_t i = 0; i < N; i++) v[(size_t)i * TS_MESH_FIELDS + (size_t)c] = col[tj->perm[i]];
         }
         ts_info("resuming %s after step %lld of %lld", path, (long long)done, (long long)S);
+        if (lay->world > 1) TS_MPI_CHECK(MPI_Bcast(v, (int)nf, MPI_FLOAT, 0, MPI_COMM_WORLD));
     }
     ts_info("rolling out trajectory %d of %s: %lld nodes, %lld steps", k, ts_config_str(cfg, "mesh.file"), (long long)N,
             (long long)S);
@@ -184,11 +216,11 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
             if (!isfinite(v[q]) || !isfinite(v1[q]))
                 ts_fatal("trajectory %d: the rollout turned non-finite at step %lld (node %zu); steps before it are "
                          "written to %s.part", k, (long long)s, (size_t)tj->perm[q / TS_MESH_FIELDS], path);
-        for (int c = 0; c < NOUT; c++) {
+        for (int c = 0; root && c < NOUT; c++) {
             to_file_order(tj, c < 2 ? v : v1, c % 2, col);
             if (ts_ugrid_write(w, (size_t)c, (size_t)s - 1, col, err, sizeof err)) ts_fatal("%s", err);
         }
-        if (ts_ugrid_step_complete(w, (size_t)s - 1, err, sizeof err)) ts_fatal("%s", err);
+        if (root && ts_ugrid_step_complete(w, (size_t)s - 1, err, sizeof err)) ts_fatal("%s", err);
         if (s % every == 0 || s == S) {
             double el = ts_now() - t0, rate = (double)(s - done) / el;
             ts_info("step %lld/%lld: %.1f steps/s, ETA %.0f s", (long long)s, (long long)S, rate, (double)(S - s) / rate);
@@ -197,8 +229,11 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
             ts_log_event("rollout_step", fields);
         }
     }
-    if (ts_ugrid_close(w, err, sizeof err)) ts_fatal("%s", err);
+    if (root && ts_ugrid_close(w, err, sizeof err)) ts_fatal("%s", err);
+    if (lay->world > 1) TS_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     ts_info("rollout written to %s", path);
+    if (p.sp) ts_mesh_sp_free(&sp);
+    free(p.counts), free(p.displs);
     free(v), free(v1), free(col), free(xyz), free(cells), free(type), free(times), free(history);
     free(p.vin_n), free(p.pred), free(p.feat);
     ts_mesh_model_free(&p.model);

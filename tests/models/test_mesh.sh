@@ -4,6 +4,11 @@
 # - SIGUSR1 mid-run: checkpoint, clean exit, and a resume that ends equal to
 #   the straight run in every weight, optimizer moment and loss;
 # - DP = 2 ranks against 1 rank: the same losses within 1e-5;
+# - SP = 2 and DP = 2 x SP = 2 against 1 rank: the same losses and
+#   validation losses within 1e-5, and every rank's halo bytes of each step
+#   equal to the analytic count of its halo lists (non-zero);
+# - forecast with SP = 2 against 1 rank: the first rollout step, and every
+#   one-step prediction from the truth, within 1e-5;
 # - forecast writes UGRID that an independent reader (python3-netCDF4 +
 #   h5py) finds consistent with the input: same nodes, cells and types, the
 #   nodes outside the loss taken from the truth; a rollout killed with
@@ -90,6 +95,31 @@ for x, y in zip(a, b):
     assert abs(x - y) <= 1e-5 * abs(x), (x, y)
 PY
 
+# SP = 2 and DP = 2 x SP = 2 against the same 1-rank run. The SP runs sum the
+# same terms in another order (cross-rank log-sum-exp, reductions over
+# ranks), so they agree to fp32 rounding, far inside 1e-5.
+if mpiexec -n 2 "$tessera" train out="$tmp/sp2" "${common[@]}" train.steps=4 parallel.sp=2 >"$tmp/sp2.log" 2>&1; then ok
+else fail "sp=2: $(tail -2 "$tmp/sp2.log")"; fi
+if mpiexec -n 4 "$tessera" train out="$tmp/dp2sp2" "${common[@]}" train.steps=4 parallel.dp=2 parallel.sp=2 \
+  >"$tmp/dp2sp2.log" 2>&1; then ok
+else fail "dp=2 x sp=2: $(tail -2 "$tmp/dp2sp2.log")"; fi
+for run in sp2 dp2sp2; do
+  if /usr/bin/python3 - "$tmp/dp1/tessera.jsonl" "$tmp/$run/tessera.jsonl" <<'PY'; then ok; else fail "$run: losses or halo bytes"; fi
+import json, sys
+def steps(p):
+    return [e for e in map(json.loads, open(p)) if e["event"] == "train_step"]
+a, b = steps(sys.argv[1]), steps(sys.argv[2])
+assert len(a) == len(b) == 4, (a, b)
+for x, y in zip(a, b):
+    assert abs(x["loss"] - y["loss"]) <= 1e-5 * abs(x["loss"]), (x["loss"], y["loss"])
+    if not isinstance(x["val_loss"], str):
+        assert abs(x["val_loss"] - y["val_loss"]) <= 1e-5 * abs(x["val_loss"]), (x["val_loss"], y["val_loss"])
+    assert x["halo_bytes_max"] == 0, x  # one rank: no halo
+    assert y["halo_bytes_min"] == y["halo_bytes_expected_min"] > 0, y
+    assert y["halo_bytes_max"] == y["halo_bytes_expected_max"], y
+PY
+done
+
 # forecast, a killed rollout resumed, and score
 fc=(model.kind=mesh mesh.file="$h5" forecast.checkpoint="$tmp/c/checkpoint.h5")
 "$tessera" forecast out="$tmp/f" "${fc[@]}" >"$tmp/f.log" 2>&1 && ok || fail "forecast: $(tail -2 "$tmp/f.log")"
@@ -106,6 +136,23 @@ else
   grep -q "resuming" "$tmp/k2.log" && ok || fail "the rerun did not resume"
 fi
 "$tessera" score out="$tmp/f" model.kind=mesh mesh.file="$h5" >"$tmp/s.log" 2>&1 && ok || fail "score: $(tail -2 "$tmp/s.log")"
+
+# forecast with SP = 2: the first step of the rollout, and every one-step
+# prediction (each from the true state, so no error grows), within 1e-5
+if mpiexec -n 2 "$tessera" forecast out="$tmp/fsp" "${fc[@]}" parallel.sp=2 >"$tmp/fsp.log" 2>&1; then ok
+else fail "forecast sp=2: $(tail -2 "$tmp/fsp.log")"; fi
+if /usr/bin/python3 - "$tmp/f/rollout.nc" "$tmp/fsp/rollout.nc" <<'PY'; then ok; else fail "forecast sp=2 differs from 1 rank"; fi
+import sys
+import netCDF4, numpy as np
+a, b = netCDF4.Dataset(sys.argv[1]), netCDF4.Dataset(sys.argv[2])
+rel = lambda x, y: np.linalg.norm(x - y) / np.linalg.norm(x)
+for v in ("velocity_x", "velocity_y"):
+    x, y = a[v][:].astype(np.float64), b[v][:].astype(np.float64)
+    assert x.shape == y.shape and rel(x[0], y[0]) <= 1e-5, (v, rel(x[0], y[0]))
+for v in ("velocity_x_1step", "velocity_y_1step"):
+    x, y = a[v][:].astype(np.float64), b[v][:].astype(np.float64)
+    assert x.shape == y.shape and rel(x, y) <= 1e-5, (v, rel(x, y))
+PY
 
 if /usr/bin/python3 - "$tmp" "$h5" <<'PY'; then ok; else fail "independent reader checks"; fi
 import csv, sys
@@ -152,7 +199,8 @@ bad 1 "$tmp/x2" "nothing.h5" "$tessera" train out="$tmp/x2" "${common[@]}" mesh.
 head -c 5000 "$h5" >"$tmp/cut.h5"
 cp "$tmp/data/synth_mesh.json" "$tmp/cut.json"
 bad 1 "$tmp/x3" "cut.h5" "$tessera" train out="$tmp/x3" "${common[@]}" mesh.file="$tmp/cut.h5" train.steps=1
-bad 2 "$tmp/x4" "parallel.sp" mpiexec -n 2 "$tessera" train out="$tmp/x4" "${common[@]}" train.steps=1 parallel.sp=2
+bad 2 "$tmp/x4" "parallel.wp_x" mpiexec -n 2 "$tessera" train out="$tmp/x4" "${common[@]}" train.steps=1 parallel.wp_x=2
+bad 2 "$tmp/x7" "parallel.sp" mpiexec -n 2 "$tessera" forecast out="$tmp/x7" "${fc[@]}" parallel.dp=2
 bad 2 "$tmp/x5" "mesh.train_trajectories" "$tessera" train out="$tmp/x5" "${common[@]}" mesh.train_trajectories=9 train.steps=1
 bad 1 "$tmp/x6" "nothing-swin.h5" "$tessera" forecast out="$tmp/x6" model.kind=mesh \
   mesh.file="$h5" forecast.checkpoint="$tmp/nothing-swin.h5"
