@@ -164,3 +164,43 @@ def rename_channel(path, old, new):
 with open(f"{valid}/run/stats.nc", "rb") as a, open(f"{broken}/stats_no_t2m.nc", "wb") as b:
     b.write(a.read())
 rename_channel(f"{broken}/stats_no_t2m.nc", "t2m", "t2x")
+
+
+# mesh files (graph-physics HDF5 + meta JSON), each a copy with one defect
+def mesh_copy(name, change):
+    import shutil
+    shutil.copy(f"{valid}/mesh/synth_mesh.h5", f"{broken}/{name}.h5")
+    shutil.copy(f"{valid}/mesh/synth_mesh.json", f"{broken}/{name}.json")
+    with h5py.File(f"{broken}/{name}.h5", "r+") as f:
+        change(f)
+
+
+def cell_names_missing_node(f):
+    c = f["1/cells"]
+    a = c[...]
+    a[5, 1] = f["1/mesh_pos"].shape[-2]  # one past the last node
+    c[...] = a
+
+
+def drop_velocity(f):
+    del f["0/velocity"]
+
+
+def nan_velocity(f):
+    v = f["1/velocity"]
+    a = v[...]
+    a[2, 7, 0] = np.nan
+    v[...] = a
+
+
+def unknown_node_type(f):
+    t = f["0/node_type"]
+    a = t[...]
+    a[3] = 12
+    t[...] = a
+
+
+mesh_copy("mesh_cells_bad", cell_names_missing_node)
+mesh_copy("mesh_no_velocity", drop_velocity)
+mesh_copy("mesh_nan", nan_velocity)
+mesh_copy("mesh_bad_type", unknown_node_type)

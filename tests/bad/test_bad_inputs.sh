@@ -36,6 +36,10 @@ setup train "$tessera" train out="$V/run" "${DATA[@]}" "${MODEL[@]}" train.steps
 setup forecast "$tessera" forecast out="$V/run" data.files="$V/data/*.nc" forecast.inits=2020-01-02 \
   forecast.members=2 forecast.leads=2 forecast.levels=2
 setup score "$tessera" score out="$V/run" data.files="$V/data/*.nc" score.bootstrap=10
+setup synth_mesh "$tessera" synth-mesh out="$V/mesh" synth_mesh.lattice=24 synth_mesh.trajectories=2 \
+  synth_mesh.steps=4 synth_mesh.re_min=40 synth_mesh.re_max=70 synth_mesh.spinup=0.2
+setup train_mesh "$tessera" train out="$V/mrun" model.kind=mesh mesh.file="$V/mesh/synth_mesh.h5" model.dim=16 \
+  model.heads=2 model.hidden=32 model.depth=1 mesh.globals=1 train.steps=1 train.batch=1
 
 # ---- broken inputs ---------------------------------------------------------------------------
 PL=$V/data/era5_pressure_levels_2020.nc
@@ -51,6 +55,9 @@ head -c 1000000 "$V/run/stats.nc" >"$B/stats_cut.nc"        # HDF5 cut inside th
 head -c 100000 "$V/run/checkpoint.h5" >"$B/ck_cut.h5"       # HDF5 cut inside the weights
 head -c 2000 "$V/run/checkpoint.h5" >"$B/ck_head.h5"        # HDF5 cut in its metadata
 head -c 60000 "$V/run/forecast.nc" >"$B/fc_cut.nc"
+head -c 30000 "$V/mesh/synth_mesh.h5" >"$B/mesh_cut.h5"       # HDF5 cut inside the trajectories
+cp "$V/mesh/synth_mesh.json" "$B/mesh_cut.json"
+cp "$V/mesh/synth_mesh.h5" "$B/mesh_no_meta.h5"            # the meta JSON missing
 : >"$B/empty.h5"
 echo "not a file of anything" >"$B/plain.txt"
 # another grid: statistics of the coarse copy of the data
@@ -75,9 +82,11 @@ printf 'what,ever\n1,2\n' >"$B/bad_header.csv"
 FC=(forecast.checkpoint="$V/run/checkpoint.h5" data.files="$V/data/*.nc" forecast.inits=2020-01-02
     forecast.members=2 forecast.leads=1 forecast.levels=2)
 TRAIN=(data.stats="$V/run/stats.nc" "${DATA[@]}" "${MODEL[@]}" train.steps=1)
+MESH=(model.kind=mesh model.dim=16 model.heads=2 model.hidden=32 model.depth=1 mesh.globals=1 train.steps=1
+      train.batch=1)
 T=$tessera
 # outputs that look complete; temporary names (*.part) are allowed but reported
-FINAL='(^|/)(checkpoint\.h5|forecast\.nc|stats\.nc|scorecard\.csv|scorecard\.jsonl|pm\.nc|[^/]*\.png)$'
+FINAL='(^|/)(checkpoint\.h5|forecast\.nc|rollout\.nc|stats\.nc|scorecard\.csv|mesh_scorecard\.csv|scorecard\.jsonl|pm\.nc|synth_mesh\.h5|[^/]*\.png)$'
 
 # prefill SRC NAME: a case that starts from an existing file copies it into its out
 # folder with this first; the copy is part of the "before" snapshot.
