@@ -3,7 +3,7 @@
 # valgrind:
 #   build/       the release build (CUDA backend compiled when nvcc exists;
 #                its tests say "skipped: no GPU" without one),
-#   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, unit and MPI
+#   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, unit and MPI (not `slow`)
 #                tests (suppressions name MPI and driver libraries only),
 #   build-valgrind/  without -march=native: valgrind memcheck of a short
 #                train and forecast of both model families.
@@ -23,7 +23,7 @@ cmake --build build -j "$jobs"
 echo "== sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTESSERA_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$jobs"
-(cd build-asan && ctest --output-on-failure --timeout 600 -L 'unit|mpi')
+(cd build-asan && ctest --output-on-failure --timeout 600 -L 'unit|mpi' -LE slow)
 
 echo "== valgrind memcheck (a short train and forecast of both model families)"
 # without -march=native, which valgrind may not decode
