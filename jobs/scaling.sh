@@ -171,6 +171,7 @@ if [ -n "$py" ] && "$py" -c 'import matplotlib' 2>/dev/null; then
   "$py" - "$csv" "$out/scaling.png" <<'PY' && say "plot: $out/scaling.png" || say "the plot failed; the table is complete"
 import csv, sys
 import matplotlib
+import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["efficiency"]]
@@ -180,10 +181,14 @@ for study in dict.fromkeys(r["study"] for r in rows):
     n = [int(r["ranks"]) for r in rs]
     axes[0].plot(n, [float(r["samples_per_s"]) for r in rs], "o-", label=study)
     axes[1].plot(n, [float(r["efficiency"]) for r in rs], "o-", label=study)
-axes[0].set(xscale="log", yscale="log", xlabel="ranks", ylabel="samples/s", title="throughput")
-axes[1].set(xscale="log", xlabel="ranks", ylabel="efficiency", title="weak (weak) and strong (dp, wp, wp2d)", ylim=(0, 1.2))
+axes[0].set(yscale="log", xlabel="ranks", ylabel="samples/s", title="throughput")
+axes[1].set(xlabel="ranks", ylabel="efficiency", title="weak (weak) and strong (dp, wp, wp2d)", ylim=(0, 1.2))
+ranks = sorted({int(r["ranks"]) for r in rows})
 for ax in axes:
-    ax.grid(True, which="both", alpha=0.3)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xticks(ranks, [str(r) for r in ranks])
+    ax.grid(True, alpha=0.3)
     ax.legend()
 fig.tight_layout()
 fig.savefig(sys.argv[2], dpi=120)

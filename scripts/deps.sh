@@ -14,7 +14,7 @@ PACKAGES=(
   libcairo2-dev libgmsh-dev
   hdf5-tools valgrind
   slurmctld slurmd slurm-client munge
-  python3 python3-numpy python3-netcdf4 python3-xarray python3-h5py
+  python3 python3-numpy python3-netcdf4 python3-xarray python3-h5py python3-matplotlib
 )
 
 missing=()
