@@ -162,3 +162,13 @@ void *ts_calloc_at(const char *file, int line, size_t n, size_t size) {
     if (!p) ts_fatal_at(file, line, TS_EXIT_FAILURE, "out of memory allocating %zu x %zu bytes", n, size);
     return p;
 }
+
+int ts_fail_at(char *err, size_t errcap, const char *src, int line, const char *fmt, ...) {
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (err && errcap) snprintf(err, errcap, "%s (%s:%d)", msg, src, line);
+    return -1;
+}

@@ -48,6 +48,12 @@ void ts_log_event(const char *event, const char *fields_json);
 /* Fatal errors: print "tessera: error: <msg> (file:line)" on every rank that
  * hits it and exit with `code`. A hook set by the MPI layer may abort the job
  * instead of exiting one rank. */
+/* A library-style error: "<message> (<src>:<line>)" into err (one line, for
+ * the caller to report); returns -1. FAIL(...) in a file that defines
+ * `err` and `errcap` is the usual way to call it. */
+int ts_fail_at(char *err, size_t errcap, const char *src, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
 TS_NORETURN void ts_fatal_at(const char *file, int line, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define ts_fatal(...) ts_fatal_at(__FILE__, __LINE__, TS_EXIT_FAILURE, __VA_ARGS__)

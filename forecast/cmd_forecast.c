@@ -29,6 +29,7 @@
 #include "core/solar.h"
 #include "forecast/commands.h"
 #include "forecast/data.h"
+#include "forecast/train_common.h"
 #include "io/checkpoint.h"
 #include "io/era5_read.h"
 #include "io/forecast_write.h"
@@ -130,14 +131,7 @@ static void load_weights(forecaster *f, ts_ckpt *ck, const char *path) {
     ts_params *p = &f->model.params;
     float *h = f->be->kind == TS_BACKEND_CPU ? p->data : ts_malloc(sizeof(float) * p->total);
     if (ts_ckpt_read_params(ck, group, p, h, err, sizeof err)) ts_fatal("%s", err);
-    /* the format keeps any bits: a NaN weight is damage, named here rather
-     * than as a member leaving its bounds a lead later */
-    for (int i = 0; i < p->count; i++) {
-        const ts_param_entry *e = &p->entries[i];
-        for (size_t k = 0; k < e->numel; k++)
-            if (!isfinite(h[e->offset + k]))
-                ts_fatal("%s: %s/%s holds %g at element %zu: a damaged checkpoint", path, group, e->name, h[e->offset + k], k);
-    }
+    ts_check_finite_block(p, h, path, group); /* not as a member leaving its bounds a lead later */
     if (h != p->data) {
         f->be->upload(p->data, h, sizeof(float) * p->total);
         free(h);

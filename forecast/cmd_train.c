@@ -22,6 +22,7 @@
 #include "forecast/commands.h"
 #include "forecast/data.h"
 #include "forecast/train.h"
+#include "forecast/train_common.h"
 #include "io/era5_read.h"
 #include "io/stats_file.h"
 #include "models/optim.h"
@@ -151,11 +152,7 @@ int ts_train_setup(ts_trainer *tr, const ts_command_ctx *ctx) {
     ts_params_alloc_like(&tr->ema, &tr->model.params);
     tr->be->copy(tr->ema.data, tr->model.params.data, sizeof(float) * tr->model.params.total);
 
-    tr->optim = (ts_optim_config){.lr = ts_config_float(cfg, "train.lr"), .lr_min = ts_config_float(cfg, "train.lr_min"),
-                                  .warmup = (int)ts_config_int(cfg, "train.warmup"), .total = (int)tr->steps,
-                                  .beta1 = ts_config_float(cfg, "train.beta1"), .beta2 = ts_config_float(cfg, "train.beta2"),
-                                  .eps = 1e-8, .weight_decay = ts_config_float(cfg, "train.weight_decay"),
-                                  .clip = ts_config_float(cfg, "train.clip"), .ema_decay = ts_config_float(cfg, "train.ema")};
+    ts_train_optim_config(cfg, tr->steps, &tr->optim);
     tr->tf = (ts_trigflow){ts_config_float(cfg, "train.sigma_min"), ts_config_float(cfg, "train.sigma_max"), 1.0};
     if (!(tr->tf.sigma_min < tr->tf.sigma_max))
         ts_usage_error("train.sigma_min = %g must be below train.sigma_max = %g", tr->tf.sigma_min, tr->tf.sigma_max);
@@ -299,10 +296,7 @@ static void reduce_gradients(ts_trainer *tr) {
         be->sync();
         be->download(host, g->data, sizeof(float) * g->total);
     }
-    for (size_t off = 0; off < g->total; off += (size_t)1 << 28) {
-        size_t n = g->total - off < ((size_t)1 << 28) ? g->total - off : (size_t)1 << 28;
-        TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, host + off, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
-    }
+    ts_allreduce_sum_floats(host, g->total, MPI_COMM_WORLD);
     if (host != g->data) {
         be->upload(g->data, host, sizeof(float) * g->total);
         free(host);

@@ -25,6 +25,7 @@
 
 #include "core/log.h"
 #include "forecast/mesh_run.h"
+#include "forecast/train_common.h"
 #include "io/checkpoint.h"
 #include "io/ugrid_write.h"
 #include "models/mesh_sp.h"
@@ -111,6 +112,7 @@ static void load_predictor(predictor *p, ts_config *cfg, const char *ckpath, con
     const char *group = strcmp(ts_config_str(cfg, "forecast.weights"), "ema") == 0 ? TS_CKPT_EMA : TS_CKPT_PARAMS;
     if (!ts_ckpt_has(ck, group)) ts_fatal("%s has no '%s' weights (forecast.weights)", ckpath, group);
     if (ts_ckpt_read_params(ck, group, &p->model.params, p->model.params.data, err, sizeof err)) ts_fatal("%s", err);
+    ts_check_finite_block(&p->model.params, p->model.params.data, ckpath, group);
     ts_mesh_norm_init(&p->in_norm, TS_MESH_FIELDS, 1000000, 1e-8);
     ts_mesh_norm_init(&p->out_norm, TS_MESH_FIELDS, 1000000, 1e-8);
     ts_ckpt_named arrays[8];

@@ -34,6 +34,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "forecast/mesh_run.h"
+#include "forecast/train_common.h"
 #include "io/checkpoint.h"
 #include "models/mesh_sp.h"
 #include "models/optim.h"
@@ -214,11 +215,7 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
     ts_params_alloc_like(&tr->v, &tr->model.params);
     ts_params_alloc_like(&tr->ema, &tr->model.params);
     tr->be->copy(tr->ema.data, tr->model.params.data, sizeof(float) * tr->model.params.total);
-    tr->optim = (ts_optim_config){.lr = ts_config_float(cfg, "train.lr"), .lr_min = ts_config_float(cfg, "train.lr_min"),
-                                  .warmup = (int)ts_config_int(cfg, "train.warmup"), .total = (int)tr->steps,
-                                  .beta1 = ts_config_float(cfg, "train.beta1"), .beta2 = ts_config_float(cfg, "train.beta2"),
-                                  .eps = 1e-8, .weight_decay = ts_config_float(cfg, "train.weight_decay"),
-                                  .clip = ts_config_float(cfg, "train.clip"), .ema_decay = ts_config_float(cfg, "train.ema")};
+    ts_train_optim_config(cfg, tr->steps, &tr->optim);
     ts_mesh_norm_init(&tr->in_norm, TS_MESH_FIELDS, 1000000, 1e-8);
     ts_mesh_norm_init(&tr->out_norm, TS_MESH_FIELDS, 1000000, 1e-8);
     size_t nf = (size_t)tr->nmax * TS_MESH_FIELDS;
@@ -265,11 +262,7 @@ static double train_step(mesh_trainer *tr, long step, double *grad_norm) {
         loss += sample_loss(tr, tj, 1, 1.0 / tr->batch) / tr->batch;
     }
     if (tr->layout->world > 1) {
-        ts_params *g = &tr->model.grads;
-        for (size_t off = 0; off < g->total; off += (size_t)1 << 28) {
-            size_t n = g->total - off < ((size_t)1 << 28) ? g->total - off : (size_t)1 << 28;
-            TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, g->data + off, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
-        }
+        ts_allreduce_sum_floats(tr->model.grads.data, tr->model.grads.total, MPI_COMM_WORLD);
         TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
     }
     *grad_norm = sqrt(tr->be->sumsq(tr->model.grads.data, tr->model.grads.total));
@@ -354,13 +347,7 @@ static void load_block(ts_ckpt *ck, const char *group, const ts_params *layout, 
     char err[1024];
     if (!ts_ckpt_has(ck, group)) ts_fatal("%s lacks the '%s' group a training run needs to resume", path, group);
     if (ts_ckpt_read_params(ck, group, layout, dst, err, sizeof err)) ts_fatal("%s", err);
-    for (int i = 0; i < layout->count; i++) {
-        const ts_param_entry *e = &layout->entries[i];
-        for (size_t k = 0; k < e->numel; k++)
-            if (!isfinite(dst[e->offset + k]))
-                ts_fatal("%s: %s/%s holds %g at element %zu: a damaged checkpoint", path, group, e->name,
-                         dst[e->offset + k], k);
-    }
+    ts_check_finite_block(layout, dst, path, group);
 }
 
 static long resume(mesh_trainer *tr) {

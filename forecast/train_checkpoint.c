@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "forecast/train.h"
+#include "forecast/train_common.h"
 #include "io/checkpoint.h"
 #include "parallel/mpi_env.h"
 
@@ -71,16 +72,7 @@ static void load_block(ts_trainer *tr, ts_ckpt *ck, const char *group, ts_params
     char err[1024];
     float *h = tr->be->kind == TS_BACKEND_CPU ? dst->data : ts_malloc(sizeof(float) * dst->total);
     if (ts_ckpt_read_params(ck, group, &tr->model.params, h, err, sizeof err)) ts_fatal("%s", err);
-    /* The checkpoint format keeps any bits; a NaN or inf weight is damage (or
-     * a diverged run): say where, not "the loss became nan" a step later. */
-    const ts_params *layout = &tr->model.params;
-    for (int i = 0; i < layout->count; i++) {
-        const ts_param_entry *e = &layout->entries[i];
-        for (size_t k = 0; k < e->numel; k++)
-            if (!isfinite(h[e->offset + k]))
-                ts_fatal("%s: %s/%s holds %g at element %zu: a damaged checkpoint", path, group, e->name,
-                         h[e->offset + k], k);
-    }
+    ts_check_finite_block(&tr->model.params, h, path, group);
     if (h != dst->data) {
         tr->be->upload(dst->data, h, sizeof(float) * dst->total);
         free(h);

@@ -44,18 +44,7 @@ struct ts_forecast_writer {
 /* ---- errors ------------------------------------------------------------------------- */
 
 /* One line: "<message> (<our file>:<line>)"; the message names the file. */
-static int fail_at(char *err, size_t errcap, const char *src, int line, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int fail_at(char *err, size_t errcap, const char *src, int line, const char *fmt, ...) {
-    char msg[1536];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (err && errcap) snprintf(err, errcap, "%s (%s:%d)", msg, src, line);
-    return -1;
-}
-#define FAIL(...) fail_at(err, errcap, __FILE__, __LINE__, __VA_ARGS__)
+#define FAIL(...) ts_fail_at(err, errcap, __FILE__, __LINE__, __VA_ARGS__)
 /* Every netCDF call goes through NC_TRY: file, the library's message, our line. */
 #define NC_TRY(file, call)                                                   \
     do {                                                                     \
@@ -408,7 +397,7 @@ static int mismatch_at(const ts_forecast_writer *w, char *err, size_t errcap, co
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    return fail_at(err, errcap, src, line,
+    return ts_fail_at(err, errcap, src, line,
                    "%s: exists but was written for a different forecast (%s); delete it to start again, "
                    "or rerun with the configuration that wrote it",
                    w->part, reason);

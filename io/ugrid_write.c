@@ -28,18 +28,7 @@ struct ts_ugrid_writer {
     int complete;
 };
 
-static int fail_at(char *err, size_t errcap, const char *src, int line, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int fail_at(char *err, size_t errcap, const char *src, int line, const char *fmt, ...) {
-    char msg[1536];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (err && errcap) snprintf(err, errcap, "%s (%s:%d)", msg, src, line);
-    return -1;
-}
-#define FAIL(...) fail_at(err, errcap, __FILE__, __LINE__, __VA_ARGS__)
+#define FAIL(...) ts_fail_at(err, errcap, __FILE__, __LINE__, __VA_ARGS__)
 #define NC_TRY(file, call)                                                          \
     do {                                                                            \
         int nc_rc_ = (call);                                                        \
