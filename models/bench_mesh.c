@@ -159,10 +159,11 @@ int ts_bench_mesh(const ts_backend *be, const ts_bench_mesh_shape *s, FILE *json
     ts_renumber_ids(cells, (size_t)ncells * 3, inv);
     ts_csr adj, mask;
     if (ts_mesh_edges_from_cells(N, ncells, 3, cells, &adj, err, errcap)) return -1;
-    /* the lattice gives 7 entries a row (6 neighbours and itself); a window
-     * of half-width w adds up to 2w more */
-    double per_row = (double)s->edges / (double)N;
-    int w = per_row > 7 ? (int)lround((per_row - 7) / 2) : 0;
+    /* the lattice gives 7 entries a row (6 neighbours and itself), the G
+     * global tokens 2G (a column in every row, and their own full rows), a
+     * window of half-width w up to 2w more */
+    double per_row = (double)s->edges / (double)N - 7.0 - 2.0 * s->globals;
+    int w = per_row > 0 ? (int)lround(per_row / 2) : 0;
     ts_mask_params mp = {1, w, 1, s->globals};
     if (ts_mesh_mask(&adj, &mp, &mask, err, errcap)) return -1;
     snprintf(b.shape, sizeof b.shape, "nodes %lld mask %lld dim%d heads%d hidden%d G%d", (long long)N,
