@@ -7,6 +7,7 @@
 
 #include "core/bench.h"
 #include "core/log.h"
+#include "core/profile.h"
 #include "core/rng.h"
 #include "mesh/graph.h"
 #include "mesh/mask.h"
@@ -142,6 +143,45 @@ static int bench_model(mesh_bench *b, const ts_bench_mesh_shape *s, int depth, i
     return 0;
 }
 
+/* Where a one-layer training step's time goes: the backend's ops through the
+ * profiler; the rest is host work, the sparse attention above all. */
+static int profile_step(mesh_bench *b, const ts_bench_mesh_shape *s, const ts_csr *mask, int64_t N, char *err,
+                        size_t errcap) {
+    const ts_backend *prof = ts_profile_backend(b->be);
+    ts_mesh_model m;
+    ts_mesh_model_config mc = {.c_in = 2 + TS_MESH_MODEL_NODE_TYPES, .c_out = 2, .dim = s->dim, .heads = s->heads,
+                               .hidden = s->hidden, .depth = 1, .n_globals = s->globals, .recompute = 0};
+    if (ts_mesh_model_create(&m, prof, &mc, err, errcap)) return -1;
+    ts_mesh_model_init_weights(&m, 1, 1);
+    if (ts_mesh_model_prepare(&m, N, mask, err, errcap)) {
+        ts_mesh_model_free(&m);
+        return -1;
+    }
+    model_ctx c = {&m, ts_malloc(sizeof(float) * (size_t)N * 2), random_block((size_t)N * (size_t)mc.c_in, 21, 1.0f),
+                   random_block((size_t)N * 2, 22, 1e-3f)};
+    model_step(&c);
+    ts_profile_reset();
+    double t0 = ts_now();
+    model_step(&c);
+    double total = ts_now() - t0;
+    ts_profile_entry e[TS_PROFILE_OPS];
+    int n = ts_profile_entries(e, TS_PROFILE_OPS);
+    printf("\none-layer training step profile (%.1f ms):\n%-20s %8s %10s %8s\n", total * 1e3, "op", "calls", "ms", "share");
+    double listed = 0;
+    for (int i = 0; i < n; i++) {
+        printf("%-20s %8ld %10.1f %7.1f%%\n", e[i].name, e[i].calls, e[i].seconds * 1e3, 100 * e[i].seconds / total);
+        listed += e[i].seconds;
+        if (b->jsonl)
+            fprintf(b->jsonl, "{\"what\":\"profile\",\"op\":\"%s\",\"backend\":\"%s\",\"shape\":\"%s\",\"calls\":%ld,"
+                              "\"ms\":%.6f,\"share\":%.5f}\n",
+                    e[i].name, b->be->name, b->shape, e[i].calls, e[i].seconds * 1e3, e[i].seconds / total);
+    }
+    printf("%-20s %8s %10.1f %7.1f%%\n", "(host: attention)", "", (total - listed) * 1e3, 100 * (total - listed) / total);
+    free(c.out), free(c.feat), free(c.dout);
+    ts_mesh_model_free(&m);
+    return 0;
+}
+
 int ts_bench_mesh(const ts_backend *be, const ts_bench_mesh_shape *s, FILE *jsonl, char *err, size_t errcap) {
     if (be->kind != TS_BACKEND_CPU) {
         snprintf(err, errcap, "the mesh model runs on the cpu backend only (its sparse attention has no %s kernel yet)",
@@ -196,6 +236,7 @@ int ts_bench_mesh(const ts_backend *be, const ts_bench_mesh_shape *s, FILE *json
     ts_csr_free(&mask_t);
 
     int rc = bench_model(&b, s, 1, 0, &mask, N, "mesh_layer_fwd", "mesh_layer_train_step", err, errcap);
+    if (!rc) rc = profile_step(&b, s, &mask, N, err, errcap);
     if (!rc && s->depth > 1)
         rc = bench_model(&b, s, s->depth, 1, &mask, N, NULL, "mesh_train_step", err, errcap);
     ts_csr_free(&adj), ts_csr_free(&mask);
