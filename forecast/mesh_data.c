@@ -10,9 +10,9 @@
 #include "mesh/mask.h"
 #include "mesh/order.h"
 
-void ts_mesh_model_config_from(const ts_config *cfg, ts_mesh_model_config *mc) {
-    *mc = (ts_mesh_model_config){.c_in = TS_MESH_FIELDS + TS_MESH_MODEL_NODE_TYPES,
-                                 .c_out = TS_MESH_FIELDS,
+void ts_mesh_model_config_from(const ts_config *cfg, int fields, ts_mesh_model_config *mc) {
+    *mc = (ts_mesh_model_config){.c_in = fields + TS_MESH_MODEL_NODE_TYPES,
+                                 .c_out = fields,
                                  .dim = (int)ts_config_int(cfg, "model.dim"),
                                  .heads = (int)ts_config_int(cfg, "model.heads"),
                                  .hidden = (int)ts_config_int(cfg, "model.hidden"),
@@ -40,6 +40,28 @@ void ts_mesh_split(const ts_config *cfg, int *ntraj, int *ntrain) {
     *ntrain = want > 0 ? (int)want : (*ntraj > 1 ? *ntraj - 1 : *ntraj);
 }
 
+/* The velocity components of an open file: one per mesh dimension. */
+static int file_fields(ts_mesh_file *f, const char *path, char *err, size_t cap) {
+    const int dim = ts_mesh_file_dim(f);
+    if (ts_mesh_file_channels(f, "velocity") != (size_t)dim) {
+        snprintf(err, cap, "%s has no %d-component dynamic field 'velocity' (its mesh is %d-D: mesh_pos (N, %d))", path,
+                 dim, dim, dim);
+        return -1;
+    }
+    return dim;
+}
+
+int ts_mesh_fields(const ts_config *cfg) {
+    char err[1024];
+    const char *path = mesh_path(cfg);
+    ts_mesh_file *f = ts_mesh_file_open(path, err, sizeof err);
+    if (!f) ts_fatal("%s", err);
+    int fields = file_fields(f, path, err, sizeof err);
+    ts_mesh_file_close(f);
+    if (fields < 0) ts_fatal("%s", err);
+    return fields;
+}
+
 static ts_curve curve_of(const ts_config *cfg, int *none) {
     const char *o = ts_config_str(cfg, "mesh.order");
     *none = strcmp(o, "file") == 0;
@@ -65,10 +87,11 @@ static void order_and_mask(const ts_config *cfg, ts_mesh_traj *tj, const char *p
     int32_t *type = ts_malloc(sizeof(int32_t) * (size_t)N);
     ts_permute_rows(tj->type, type, N, sizeof(int32_t), tj->perm);
     free(tj->type), tj->type = type;
-    float *vel = ts_malloc(sizeof(float) * (size_t)tj->T * (size_t)N * TS_MESH_FIELDS);
+    const size_t F = (size_t)tj->fields;
+    float *vel = ts_malloc(sizeof(float) * (size_t)tj->T * (size_t)N * F);
     for (int64_t t = 0; t < tj->T; t++)
-        ts_permute_rows(tj->velocity + (size_t)t * (size_t)N * TS_MESH_FIELDS, vel + (size_t)t * (size_t)N * TS_MESH_FIELDS,
-                        N, sizeof(float) * TS_MESH_FIELDS, tj->perm);
+        ts_permute_rows(tj->velocity + (size_t)t * (size_t)N * F, vel + (size_t)t * (size_t)N * F, N, sizeof(float) * F,
+                        tj->perm);
     free(tj->velocity), tj->velocity = vel;
     ts_renumber_ids(tj->cells, (size_t)tj->ncells * (size_t)tj->per_cell, inv);
     free(inv);
@@ -90,24 +113,22 @@ static void order_and_mask(const ts_config *cfg, ts_mesh_traj *tj, const char *p
     ts_csr_free(&adj);
 }
 
-/* Trajectory tj->index of f, as stored (2-D triangles; the reader's layout). */
+/* Trajectory tj->index of f, as stored (the reader's layout: 2-D triangles
+ * or 3-D tetrahedra, velocity with one component per dimension). */
 static int read_trajectory(ts_mesh_file *f, ts_mesh_traj *tj, const char *path, char *err, size_t cap) {
     size_t k = (size_t)tj->index;
     if (k >= ts_mesh_file_trajectories(f)) {
         snprintf(err, cap, "%s holds %zu trajectories; trajectory %zu asked", path, ts_mesh_file_trajectories(f), k);
         return -1;
     }
-    if (ts_mesh_file_channels(f, "velocity") != TS_MESH_FIELDS) {
-        snprintf(err, cap, "%s has no 2-component dynamic field 'velocity'", path);
-        return -1;
-    }
+    if ((tj->fields = file_fields(f, path, err, cap)) < 0) return -1;
     tj->N = (int64_t)ts_mesh_file_nodes(f, k), tj->ncells = (int64_t)ts_mesh_file_cells(f, k);
     tj->T = (int64_t)ts_mesh_file_steps(f), tj->dt = ts_mesh_file_dt(f);
-    tj->dim = 2, tj->per_cell = 3;
-    tj->pos = ts_malloc(sizeof(float) * (size_t)tj->N * 2);
-    tj->cells = ts_malloc(sizeof(int32_t) * (size_t)tj->ncells * 3);
+    tj->dim = ts_mesh_file_dim(f), tj->per_cell = tj->dim + 1;
+    tj->pos = ts_malloc(sizeof(float) * (size_t)tj->N * (size_t)tj->dim);
+    tj->cells = ts_malloc(sizeof(int32_t) * (size_t)tj->ncells * (size_t)tj->per_cell);
     tj->type = ts_malloc(sizeof(int32_t) * (size_t)tj->N);
-    tj->velocity = ts_malloc(sizeof(float) * (size_t)tj->T * (size_t)tj->N * TS_MESH_FIELDS);
+    tj->velocity = ts_malloc(sizeof(float) * (size_t)tj->T * (size_t)tj->N * (size_t)tj->fields);
     if (ts_mesh_file_read_static(f, k, tj->pos, tj->cells, tj->type, err, cap)) return -1;
     return ts_mesh_file_read_steps(f, k, "velocity", 0, (size_t)tj->T, tj->velocity, err, cap);
 }
@@ -124,6 +145,11 @@ ts_mesh_traj *ts_mesh_load(const ts_config *cfg, int first, int count) {
         if (read_trajectory(f, tj, path, err, sizeof err)) ts_fatal("%s", err);
         order_and_mask(cfg, tj, path);
     }
+    /* the meta's shapes fix the dimension for the whole file */
+    for (int k = 1; k < count; k++)
+        if (all[k].fields != all[0].fields)
+            ts_fatal("%s: trajectory %d has %d velocity components, trajectory %d has %d: all must share one", path,
+                     all[k].index, all[k].fields, all[0].index, all[0].fields);
     ts_mesh_file_close(f);
     return all;
 }
@@ -150,4 +176,29 @@ void ts_mesh_norm_named(ts_mesh_norm *n, const char *prefix, ts_ckpt_named out[4
 void ts_mesh_norm_from_named(ts_mesh_norm *n, const double scalars[2]) {
     n->count = scalars[0];
     n->n_accumulations = (int64_t)scalars[1];
+}
+
+/* The normalizers hold one channel per velocity component, so the count a
+ * checkpoint was trained on is the one whose declared arrays it accepts. */
+static int ckpt_accepts_fields(ts_ckpt *ck, int fields) {
+    char names[8][64], err[1024];
+    ts_mesh_norm in, out;
+    ts_mesh_norm_init(&in, fields, 1000000, 1e-8);
+    ts_mesh_norm_init(&out, fields, 1000000, 1e-8);
+    ts_ckpt_named arrays[8];
+    double scalars[4];
+    ts_mesh_norm_named(&in, "input", arrays, scalars, names);
+    ts_mesh_norm_named(&out, "target", arrays + 4, scalars + 2, names + 4);
+    int ok = ts_ckpt_read_named(ck, arrays, 8, err, sizeof err) == 0;
+    ts_mesh_norm_free(&in), ts_mesh_norm_free(&out);
+    return ok;
+}
+
+void ts_mesh_check_ckpt_fields(ts_ckpt *ck, const char *ckpath, const ts_config *cfg, int fields) {
+    if (ckpt_accepts_fields(ck, fields)) return;
+    for (int other = 2; other <= 3; other++)
+        if (other != fields && ckpt_accepts_fields(ck, other))
+            ts_fatal("%s was trained on %d velocity components (a %d-D mesh), but mesh.file %s has %d (a %d-D mesh): "
+                     "the model's input and output shapes follow them; use a checkpoint trained on a %d-D mesh",
+                     ckpath, other, other, ts_config_str(cfg, "mesh.file"), fields, fields, fields);
 }

@@ -10,8 +10,8 @@
  * file's own order; a killed rollout resumes at its last complete step.
  *
  * score compares both with the truth: 1-step and all-rollout RMSE in
- * physical units, sqrt(mean over steps, nodes and both components of
- * (prediction - truth)^2), against persistence (the state of the step
+ * physical units, sqrt(mean over steps, nodes and all velocity components
+ * (2 on a triangle mesh, 3 on a tetrahedral one) of (prediction - truth)^2), against persistence (the state of the step
  * before, for one step; the first state held, for the rollout).
  *
  * With parallel.sp > 1 ranks the forecast is sequence-parallel: each rank
@@ -31,13 +31,24 @@
 #include "models/mesh_sp.h"
 #include "parallel/mpi_env.h"
 
-static const ts_ugrid_var OUT_VARS[] = {
+/* The file's variables for F velocity components: the rollout's F, then
+ * the one-step predictions' F (variable v is component v % F). */
+static const ts_ugrid_var OUT_VARS_2D[] = {
     {"velocity_x", "m s-1", "velocity, x component, autoregressive rollout"},
     {"velocity_y", "m s-1", "velocity, y component, autoregressive rollout"},
     {"velocity_x_1step", "m s-1", "velocity, x component, one step from the true state"},
     {"velocity_y_1step", "m s-1", "velocity, y component, one step from the true state"},
 };
-enum { NOUT = 4 };
+static const ts_ugrid_var OUT_VARS_3D[] = {
+    {"velocity_x", "m s-1", "velocity, x component, autoregressive rollout"},
+    {"velocity_y", "m s-1", "velocity, y component, autoregressive rollout"},
+    {"velocity_z", "m s-1", "velocity, z component, autoregressive rollout"},
+    {"velocity_x_1step", "m s-1", "velocity, x component, one step from the true state"},
+    {"velocity_y_1step", "m s-1", "velocity, y component, one step from the true state"},
+    {"velocity_z_1step", "m s-1", "velocity, z component, one step from the true state"},
+};
+
+static const ts_ugrid_var *out_vars(int fields) { return fields == 3 ? OUT_VARS_3D : OUT_VARS_2D; }
 
 static void path_or_default(const ts_config *cfg, const char *key, const char *out, const char *name, char *buf,
                             size_t cap) {
@@ -70,29 +81,31 @@ static int64_t rollout_steps(const ts_config *cfg, const ts_mesh_traj *tj) {
 /* ---- forecast ------------------------------------------------------------------------ */
 
 typedef struct {
+    int fields;                   /* velocity components F: the mesh's dimension */
     ts_mesh_model model;
     ts_mesh_norm in_norm, out_norm;
-    float *vin_n, *feat, *pred;   /* pred (N, 2): the whole graph's, also with sp */
+    float *vin_n, *feat, *pred;   /* pred (N, F): the whole graph's, also with sp */
     ts_mesh_sp *sp;               /* with parallel.sp > 1, else NULL */
     int *counts, *displs;         /* (sp size) each rank's floats of pred, for the all-gather */
 } predictor;
 
-/* v_next (N, 2) = v + the model's de-normalized change, with the nodes
+/* v_next (N, F) = v + the model's de-normalized change, with the nodes
  * outside the loss set from truth_next. With sp, every rank predicts its
  * chunk and gathers the others'. */
 static void predict(predictor *p, const ts_mesh_traj *tj, const float *v, const float *truth_next, float *v_next) {
     const int64_t N = tj->N, first = p->sp ? p->sp->chunk.first : 0, n = p->sp ? p->sp->n_own : N;
-    const size_t off = (size_t)first * TS_MESH_FIELDS;
+    const int F = p->fields;
+    const size_t off = (size_t)first * (size_t)F;
     ts_mesh_norm_normalize(&p->in_norm, p->vin_n, v + off, n);
-    ts_mesh_model_features(p->feat, p->vin_n, TS_MESH_FIELDS, tj->type + first, n);
+    ts_mesh_model_features(p->feat, p->vin_n, F, tj->type + first, n);
     ts_mesh_model_forward(&p->model, p->pred + off, p->feat);
     ts_mesh_norm_denormalize(&p->out_norm, p->pred + off, p->pred + off, n);
     if (p->sp)
         TS_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, p->pred, p->counts, p->displs, MPI_FLOAT,
                                     p->sp->comm));
     for (int64_t i = 0; i < N; i++)
-        for (int c = 0; c < TS_MESH_FIELDS; c++) {
-            size_t k = (size_t)i * TS_MESH_FIELDS + (size_t)c;
+        for (int c = 0; c < F; c++) {
+            size_t k = (size_t)i * (size_t)F + (size_t)c;
             v_next[k] = tj->loss_mask[i] ? v[k] + p->pred[k] : truth_next[k];
         }
 }
@@ -106,15 +119,19 @@ static void load_predictor(predictor *p, ts_config *cfg, const char *ckpath, con
     if (ts_config_apply_json(cfg, ts_ckpt_get_meta(ck)->config_json, KEYS, sizeof KEYS / sizeof KEYS[0], ckpath, err,
                              sizeof err))
         ts_fatal("%s", err);
+    /* the model's shapes follow the velocity components, so a checkpoint
+     * forecasts meshes of the dimension it was trained on */
+    p->fields = ts_mesh_fields(cfg);
+    ts_mesh_check_ckpt_fields(ck, ckpath, cfg, p->fields);
     ts_mesh_model_config mc;
-    ts_mesh_model_config_from(cfg, &mc);
+    ts_mesh_model_config_from(cfg, p->fields, &mc);
     if (ts_mesh_model_create(&p->model, be, &mc, err, sizeof err)) ts_usage_error("%s", err);
     const char *group = strcmp(ts_config_str(cfg, "forecast.weights"), "ema") == 0 ? TS_CKPT_EMA : TS_CKPT_PARAMS;
     if (!ts_ckpt_has(ck, group)) ts_fatal("%s has no '%s' weights (forecast.weights)", ckpath, group);
     if (ts_ckpt_read_params(ck, group, &p->model.params, p->model.params.data, err, sizeof err)) ts_fatal("%s", err);
     ts_check_finite_block(&p->model.params, p->model.params.data, ckpath, group);
-    ts_mesh_norm_init(&p->in_norm, TS_MESH_FIELDS, 1000000, 1e-8);
-    ts_mesh_norm_init(&p->out_norm, TS_MESH_FIELDS, 1000000, 1e-8);
+    ts_mesh_norm_init(&p->in_norm, p->fields, 1000000, 1e-8);
+    ts_mesh_norm_init(&p->out_norm, p->fields, 1000000, 1e-8);
     ts_ckpt_named arrays[8];
     double scalars[4];
     ts_mesh_norm_named(&p->in_norm, "input", arrays, scalars, names);
@@ -126,9 +143,9 @@ static void load_predictor(predictor *p, ts_config *cfg, const char *ckpath, con
     ts_ckpt_close(ck);
 }
 
-/* Curve-order rows of (N, 2) to one component in file order. */
+/* Curve-order rows of (N, F) to one component in file order. */
 static void to_file_order(const ts_mesh_traj *tj, const float *v, int c, float *out) {
-    for (int64_t i = 0; i < tj->N; i++) out[tj->perm[i]] = v[(size_t)i * TS_MESH_FIELDS + (size_t)c];
+    for (int64_t i = 0; i < tj->N; i++) out[tj->perm[i]] = v[(size_t)i * (size_t)tj->fields + (size_t)c];
 }
 
 int cmd_forecast_mesh(const ts_command_ctx *ctx) {
@@ -152,6 +169,9 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
     int k = chosen_trajectory(cfg);
     ts_mesh_traj *tj = ts_mesh_load(cfg, k, 1);
     const int64_t N = tj->N, S = rollout_steps(cfg, tj);
+    const int F = p.fields, nout = 2 * F;
+    if (tj->fields != F) ts_fatal("%s changed while it was read (%d velocity components, then %d)",
+                                  ts_config_str(cfg, "mesh.file"), F, tj->fields);
     ts_mesh_sp sp;
     if (lay->world > 1) {
         if (ts_mesh_sp_create(&sp, lay->axis[TS_AXIS_SP], &tj->mask, N, p.model.cfg.n_globals, TS_BALANCE_NODES, err,
@@ -160,13 +180,12 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
         p.sp = &sp;
         p.counts = ts_malloc(sizeof(int) * (size_t)sp.size), p.displs = ts_malloc(sizeof(int) * (size_t)sp.size);
         for (int r = 0; r < sp.size; r++)
-            p.counts[r] = (int)((sp.start[r + 1] - sp.start[r]) * TS_MESH_FIELDS),
-            p.displs[r] = (int)(sp.start[r] * TS_MESH_FIELDS);
+            p.counts[r] = (int)((sp.start[r + 1] - sp.start[r]) * F), p.displs[r] = (int)(sp.start[r] * F);
         if (ts_mesh_model_prepare_sp(&p.model, N, &tj->mask, &sp, err, sizeof err)) ts_fatal("trajectory %d: %s", k, err);
     } else if (ts_mesh_model_prepare(&p.model, N, &tj->mask, err, sizeof err)) {
         ts_fatal("trajectory %d: %s", k, err);
     }
-    const size_t nf = (size_t)N * TS_MESH_FIELDS;
+    const size_t nf = (size_t)N * (size_t)F;
     p.vin_n = ts_malloc(sizeof(float) * nf), p.pred = ts_malloc(sizeof(float) * nf);
     p.feat = ts_malloc(sizeof(float) * (size_t)N * (size_t)p.model.cfg.c_in);
 
@@ -186,7 +205,7 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
     ts_config_to_json(cfg, history, (size_t)need + 1);
     ts_ugrid_spec spec = {.path = path, .dim = tj->dim, .nnodes = (size_t)N, .ncells = (size_t)tj->ncells,
                           .node_xyz = xyz, .cells = cells, .node_type = type, .nsteps = (size_t)S, .times = times,
-                          .time_units = "s", .nvars = NOUT, .vars = OUT_VARS,
+                          .time_units = "s", .nvars = (size_t)nout, .vars = out_vars(F),
                           .title = "tessera mesh rollout", .history = history};
     ts_ugrid_writer *w = NULL; /* rank 0 writes */
     if (root && !(w = ts_ugrid_open(&spec, err, sizeof err))) ts_fatal("%s", err);
@@ -199,9 +218,9 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
     } else if (!root) {
         TS_MPI_CHECK(MPI_Bcast(v, (int)nf, MPI_FLOAT, 0, MPI_COMM_WORLD));
     } else { /* resume from the last complete step, as written */
-        for (int c = 0; c < TS_MESH_FIELDS; c++) {
+        for (int c = 0; c < F; c++) {
             if (ts_ugrid_read(w, (size_t)c, (size_t)done - 1, col, err, sizeof err)) ts_fatal("%s", err);
-            for (int64_t i = 0; i < N; i++) v[(size_t)i * TS_MESH_FIELDS + (size_t)c] = col[tj->perm[i]];
+            for (int64_t i = 0; i < N; i++) v[(size_t)i * (size_t)F + (size_t)c] = col[tj->perm[i]];
         }
         ts_info("resuming %s after step %lld of %lld", path, (long long)done, (long long)S);
         if (lay->world > 1) TS_MPI_CHECK(MPI_Bcast(v, (int)nf, MPI_FLOAT, 0, MPI_COMM_WORLD));
@@ -217,9 +236,9 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
         for (size_t q = 0; q < nf; q++)
             if (!isfinite(v[q]) || !isfinite(v1[q]))
                 ts_fatal("trajectory %d: the rollout turned non-finite at step %lld (node %zu); steps before it are "
-                         "written to %s.part", k, (long long)s, (size_t)tj->perm[q / TS_MESH_FIELDS], path);
-        for (int c = 0; root && c < NOUT; c++) {
-            to_file_order(tj, c < 2 ? v : v1, c % 2, col);
+                         "written to %s.part", k, (long long)s, (size_t)tj->perm[q / (size_t)F], path);
+        for (int c = 0; root && c < nout; c++) {
+            to_file_order(tj, c < F ? v : v1, c % F, col);
             if (ts_ugrid_write(w, (size_t)c, (size_t)s - 1, col, err, sizeof err)) ts_fatal("%s", err);
         }
         if (root && ts_ugrid_step_complete(w, (size_t)s - 1, err, sizeof err)) ts_fatal("%s", err);
@@ -258,6 +277,8 @@ int cmd_score_mesh(const ts_command_ctx *ctx) {
     int k = chosen_trajectory(cfg);
     ts_mesh_traj *tj = ts_mesh_load(cfg, k, 1);
     const int64_t N = tj->N;
+    const int F = tj->fields, nout = 2 * F;
+    const ts_ugrid_var *vars = out_vars(F);
     if ((int64_t)nn != N || (int64_t)S > tj->T - 1)
         ts_fatal("%s: %zu nodes and %zu steps do not fit trajectory %d of %s (%lld nodes, %lld steps): set "
                  "mesh.trajectory to the one forecast",
@@ -267,14 +288,14 @@ int cmd_score_mesh(const ts_command_ctx *ctx) {
     double se_roll = 0, se_one = 0, se_keep0 = 0, se_keep1 = 0, se_roll50 = 0, se_keep50 = 0;
     size_t n50 = 0;
     for (size_t s = 1; s <= S; s++) {
-        const float *truth = tj->velocity + s * (size_t)N * TS_MESH_FIELDS, *prev = truth - (size_t)N * TS_MESH_FIELDS;
-        for (int v = 0; v < NOUT; v++) {
-            if (ts_ugrid_file_read(path, OUT_VARS[v].name, s - 1, col, err, sizeof err)) ts_fatal("%s", err);
-            int c = v % 2;
+        const float *truth = tj->velocity + s * (size_t)N * (size_t)F, *prev = truth - (size_t)N * (size_t)F;
+        for (int v = 0; v < nout; v++) {
+            if (ts_ugrid_file_read(path, vars[v].name, s - 1, col, err, sizeof err)) ts_fatal("%s", err);
+            int c = v % F;
             for (int64_t i = 0; i < N; i++) {
-                size_t q = (size_t)i * TS_MESH_FIELDS + (size_t)c;
+                size_t q = (size_t)i * (size_t)F + (size_t)c;
                 double e = (double)col[tj->perm[i]] - truth[q];
-                if (v < 2) {
+                if (v < F) {
                     se_roll += e * e;
                     double e0 = (double)tj->velocity[q] - truth[q];
                     se_keep0 += e0 * e0;
@@ -288,7 +309,7 @@ int cmd_score_mesh(const ts_command_ctx *ctx) {
         }
         if (s <= 50) n50++;
     }
-    const double n = (double)S * (double)N * TS_MESH_FIELDS, m50 = (double)n50 * (double)N * TS_MESH_FIELDS;
+    const double n = (double)S * (double)N * F, m50 = (double)n50 * (double)N * F;
     struct {
         const char *metric, *system;
         double value;

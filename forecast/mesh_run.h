@@ -13,13 +13,11 @@
 #include "models/mesh_model.h"
 #include "models/mesh_norm.h"
 
-/* The dynamic field the model learns and rolls out: 2 velocity components. */
-enum { TS_MESH_FIELDS = 2 };
-
 typedef struct {
     int index;                /* trajectory index in the file */
     int64_t N, ncells, T;     /* nodes, cells, time steps */
     int dim, per_cell;        /* 2 and 3 (triangles) or 3 and 4 (tetrahedra) */
+    int fields;               /* velocity components the model learns: dim */
     double dt;
     float *pos;               /* (N, dim) in curve order */
     int32_t *cells;           /* (ncells, per_cell) numbered in curve order */
@@ -27,7 +25,7 @@ typedef struct {
     int32_t *perm;            /* (N) curve position -> node index in the file */
     uint8_t *loss_mask;       /* (N) NORMAL and OUTFLOW nodes */
     ts_csr mask;              /* (N+G) x (N+G) attention mask */
-    float *velocity;          /* (T, N, 2) in curve order */
+    float *velocity;          /* (T, N, fields) in curve order */
 } ts_mesh_traj;
 
 /* Read trajectories [first, first + count) of mesh.file, order their nodes
@@ -36,10 +34,15 @@ typedef struct {
 ts_mesh_traj *ts_mesh_load(const ts_config *cfg, int first, int count);
 /* How many trajectories mesh.file holds, and the split of mesh.train_trajectories. */
 void ts_mesh_split(const ts_config *cfg, int *ntraj, int *ntrain);
+/* The velocity components of mesh.file, shared by all its trajectories: its
+ * mesh dimension, 2 or 3 (fatal when its velocity has another count). */
+int ts_mesh_fields(const ts_config *cfg);
 void ts_mesh_traj_free(ts_mesh_traj *t, int count);
 
-/* The model of the configuration (model.* and mesh.globals / recompute). */
-void ts_mesh_model_config_from(const ts_config *cfg, ts_mesh_model_config *mc);
+/* The model of the configuration (model.* and mesh.globals / recompute)
+ * for `fields` velocity components: c_in = fields + 9 node types, c_out =
+ * fields. */
+void ts_mesh_model_config_from(const ts_config *cfg, int fields, ts_mesh_model_config *mc);
 
 /* A normalizer's state as checkpoint arrays named PREFIX.count,
  * PREFIX.n_accumulations, PREFIX.sum, PREFIX.sum_sq; scalars points at 2
@@ -47,6 +50,10 @@ void ts_mesh_model_config_from(const ts_config *cfg, ts_mesh_model_config *mc);
  * ts_mesh_norm_from_named after a read). names holds 4 x 64 characters. */
 void ts_mesh_norm_named(ts_mesh_norm *n, const char *prefix, ts_ckpt_named out[4], double scalars[2], char names[4][64]);
 void ts_mesh_norm_from_named(ts_mesh_norm *n, const double scalars[2]);
+/* Fatal, naming both counts, when checkpoint ck (at ckpath) was trained on
+ * another number of velocity components than `fields` (mesh.file's): its
+ * normalizers' channels tell. Other mismatches are left to the reads. */
+void ts_mesh_check_ckpt_fields(ts_ckpt *ck, const char *ckpath, const ts_config *cfg, int fields);
 
 int cmd_train_mesh(const ts_command_ctx *ctx);
 int cmd_forecast_mesh(const ts_command_ctx *ctx);

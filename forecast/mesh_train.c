@@ -12,8 +12,10 @@
  *
  * Randomness is keyed by the step and global indices only:
  *   data order   (seed, DATA_ORDER,  stream step,               index global sample j)
- *   noise        (seed, TRAIN_NOISE, stream step * batch + j,   index node * 2 + component)
- * with nodes numbered in curve order, which no layout changes.
+ *   noise        (seed, TRAIN_NOISE, stream step * batch + j,   index node * F + component)
+ * with nodes numbered in curve order, which no layout changes, and F the
+ * velocity components: the mesh's dimension, 2 or 3 (all trajectories of
+ * mesh.file share it; the model has F + 9 inputs and F outputs).
  *
  * DP replicas take their shares of the global batch. With parallel.sp > 1
  * the ranks of an SP group process each of their samples jointly: the
@@ -54,6 +56,7 @@ typedef struct {
     size_t npairs;               /* (trajectory, t) pairs of the training set */
     int32_t *pair_traj, *pair_t; /* (npairs) */
     double noise;
+    int fields;                  /* velocity components F: 2 (triangles) or 3 (tetrahedra) */
     ts_mesh_model model;
     ts_params m, v, ema;
     ts_optim_config optim;
@@ -75,17 +78,18 @@ static void pick_pair(const mesh_trainer *tr, long step, uint64_t j, const ts_me
     *t = tr->pair_t[k];
 }
 
-/* vin (N, 2) = velocity at t (+ noise on NORMAL nodes when stream != NONE);
- * delta (N, 2) = velocity at t + 1 - vin. */
+/* vin (N, F) = velocity at t (+ noise on NORMAL nodes when stream != NONE);
+ * delta (N, F) = velocity at t + 1 - vin. */
 #define NO_NOISE UINT64_MAX
 static void make_sample(const mesh_trainer *tr, const ts_mesh_traj *tj, int64_t t, uint64_t stream, float *vin,
                         float *delta) {
     const int64_t N = tj->N;
-    const float *v0 = tj->velocity + (size_t)t * (size_t)N * TS_MESH_FIELDS, *v1 = v0 + (size_t)N * TS_MESH_FIELDS;
+    const int F = tr->fields;
+    const float *v0 = tj->velocity + (size_t)t * (size_t)N * (size_t)F, *v1 = v0 + (size_t)N * (size_t)F;
     ts_rng_key nkey = ts_rng_key_make(tr->seed, TS_RNG_TRAIN_NOISE);
     for (int64_t i = 0; i < N; i++)
-        for (int c = 0; c < TS_MESH_FIELDS; c++) {
-            size_t k = (size_t)i * TS_MESH_FIELDS + (size_t)c;
+        for (int c = 0; c < F; c++) {
+            size_t k = (size_t)i * (size_t)F + (size_t)c;
             float e = 0;
             if (stream != NO_NOISE && tj->type[i] == TS_MESH_MODEL_NORMAL && tr->noise > 0)
                 e = (float)tr->noise * ts_rng_normal1(nkey, stream, k);
@@ -115,10 +119,10 @@ static void halo_bytes(const mesh_trainer *tr, unsigned long long out[2]) {
 static double sample_loss_sp(mesh_trainer *tr, const ts_mesh_traj *tj, ts_mesh_sp *sp, int train, double scale) {
     char err[1024];
     const int64_t first = sp->chunk.first, n = sp->n_own;
-    const size_t off = (size_t)first * TS_MESH_FIELDS;
+    const size_t off = (size_t)first * (size_t)tr->fields;
     ts_mesh_norm_normalize(&tr->in_norm, tr->vin_n, tr->vin + off, n);
     ts_mesh_norm_normalize(&tr->out_norm, tr->delta_n, tr->delta + off, n);
-    ts_mesh_model_features(tr->feat, tr->vin_n, TS_MESH_FIELDS, tj->type + first, n);
+    ts_mesh_model_features(tr->feat, tr->vin_n, tr->fields, tj->type + first, n);
     if (ts_mesh_model_prepare_sp(&tr->model, tj->N, &tj->mask, sp, err, sizeof err))
         ts_fatal("trajectory %d: %s", tj->index, err);
     ts_mesh_model_forward(&tr->model, tr->pred, tr->feat);
@@ -127,7 +131,7 @@ static double sample_loss_sp(mesh_trainer *tr, const ts_mesh_traj *tj, ts_mesh_s
     double loss = ts_mesh_model_loss_part(&tr->model, train ? tr->dout : NULL, tr->pred, tr->delta_n,
                                           tj->loss_mask + first, counted);
     if (train) {
-        for (int64_t k = 0; k < n * TS_MESH_FIELDS; k++) tr->dout[k] *= (float)scale;
+        for (int64_t k = 0; k < n * tr->fields; k++) tr->dout[k] *= (float)scale;
         ts_mesh_model_backward(&tr->model, tr->dout);
     }
     return loss;
@@ -143,12 +147,12 @@ static double sample_loss(mesh_trainer *tr, const ts_mesh_traj *tj, int train, d
     if (sp) return sample_loss_sp(tr, tj, sp, train, scale);
     ts_mesh_norm_normalize(&tr->in_norm, tr->vin_n, tr->vin, N);
     ts_mesh_norm_normalize(&tr->out_norm, tr->delta_n, tr->delta, N);
-    ts_mesh_model_features(tr->feat, tr->vin_n, TS_MESH_FIELDS, tj->type, N);
+    ts_mesh_model_features(tr->feat, tr->vin_n, tr->fields, tj->type, N);
     if (ts_mesh_model_prepare(&tr->model, N, &tj->mask, err, sizeof err)) ts_fatal("trajectory %d: %s", tj->index, err);
     ts_mesh_model_forward(&tr->model, tr->pred, tr->feat);
     double loss = ts_mesh_model_loss(&tr->model, train ? tr->dout : NULL, tr->pred, tr->delta_n, tj->loss_mask);
     if (train) {
-        for (int64_t k = 0; k < N * TS_MESH_FIELDS; k++) tr->dout[k] *= (float)scale;
+        for (int64_t k = 0; k < N * tr->fields; k++) tr->dout[k] *= (float)scale;
         ts_mesh_model_backward(&tr->model, tr->dout);
     }
     return loss;
@@ -185,6 +189,7 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
     tr->nvaltraj = ntraj - tr->ntrain;
     tr->train = ts_mesh_load(cfg, 0, tr->ntrain);
     tr->val = tr->nvaltraj ? ts_mesh_load(cfg, tr->ntrain, tr->nvaltraj) : NULL;
+    tr->fields = tr->train[0].fields; /* the file's, shared by its trajectories (ts_mesh_load) */
     for (int k = 0; k < tr->ntrain; k++) tr->npairs += (size_t)(tr->train[k].T - 1);
     if (tr->npairs == 0) ts_usage_error("%s: the training trajectories have fewer than 2 steps", ts_config_str(cfg, "mesh.file"));
     tr->pair_traj = ts_malloc(sizeof(int32_t) * tr->npairs), tr->pair_t = ts_malloc(sizeof(int32_t) * tr->npairs);
@@ -197,7 +202,7 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
     }
 
     ts_mesh_model_config mc;
-    ts_mesh_model_config_from(cfg, &mc);
+    ts_mesh_model_config_from(cfg, tr->fields, &mc);
     if (ts_mesh_model_create(&tr->model, tr->be, &mc, err, sizeof err)) ts_usage_error("%s", err);
     if (tr->sp > 1) { /* each trajectory's chunks and halo plan, once (collective over the SP group) */
         tr->sp_train = ts_calloc((size_t)tr->ntrain, sizeof(ts_mesh_sp));
@@ -216,9 +221,9 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
     ts_params_alloc_like(&tr->ema, &tr->model.params);
     tr->be->copy(tr->ema.data, tr->model.params.data, sizeof(float) * tr->model.params.total);
     ts_train_optim_config(cfg, tr->steps, &tr->optim);
-    ts_mesh_norm_init(&tr->in_norm, TS_MESH_FIELDS, 1000000, 1e-8);
-    ts_mesh_norm_init(&tr->out_norm, TS_MESH_FIELDS, 1000000, 1e-8);
-    size_t nf = (size_t)tr->nmax * TS_MESH_FIELDS;
+    ts_mesh_norm_init(&tr->in_norm, tr->fields, 1000000, 1e-8);
+    ts_mesh_norm_init(&tr->out_norm, tr->fields, 1000000, 1e-8);
+    size_t nf = (size_t)tr->nmax * (size_t)tr->fields;
     tr->vin = ts_malloc(sizeof(float) * nf), tr->delta = ts_malloc(sizeof(float) * nf);
     tr->vin_n = ts_malloc(sizeof(float) * nf), tr->delta_n = ts_malloc(sizeof(float) * nf);
     tr->pred = ts_malloc(sizeof(float) * nf), tr->dout = ts_malloc(sizeof(float) * nf);
@@ -363,6 +368,7 @@ static long resume(mesh_trainer *tr) {
                        "same run (use another train.checkpoint for a new run)",
                        path, (unsigned long long)meta->rng_seed, (unsigned long long)tr->seed);
     check_same_setup(tr, meta->config_json, path);
+    ts_mesh_check_ckpt_fields(ck, path, tr->cfg, tr->fields);
     load_block(ck, TS_CKPT_PARAMS, &tr->model.params, tr->model.params.data, path);
     load_block(ck, TS_CKPT_EMA, &tr->model.params, tr->ema.data, path);
     load_block(ck, TS_CKPT_ADAM_M, &tr->model.params, tr->m.data, path);

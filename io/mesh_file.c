@@ -40,6 +40,7 @@ struct ts_mesh_writer {
     hid_t file;
     size_t steps, count;
     double dt;
+    int dim; /* 2 or 3 */
 };
 
 static int write_dataset(hid_t group, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data) {
@@ -54,8 +55,18 @@ static int write_dataset(hid_t group, const char *name, hid_t type, int rank, co
 
 ts_mesh_writer *ts_mesh_writer_create(const char *path, size_t steps, double dt, const char *history, char *err,
                                       size_t cap) {
+    return ts_mesh_writer_create_dim(path, 2, steps, dt, history, err, cap);
+}
+
+ts_mesh_writer *ts_mesh_writer_create_dim(const char *path, int dim, size_t steps, double dt, const char *history,
+                                          char *err, size_t cap) {
+    if (dim != 2 && dim != 3) {
+        fail(err, cap, "%s: meshes are 2-D (triangles) or 3-D (tetrahedra), not %d-D", path, dim);
+        return NULL;
+    }
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     ts_mesh_writer *w = ts_calloc(1, sizeof *w);
+    w->dim = dim;
     snprintf(w->path, sizeof w->path, "%s", path);
     snprintf(w->part, sizeof w->part, "%s.part", path);
     ts_mesh_meta_path(path, w->meta, sizeof w->meta);
@@ -83,8 +94,9 @@ int ts_mesh_writer_add(ts_mesh_writer *w, size_t nodes, size_t cells, const floa
     snprintf(name, sizeof name, "%zu", w->count);
     hid_t g = H5Gcreate2(w->file, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) return fail(err, cap, "%s: cannot create trajectory group %s", w->part, name);
-    hsize_t pd[2] = {nodes, 2}, cd[2] = {cells, 3}, td[2] = {nodes, 1};
-    hsize_t vd[3] = {w->steps, nodes, 2}, prd[3] = {w->steps, nodes, 1};
+    const hsize_t D = (hsize_t)w->dim;
+    hsize_t pd[2] = {nodes, D}, cd[2] = {cells, D + 1}, td[2] = {nodes, 1};
+    hsize_t vd[3] = {w->steps, nodes, D}, prd[3] = {w->steps, nodes, 1};
     int rc = write_dataset(g, "mesh_pos", H5T_NATIVE_FLOAT, 2, pd, pos) ||
              write_dataset(g, "cells", H5T_NATIVE_INT32, 2, cd, tri) ||
              write_dataset(g, "node_type", H5T_NATIVE_INT32, 2, td, node_type) ||
@@ -119,13 +131,13 @@ int ts_mesh_writer_finish(ts_mesh_writer *w, char *err, size_t cap) {
         fprintf(m,
                 "{\n  \"field_names\": [\"mesh_pos\", \"cells\", \"node_type\", \"velocity\", \"pressure\"],\n"
                 "  \"features\": {\n"
-                "    \"mesh_pos\": {\"type\": \"static\", \"shape\": [1, -1, 2], \"dtype\": \"float32\"},\n"
-                "    \"cells\": {\"type\": \"static\", \"shape\": [1, -1, 3], \"dtype\": \"int32\"},\n"
+                "    \"mesh_pos\": {\"type\": \"static\", \"shape\": [1, -1, %d], \"dtype\": \"float32\"},\n"
+                "    \"cells\": {\"type\": \"static\", \"shape\": [1, -1, %d], \"dtype\": \"int32\"},\n"
                 "    \"node_type\": {\"type\": \"static\", \"shape\": [1, -1, 1], \"dtype\": \"int32\"},\n"
-                "    \"velocity\": {\"type\": \"dynamic\", \"shape\": [%lld, -1, 2], \"dtype\": \"float32\"},\n"
+                "    \"velocity\": {\"type\": \"dynamic\", \"shape\": [%lld, -1, %d], \"dtype\": \"float32\"},\n"
                 "    \"pressure\": {\"type\": \"dynamic\", \"shape\": [%lld, -1, 1], \"dtype\": \"float32\"}\n"
                 "  },\n  \"trajectory_length\": %lld,\n  \"dt\": %.17g\n}\n",
-                t, t, t, w->dt);
+                w->dim, w->dim + 1, t, w->dim, t, t, w->dt);
         if (fclose(m) != 0) rc = fail(err, cap, "%s: cannot write: %s", w->meta_part, strerror(errno));
     }
     /* the meta first, the data last: a complete .h5 always has its meta */
@@ -282,6 +294,7 @@ struct ts_mesh_file {
     char path[4096], meta_path[4096];
     hid_t file;
     meta_info meta;
+    int dim;  /* 2 or 3, from the meta's mesh_pos and cells shapes */
     traj_info *traj;
     size_t ntraj;
 };
@@ -387,6 +400,14 @@ static int check_trajectory(ts_mesh_file *f, traj_info *t, char *err, size_t cap
         if (!strcmp(ft->name, "mesh_pos")) t->pos_rank = rank;
         H5Dclose(d);
     }
+    /* the datasets agree with the meta, so the meta's channels are theirs */
+    long long pos_c = find_feature(f, "mesh_pos")->shape[2], cell_c = find_feature(f, "cells")->shape[2];
+    if (!((pos_c == 2 && cell_c == 3) || (pos_c == 3 && cell_c == 4)))
+        return fail(err, cap, "%s: trajectory %s: dataset cells has %lld nodes per cell with %lld-D mesh_pos: want "
+                    "triangles (F, 3) with mesh_pos (N, 2), or tetrahedra (F, 4) with mesh_pos (N, 3)",
+                    f->path, t->name, cell_c, pos_c);
+    f->dim = (int)pos_c;
+    const size_t D = (size_t)f->dim, per = D + 1;
     t->nodes = 0;
     for (int k = 0; k < f->meta.nfeat; k++)
         if (!strcmp(f->meta.feat[k].name, "mesh_pos")) t->nodes = n[k];
@@ -398,19 +419,19 @@ static int check_trajectory(ts_mesh_file *f, traj_info *t, char *err, size_t cap
                         name, n[k], t->nodes);
     }
     /* the static arrays must be usable: positions finite, cells inside, types known */
-    float *pos = ts_malloc(t->nodes * 2 * sizeof *pos + 1);
-    int32_t *tri = ts_malloc(t->cells * 3 * sizeof *tri + 1), *type = ts_malloc(t->nodes * sizeof *type + 1);
+    float *pos = ts_malloc(t->nodes * D * sizeof *pos + 1);
+    int32_t *tri = ts_malloc(t->cells * per * sizeof *tri + 1), *type = ts_malloc(t->nodes * sizeof *type + 1);
     char e2[1024];
     int rc = ts_mesh_file_read_static(f, (size_t)(t - f->traj), pos, tri, type, e2, sizeof e2);
     if (rc) fail(err, cap, "%s", e2);
-    for (size_t i = 0; !rc && i < 2 * t->nodes; i++)
+    for (size_t i = 0; !rc && i < D * t->nodes; i++)
         if (!isfinite(pos[i]))
             rc = fail(err, cap, "%s: trajectory %s: dataset mesh_pos holds a non-finite value at node %zu", f->path,
-                      t->name, i / 2);
-    for (size_t i = 0; !rc && i < 3 * t->cells; i++)
+                      t->name, i / D);
+    for (size_t i = 0; !rc && i < per * t->cells; i++)
         if (tri[i] < 0 || (size_t)tri[i] >= t->nodes)
             rc = fail(err, cap, "%s: trajectory %s: dataset cells: cell %zu names node %d, outside [0, %zu)", f->path,
-                      t->name, i / 3, (int)tri[i], t->nodes);
+                      t->name, i / per, (int)tri[i], t->nodes);
     for (size_t i = 0; !rc && i < t->nodes; i++)
         if (type[i] < 0 || type[i] >= TS_NODE_SIZE)
             rc = fail(err, cap, "%s: trajectory %s: dataset node_type: node %zu has type %d, outside 0..8", f->path,
@@ -506,6 +527,7 @@ size_t ts_mesh_file_steps(const ts_mesh_file *f) { return (size_t)f->meta.length
 double ts_mesh_file_dt(const ts_mesh_file *f) { return f->meta.dt; }
 size_t ts_mesh_file_nodes(const ts_mesh_file *f, size_t traj) { return traj < f->ntraj ? f->traj[traj].nodes : 0; }
 size_t ts_mesh_file_cells(const ts_mesh_file *f, size_t traj) { return traj < f->ntraj ? f->traj[traj].cells : 0; }
+int ts_mesh_file_dim(const ts_mesh_file *f) { return f->dim; }
 
 size_t ts_mesh_file_channels(const ts_mesh_file *f, const char *field) {
     const feature *ft = find_feature(f, field);
@@ -518,7 +540,7 @@ int ts_mesh_file_read_static(ts_mesh_file *f, size_t traj, float *pos, int32_t *
     traj_info *t = &f->traj[traj];
     const char *names[3] = {"mesh_pos", "cells", "node_type"};
     void *outs[3] = {pos, tri, node_type};
-    size_t rows[3] = {t->nodes, t->cells, t->nodes}, cols[3] = {2, 3, 1};
+    size_t rows[3] = {t->nodes, t->cells, t->nodes}, cols[3] = {(size_t)f->dim, (size_t)f->dim + 1, 1};
     hid_t types[3] = {H5T_NATIVE_FLOAT, H5T_NATIVE_INT32, H5T_NATIVE_INT32};
     for (int k = 0; k < 3; k++) {
         if (!outs[k]) continue;

@@ -2,9 +2,10 @@
  * (docs/mesh-data.md), written by tessera synth-mesh and read by the mesh
  * trainer.
  *
- *   PATH.h5    one group per trajectory, "0", "1", ...; in each:
- *                mesh_pos  (N, 2) float32     cells (F, 3) int32
- *                node_type (N, 1) int32       velocity (T, N, 2) float32
+ *   PATH.h5    one group per trajectory, "0", "1", ...; in each, with
+ *              D = 2 (triangles) or 3 (tetrahedra):
+ *                mesh_pos  (N, D) float32     cells (F, D + 1) int32
+ *                node_type (N, 1) int32       velocity (T, N, D) float32
  *                pressure  (T, N, 1) float32
  *   PATH.json  the meta JSON beside it (same stem): field_names,
  *              features.{name}.{type static|dynamic, shape, dtype},
@@ -16,7 +17,9 @@
  * the final name. The reader checks the meta JSON against every trajectory
  * (datasets present, dtypes, shapes, node counts agree, cells name nodes in
  * [0, N), positions finite, node types known) when it opens, and checks
- * dynamic values are finite when it reads them. Errors: -1 or NULL with one
+ * dynamic values are finite when it reads them. The meta's shapes decide
+ * the dimension: mesh_pos [.., 2] with cells [.., 3], or [.., 3] with
+ * [.., 4]; any other pair is refused. Errors: -1 or NULL with one
  * line in err naming the file, the trajectory and the dataset.
  */
 #ifndef TESSERA_IO_MESH_FILE_H
@@ -44,12 +47,15 @@ void ts_mesh_meta_path(const char *h5_path, char *buf, size_t cap);
 
 typedef struct ts_mesh_writer ts_mesh_writer;
 
-/* Trajectories of `steps` saved steps `dt` apart; history (may be NULL)
- * goes into a root attribute. */
+/* Trajectories of `steps` saved steps `dt` apart on 2-D triangle meshes;
+ * history (may be NULL) goes into a root attribute. */
 ts_mesh_writer *ts_mesh_writer_create(const char *path, size_t steps, double dt, const char *history, char *err,
                                       size_t cap);
-/* One trajectory: pos (N, 2), tri (F, 3), node_type (N), velocity (T, N, 2),
- * pressure (T, N). */
+/* The same for meshes of dimension dim: 2 (triangles) or 3 (tetrahedra). */
+ts_mesh_writer *ts_mesh_writer_create_dim(const char *path, int dim, size_t steps, double dt, const char *history,
+                                          char *err, size_t cap);
+/* One trajectory, D the writer's dimension: pos (N, D), tri (F, D + 1)
+ * cells, node_type (N), velocity (T, N, D), pressure (T, N). */
 int ts_mesh_writer_add(ts_mesh_writer *w, size_t nodes, size_t cells, const float *pos, const int32_t *tri,
                        const int32_t *node_type, const float *velocity, const float *pressure, char *err, size_t cap);
 /* Writes the meta JSON and renames both files into place; frees w. */
@@ -69,12 +75,15 @@ size_t ts_mesh_file_steps(const ts_mesh_file *f); /* trajectory_length */
 double ts_mesh_file_dt(const ts_mesh_file *f);
 size_t ts_mesh_file_nodes(const ts_mesh_file *f, size_t traj);
 size_t ts_mesh_file_cells(const ts_mesh_file *f, size_t traj);
+/* The mesh dimension D, the same for every trajectory: 2 (mesh_pos (N, 2),
+ * triangle cells) or 3 (mesh_pos (N, 3), tetrahedron cells). */
+int ts_mesh_file_dim(const ts_mesh_file *f);
 /* Channels of a dynamic field ("velocity" 2, "pressure" 1), or 0 if the
  * file has no such dynamic field. */
 size_t ts_mesh_file_channels(const ts_mesh_file *f, const char *field);
 
-/* The static arrays of a trajectory: pos (N, 2) (the first step where the
- * file stores (T, N, 2)), tri (F, 3), node_type (N); any may be NULL. */
+/* The static arrays of a trajectory: pos (N, D) (the first step where the
+ * file stores (T, N, D)), tri (F, D + 1), node_type (N); any may be NULL. */
 int ts_mesh_file_read_static(ts_mesh_file *f, size_t traj, float *pos, int32_t *tri, int32_t *node_type, char *err,
                              size_t cap);
 /* Steps [t0, t0 + nt) of a dynamic field into out (nt, N, C). */

@@ -1,7 +1,9 @@
 /* Tests of the graph-physics mesh file writer and reader (io/mesh_file.h):
- * a written file reads back identically, and damaged files (missing
- * dataset, cells naming a missing node, non-finite velocity, a truncated
- * file, a meta JSON that disagrees) are refused with one line naming the
+ * a written file reads back identically, 2-D triangles and 3-D tetrahedra
+ * (its meta JSON and dataset shapes checked with the HDF5 library, not the
+ * reader), and damaged files (missing dataset, cells naming a missing node,
+ * non-finite velocity, a truncated file, a meta JSON that disagrees,
+ * tetrahedra with 2-D positions) are refused with one line naming the
  * file, trajectory and dataset.
  *
  *   test_mesh_file            the CUnit suite
@@ -80,6 +82,76 @@ static void test_roundtrip(void) {
     ts_mesh_file_close(f);
 }
 
+/* One unit tetrahedron and its mirror through the face x + y + z = 1, 2
+ * steps; velocity (t, n) = (t, n, t - n). */
+enum { N3 = 5, F3 = 2, T3 = 2 };
+static const float POS3[N3 * 3] = {0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1};
+static const int32_t TET[F3 * 4] = {0, 1, 2, 3, 1, 2, 3, 4};
+static const int32_t TYPE3[N3] = {4, 0, 0, 6, 5};
+
+static void sample3d(const char *path) {
+    float vel[T3 * N3 * 3], pre[T3 * N3] = {0};
+    for (int t = 0; t < T3; t++)
+        for (int n = 0; n < N3; n++) {
+            float *v = vel + (t * N3 + n) * 3;
+            v[0] = (float)t, v[1] = (float)n, v[2] = (float)(t - n);
+        }
+    ts_mesh_writer *w = ts_mesh_writer_create_dim(path, 3, T3, 0.5, NULL, err, sizeof err);
+    CU_ASSERT_FATAL(w != NULL);
+    CU_ASSERT(ts_mesh_writer_add(w, N3, F3, POS3, TET, TYPE3, vel, pre, err, sizeof err) == 0);
+    CU_ASSERT(ts_mesh_writer_finish(w, err, sizeof err) == 0);
+}
+
+/* The dims of dataset name, read with the HDF5 library. */
+static int dims_of(const char *path, const char *name, hsize_t *dims) {
+    hid_t h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(h, name, H5P_DEFAULT), s = H5Dget_space(d);
+    int rank = H5Sget_simple_extent_dims(s, dims, NULL);
+    H5Sclose(s), H5Dclose(d), H5Fclose(h);
+    return rank;
+}
+
+static void test_roundtrip_3d(void) {
+    char path[128], meta[128];
+    snprintf(path, sizeof path, "%s/tet.h5", dir);
+    sample3d(path);
+    /* the layout as written, independent of the reader */
+    hsize_t d[3];
+    CU_ASSERT(dims_of(path, "0/mesh_pos", d) == 2 && d[0] == N3 && d[1] == 3);
+    CU_ASSERT(dims_of(path, "0/cells", d) == 2 && d[0] == F3 && d[1] == 4);
+    CU_ASSERT(dims_of(path, "0/velocity", d) == 3 && d[0] == T3 && d[1] == N3 && d[2] == 3);
+    snprintf(meta, sizeof meta, "%s/tet.json", dir);
+    FILE *m = fopen(meta, "r");
+    CU_ASSERT_FATAL(m != NULL);
+    char text[4096] = {0};
+    CU_ASSERT(fread(text, 1, sizeof text - 1, m) > 0);
+    fclose(m);
+    CU_ASSERT(strstr(text, "\"mesh_pos\": {\"type\": \"static\", \"shape\": [1, -1, 3]") != NULL);
+    CU_ASSERT(strstr(text, "\"cells\": {\"type\": \"static\", \"shape\": [1, -1, 4]") != NULL);
+    CU_ASSERT(strstr(text, "\"velocity\": {\"type\": \"dynamic\", \"shape\": [2, -1, 3]") != NULL);
+    /* and through the reader */
+    ts_mesh_file *f = ts_mesh_file_open(path, err, sizeof err);
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT(ts_mesh_file_dim(f) == 3 && ts_mesh_file_channels(f, "velocity") == 3);
+    CU_ASSERT(ts_mesh_file_nodes(f, 0) == N3 && ts_mesh_file_cells(f, 0) == F3 && ts_mesh_file_steps(f) == T3);
+    float pos[N3 * 3], v[N3 * 3];
+    int32_t tet[F3 * 4], type[N3];
+    CU_ASSERT(ts_mesh_file_read_static(f, 0, pos, tet, type, err, sizeof err) == 0);
+    CU_ASSERT(!memcmp(pos, POS3, sizeof pos) && !memcmp(tet, TET, sizeof tet) && !memcmp(type, TYPE3, sizeof type));
+    CU_ASSERT(ts_mesh_file_read_steps(f, 0, "velocity", 1, 1, v, err, sizeof err) == 0);
+    CU_ASSERT(v[4 * 3] == 1.0f && v[4 * 3 + 1] == 4.0f && v[4 * 3 + 2] == -3.0f); /* t = 1, n = 4 */
+    ts_mesh_file_close(f);
+    /* the 2-D file says 2 */
+    snprintf(path, sizeof path, "%s/ok.h5", dir);
+    sample(path, 0, 1.0f);
+    f = ts_mesh_file_open(path, err, sizeof err);
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT(ts_mesh_file_dim(f) == 2);
+    ts_mesh_file_close(f);
+    /* only 2-D and 3-D meshes */
+    snprintf(path, sizeof path, "%s/four.h5", dir);
+    CU_ASSERT(ts_mesh_writer_create_dim(path, 4, T3, 0.5, NULL, err, sizeof err) == NULL && strstr(err, "not 4-D"));
+}
+
 static void expect_refused(const char *path, const char *what) {
     ts_mesh_file *f = ts_mesh_file_open(path, err, sizeof err);
     int refused = !f;
@@ -119,6 +191,19 @@ static void test_damaged(void) {
     sample(path, 0, 1.0f);
     CU_ASSERT(truncate(path, 2000) == 0);
     expect_refused(path, "cut.h5");
+    /* tetrahedra with 2-D positions: mesh_pos rewritten as (N, 2), the meta agreeing */
+    snprintf(path, sizeof path, "%s/flat.h5", dir);
+    sample3d(path);
+    h = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    CU_ASSERT(H5Ldelete(h, "0/mesh_pos", H5P_DEFAULT) >= 0);
+    hsize_t pd[2] = {N3, 2};
+    hid_t sp = H5Screate_simple(2, pd, NULL);
+    hid_t d = H5Dcreate2(h, "0/mesh_pos", H5T_NATIVE_FLOAT, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    CU_ASSERT(d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, POS3) >= 0);
+    H5Dclose(d), H5Sclose(sp), H5Fclose(h);
+    snprintf(cmd, sizeof cmd, "sed -i 's/\"shape\": \\[1, -1, 3\\]/\"shape\": [1, -1, 2]/' %s/flat.json", dir);
+    CU_ASSERT(system(cmd) == 0);
+    expect_refused(path, "trajectory 0: dataset cells has 4 nodes per cell with 2-D mesh_pos");
 }
 
 int main(int argc, char **argv) {
@@ -128,6 +213,7 @@ int main(int argc, char **argv) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("mesh_file", NULL, NULL);
     CU_add_test(s, "a written file reads back identically", test_roundtrip);
+    CU_add_test(s, "a 3-D tetrahedral file reads back identically", test_roundtrip_3d);
     CU_add_test(s, "damaged files are refused with one line", test_damaged);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
