@@ -115,13 +115,21 @@ else
 fi
 
 # requeued: pending again with a restart counted; start it now instead of
-# after its two-minute BeginTime
+# after its two-minute BeginTime. Not at once: slurmd revokes the first run's
+# credential at the requeue time and refuses any credential of this job made
+# in the same second ("Job credential revoked"), so wait a few seconds first.
 requeued=0
+requeued_at=0
+start_now() {
+  [ "$(job_field "$jobid" JobState)" = PENDING ] && [ "$(date +%s)" -ge $((requeued_at + 3)) ] \
+    && scontrol update JobId="$jobid" StartTime=now >/dev/null 2>&1
+  return 0
+}
 for _ in $(seq 1 300); do
   state=$(job_field "$jobid" JobState)
   restarts=$(job_field "$jobid" Restarts)
   if [ "${restarts:-0}" -ge 1 ]; then
-    if [ "$state" = PENDING ]; then scontrol update JobId="$jobid" StartTime=now >/dev/null 2>&1; fi
+    requeued_at=$(date +%s)
     requeued=1
     break
   fi
@@ -133,7 +141,7 @@ done
 for _ in $(seq 1 900); do # up to 3 minutes for the restarted run
   state=$(job_field "$jobid" JobState)
   case $state in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY) break ;; esac
-  [ "$state" = PENDING ] && scontrol update JobId="$jobid" StartTime=now >/dev/null 2>&1
+  start_now
   sleep 0.2
 done
 if [ "$state" = COMPLETED ] && [ "$(job_field "$jobid" ExitCode)" = 0:0 ] && [ "$(job_field "$jobid" Restarts)" = 1 ]; then ok
