@@ -118,30 +118,24 @@ fi
 # after its two-minute BeginTime. Not at once: slurmd revokes the first run's
 # credential at the requeue time and refuses any credential of this job made
 # in the same second ("Job credential revoked"), so wait a few seconds first.
-requeued=0
 requeued_at=0
-start_now() {
-  [ "$(job_field "$jobid" JobState)" = PENDING ] && [ "$(date +%s)" -ge $((requeued_at + 3)) ] \
-    && scontrol update JobId="$jobid" StartTime=now >/dev/null 2>&1
-  return 0
-}
 for _ in $(seq 1 300); do
   state=$(job_field "$jobid" JobState)
   restarts=$(job_field "$jobid" Restarts)
   if [ "${restarts:-0}" -ge 1 ]; then
     requeued_at=$(date +%s)
-    requeued=1
     break
   fi
   case $state in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL) break ;; esac
   sleep 0.2
 done
-[ "$requeued" = 1 ] && ok || { show_log "$log"; fail "the job was not requeued after SIGUSR1 (state $state)"; }
+[ "$requeued_at" != 0 ] && ok || { show_log "$log"; fail "the job was not requeued after SIGUSR1 (state $state)"; }
 
 for _ in $(seq 1 900); do # up to 3 minutes for the restarted run
   state=$(job_field "$jobid" JobState)
   case $state in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY) break ;; esac
-  start_now
+  [ "$state" = PENDING ] && [ "$(date +%s)" -ge $((requeued_at + 3)) ] \
+    && scontrol update JobId="$jobid" StartTime=now >/dev/null 2>&1
   sleep 0.2
 done
 if [ "$state" = COMPLETED ] && [ "$(job_field "$jobid" ExitCode)" = 0:0 ] && [ "$(job_field "$jobid" Restarts)" = 1 ]; then ok
