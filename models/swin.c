@@ -223,8 +223,12 @@ void ts_swin_init_weights(ts_swin *m, uint64_t seed, int zero_init) {
     float *host = ts_calloc(m->params.total, sizeof(float));
     for (int i = 0; i < m->params.count; i++) {
         const ts_param_entry *e = &m->params.entries[i];
-        int zero = zero_init && (strstr(e->name, "adaLN") || strstr(e->name, "attn.proj") ||
-                                 strstr(e->name, "mlp.w2") || strcmp(e->name, "head.proj.weight") == 0);
+        /* adaLN-zero (DiT): every modulation starts at 0, so each gate is 0
+         * and each block the identity, and the head's output projection is 0.
+         * The other factor of each gated branch (attn.proj, mlp.w2) stays
+         * random: were both factors zero, each one's gradient would be
+         * proportional to the other and the block would never train. */
+        int zero = zero_init && (strstr(e->name, "adaLN") || strcmp(e->name, "head.proj.weight") == 0);
         if (zero) continue;
         float std = (float)(1.0 / sqrt((double)e->shape[1]));
         ts_rng_normal(key, (uint64_t)i, 0, e->numel, host + e->offset);

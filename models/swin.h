@@ -11,9 +11,10 @@
  *     h += gate2 * W2 (SiLU(W1 u) * W3 u),  u = modulate(RMSNorm(h), shift2, scale2)
  *   out    = modulate(RMSNorm(h), shift, scale) Whead^T,  (shift, scale) = SiLU(c) W_hada^T
  *
- * Block i uses shifted windows when i is odd. The attention output
- * projection, W2, every adaLN weight and the head start at zero (adaLN-zero):
- * the untrained network outputs zeros.
+ * Block i uses shifted windows when i is odd. Every adaLN weight and the
+ * head projection start at zero (adaLN-zero, as DiT): the untrained network
+ * outputs zeros and every block is the identity; attn.proj and W2 start
+ * random, so every gated branch has one non-zero factor and trains.
  */
 #ifndef TESSERA_MODELS_SWIN_H
 #define TESSERA_MODELS_SWIN_H
@@ -112,9 +113,9 @@ int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, 
 void ts_swin_free(ts_swin *m);
 
 /* Random init from the counter RNG (seed, purpose WEIGHT_INIT, stream =
- * parameter index): normal with std 1/sqrt(fan_in); adaLN, attention output,
- * W2 and head weights zero unless `zero_init` is 0 (gradient checks need
- * non-zero weights everywhere). */
+ * parameter index): normal with std 1/sqrt(fan_in); every adaLN weight and
+ * head.proj zero unless `zero_init` is 0 (gradient checks need non-zero
+ * weights everywhere). */
 void ts_swin_init_weights(ts_swin *m, uint64_t seed, int zero_init);
 
 /* out (T, C_out) from x (T, C_in) in grid order per sample and the

@@ -183,6 +183,33 @@ static void test_gradients(void) {
     free_graph(&g);
 }
 
+/* Trainability from the real initialization (ts_mesh_model_init_weights(..,
+ * 0): biases 0, gains 1, global tokens small): one backward pass must give
+ * every parameter tensor a non-zero gradient, since no branch of the mesh
+ * model multiplies two factors that both start at zero. */
+static void test_trainable_from_init(void) {
+    graph g = make_graph(31);
+    ts_mesh_model m;
+    CU_ASSERT_FATAL(make_model(&m, &g, 0, 32) == 0);
+    ts_mesh_model_init_weights(&m, 32, 0); /* the initialization training uses */
+    float *out = malloc(sizeof(float) * (size_t)g.N * C_OUT), *d_out = malloc(sizeof(float) * (size_t)g.N * C_OUT);
+    loss_of(&m, &g, out, d_out);
+    memset(m.grads.data, 0, sizeof(float) * m.grads.total);
+    ts_mesh_model_backward(&m, d_out);
+    int stuck = 0;
+    for (int p = 0; p < m.params.count; p++) {
+        const ts_param_entry *e = &m.params.entries[p];
+        double ss = 0;
+        for (size_t k = 0; k < e->numel; k++) ss += (double)m.grads.data[e->offset + k] * m.grads.data[e->offset + k];
+        if (ss == 0) printf("\n  %s has a zero gradient from the real initialization", e->name), stuck++;
+    }
+    printf("\n  real init: %d of %d tensors with a zero gradient", stuck, m.params.count);
+    CU_ASSERT_EQUAL(stuck, 0);
+    free(out), free(d_out);
+    ts_mesh_model_free(&m);
+    free_graph(&g);
+}
+
 /* Recomputing each block inside backward gives the same bits as keeping its
  * activations: the same ops on the same inputs. */
 static void test_recompute(void) {
@@ -344,6 +371,7 @@ int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     CU_pSuite s = CU_add_suite("mesh graph transformer", NULL, NULL);
     if (!s || !CU_add_test(s, "gradient check, every tensor", test_gradients) ||
+        !CU_add_test(s, "every tensor trains from the real init", test_trainable_from_init) ||
         !CU_add_test(s, "recompute: identical gradients", test_recompute) ||
         !CU_add_test(s, "loss counts NORMAL and OUTFLOW only", test_loss_mask) ||
         !CU_add_test(s, "relabelling nodes relabels outputs", test_relabel) ||
