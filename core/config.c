@@ -45,6 +45,8 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     INT_KEY("model.hidden", "1024", 1, 1048576, "SwiGLU hidden width (swin); gated-MLP hidden width (mesh)"),
     INT_KEY("model.depth", "4", 1, 4096, "transformer blocks (odd ones use shifted windows)"),
     INT_KEY("model.window", "8", 1, 4096, "window side in grid points; must divide the grid rows and columns"),
+    ENUM_KEY("model.objective", "diffusion", "diffusion|regress",
+             "swin: diffusion = TrigFlow ensemble model; regress = deterministic one-step regressor (MSE on the normalised residual), the control"),
     INT_KEY("model.t_freq", "256", 2, 65536, "size of the sinusoidal diffusion-time embedding (even)"),
 
     /* train: the diffusion model's training run (tessera train) */
@@ -56,6 +58,8 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     STRING_KEY("train.val_start", "", "first validation initial time (empty: no validation)"),
     STRING_KEY("train.val_end", "", "validation initial times are before this (empty: the data's end)"),
     INT_KEY("train.val_every", "100", 1, NO_LIMIT, "steps between validation losses"),
+    INT_KEY("train.val_levels", "0", 0, 1000,
+            "swin: also forecast the validation samples one step with this many sampler levels and log RMSE / persistence RMSE (0 = off)"),
     INT_KEY("train.val_samples", "8", 1, 1048576, "validation samples (fixed samples and noise) per validation"),
     FLOAT_KEY("train.lr", "2e-4", 0, 1, "peak learning rate (AdamW)"),
     FLOAT_KEY("train.lr_min", "2e-6", 0, 1, "learning rate at the end of the cosine decay"),
@@ -170,6 +174,8 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
 
     /* stats: normalization statistics (tessera stats) */
     STRING_KEY("stats.residual_hours", "6,24", "time steps (hours) whose residual std is computed"),
+    STRING_KEY("stats.start", "", "first valid time of the statistics (YYYY-MM-DD[THH]); empty = the data's first"),
+    STRING_KEY("stats.end", "", "end of the statistics' period, exclusive: the training years only, so scores never see it"),
     INT_KEY("stats.smooth_days", "61", 1, 366, "window of the day-of-year climatology smoothing, days"),
 
     /* bench: the Swin reference shape and the measurement */

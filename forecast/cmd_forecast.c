@@ -59,6 +59,7 @@ typedef struct {
     double bounds;
     ts_swin model;
     ts_sampler_config sampler;
+    int regress;                 /* model.objective = regress: x = -F(0, pi/2), no sampling */
     /* per sampler call */
     float *state;                /* (ninits, nlocal, ns, HWl) physical units, the current lead */
     float *in, *in_dev, *out_dev; /* (nlocal*HWl, cin) host and device; (nlocal*HWl, ns) device */
@@ -229,6 +230,7 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
     f->sampler = (ts_sampler_config){(int)ts_config_int(cfg, "forecast.levels"), ts_config_float(cfg, "forecast.rho"),
                                      ts_config_float(cfg, "forecast.sigma_min"), ts_config_float(cfg, "forecast.sigma_max"),
                                      1.0, ts_config_float(cfg, "forecast.churn"), ts_config_float(cfg, "forecast.s_noise")};
+    f->regress = strcmp(ts_config_str(cfg, "model.objective"), "regress") == 0;
     size_t T = (size_t)f->nlocal * f->HWl;
     f->state = ts_malloc(sizeof(float) * f->ninits * (size_t)f->nlocal * f->ns * f->HWl);
     f->in = ts_malloc(sizeof(float) * T * f->cin);
@@ -309,8 +311,15 @@ static void advance(forecaster *f, size_t i, int lead, const float *statics) {
     const size_t HW = f->HWl, ns = f->ns;
     f->cur_init = i, f->cur_lead = lead;
     build_condition(f, i, lead, statics);
-    fill_noise(f, 0, f->x); /* sigma_d z, sigma_d = 1 */
-    ts_sampler_run(&f->sampler, denoise, churn_noise, f, f->x, (size_t)f->nlocal * HW * ns);
+    if (f->regress) { /* the deterministic regressor: every member is the same forecast */
+        const size_t n = (size_t)f->nlocal * HW * ns;
+        memset(f->x, 0, sizeof(float) * n);
+        denoise(f, f->x, f->x, 1.57079632679489661923);
+        for (size_t k = 0; k < n; k++) f->x[k] = -f->x[k];
+    } else {
+        fill_noise(f, 0, f->x); /* sigma_d z, sigma_d = 1 */
+        ts_sampler_run(&f->sampler, denoise, churn_noise, f, f->x, (size_t)f->nlocal * HW * ns);
+    }
     for (int b = 0; b < f->nlocal; b++) {
         float *st = f->state + ((i * (size_t)f->nlocal + (size_t)b) * ns) * HW;
         for (size_t c = 0; c < ns; c++)
@@ -523,9 +532,15 @@ int cmd_forecast(const ts_command_ctx *ctx) {
         }
     }
     if (done) ts_info("resuming %s after lead %d of %d", path, done, f.nleads);
-    ts_info("forecast: %zu initial time%s x %d members x %d leads of %lld h, %d sampler levels (%d network calls a lead)",
-            f.ninits, f.ninits > 1 ? "s" : "", f.nmembers, f.nleads, (long long)(f.step / 3600), f.sampler.levels,
-            2 * f.sampler.levels - 1);
+    if (f.regress)
+        ts_info("forecast: %zu initial time%s x %d members x %d leads of %lld h, the deterministic regressor (one "
+                "network call a lead; the members are identical)",
+                f.ninits, f.ninits > 1 ? "s" : "", f.nmembers, f.nleads, (long long)(f.step / 3600));
+    else
+        ts_info("forecast: %zu initial time%s x %d members x %d leads of %lld h, %d sampler levels (%d network calls a "
+                "lead)",
+                f.ninits, f.ninits > 1 ? "s" : "", f.nmembers, f.nleads, (long long)(f.step / 3600), f.sampler.levels,
+                2 * f.sampler.levels - 1);
 
     signal(SIGUSR1, on_signal);
     signal(SIGTERM, on_signal);

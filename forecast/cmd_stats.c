@@ -30,6 +30,7 @@ typedef struct {
     ts_era5_dataset *ds;
     const ts_era5_grid *grid;
     size_t nt, nstate, nchan, npix;
+    size_t first, last; /* the time indices in [stats.start, stats.end): first .. last - 1 */
     int nres, res_hours[MAX_RES];
     int step_hours, nhour;
     double *wrow;   /* (nlat) area weights, 0 on padded rows */
@@ -102,6 +103,29 @@ static void check_output_folder(const char *path) {
     if (!S_ISDIR(st.st_mode)) ts_fatal("%s: cannot write the statistics there: %s is not a folder", path, dir);
 }
 
+/* stats.start / stats.end: the statistics (and the climatology baseline
+ * scored against forecasts) of the training years only, so that no figure
+ * is computed with knowledge of the period it is scored on. Residual pairs
+ * need both times inside the range. */
+static int64_t date_key(const ts_config *cfg, const char *key, int64_t fallback) {
+    const char *text = ts_config_str(cfg, key);
+    int64_t t;
+    if (!*text) return fallback;
+    if (ts_parse_datetime(text, &t)) ts_usage_error("%s = '%s' is not a date (YYYY-MM-DD[THH])", key, text);
+    return t;
+}
+
+static void select_times(stats_run *r, const ts_config *cfg) {
+    const int64_t *times = ts_era5_times(r->ds);
+    int64_t lo = date_key(cfg, "stats.start", times[0]), hi = date_key(cfg, "stats.end", times[r->nt - 1] + 1);
+    if (!(lo < hi)) ts_usage_error("stats.start = %s is not before stats.end = %s", ts_config_str(cfg, "stats.start"),
+                                   ts_config_str(cfg, "stats.end"));
+    r->first = 0;
+    while (r->first < r->nt && times[r->first] < lo) r->first++;
+    r->last = r->first;
+    while (r->last < r->nt && times[r->last] < hi) r->last++;
+}
+
 static void setup(stats_run *r, const ts_command_ctx *ctx) {
     const ts_config *cfg = ctx->cfg;
     char err[1024];
@@ -111,10 +135,13 @@ static void setup(stats_run *r, const ts_command_ctx *ctx) {
     r->ds = ts_open_data(cfg, 0);
     r->grid = ts_era5_grid_info(r->ds);
     r->nt = ts_era5_ntimes(r->ds);
+    select_times(r, cfg);
     r->nstate = ts_era5_nstate(r->ds);
     r->nchan = r->nstate + ts_era5_nforcing(r->ds);
     r->npix = r->grid->nlat * r->grid->nlon;
-    if (r->nt < 2) ts_fatal("the data holds %zu time(s); statistics need at least 2", r->nt);
+    if (r->last - r->first < 2)
+        ts_usage_error("the data holds %zu time(s) in [stats.start, stats.end); statistics need at least 2",
+                       r->last - r->first);
 
     r->nres = parse_hours(ts_config_str(cfg, "stats.residual_hours"), r->res_hours, MAX_RES, err, sizeof err);
     if (r->nres < 0) ts_usage_error("%s", err);
@@ -150,7 +177,7 @@ static void setup(stats_run *r, const ts_command_ctx *ctx) {
     r->clim = ts_calloc(r->nstate * TS_STATS_DAYS * r->nhour * r->npix, sizeof(double));
 
     /* The common shift: channel means of the first time (plain means). */
-    read_or_die(r, 0, r->buf, r->buf + r->nstate * r->npix);
+    read_or_die(r, r->first, r->buf, r->buf + r->nstate * r->npix);
     for (size_t c = 0; c < r->nchan; c++) {
         double s = 0;
         for (size_t k = 0; k < r->npix; k++) s += r->buf[c * r->npix + k];
@@ -176,7 +203,7 @@ static void process_time(stats_run *r, size_t i) {
 
     for (int d = 0; d < r->nres; d++) {
         size_t j;
-        if (ts_era5_find_time(r->ds, times[i] + 3600LL * r->res_hours[d], &j)) continue;
+        if (ts_era5_find_time(r->ds, times[i] + 3600LL * r->res_hours[d], &j) || j >= r->last) continue;
         read_or_die(r, j, r->buf2, NULL);
         for (size_t c = 0; c < r->nstate; c++) {
             float *diff = r->buf2 + c * np; /* x(t + step) - x(t), in place */
@@ -255,7 +282,7 @@ static void finish(stats_run *r, const ts_command_ctx *ctx) {
     s.smooth_days = (int)ts_config_int(cfg, "stats.smooth_days");
     smooth_climatology(r, s.smooth_days, s.clim);
     const int64_t *times = ts_era5_times(r->ds);
-    s.time_first = times[0], s.time_last = times[r->nt - 1], s.ntimes = r->nt;
+    s.time_first = times[r->first], s.time_last = times[r->last - 1], s.ntimes = r->last - r->first;
 
     char path[4096];
     stats_path(ctx, path, sizeof path);
@@ -274,9 +301,10 @@ static void finish(stats_run *r, const ts_command_ctx *ctx) {
             if (c < r->nstate) printf(" %15.6g", s.res_std[(size_t)d * r->nstate + c]);
         printf("\n");
     }
-    ts_info("statistics of %zu times (%zu channels) written to %s", r->nt, r->nchan, path);
+    ts_info("statistics of %zu times (%zu channels) written to %s", r->last - r->first, r->nchan, path);
     char fields[4200];
-    snprintf(fields, sizeof fields, "\"path\":\"%s\",\"ntimes\":%zu,\"channels\":%zu", path, r->nt, r->nchan);
+    snprintf(fields, sizeof fields, "\"path\":\"%s\",\"ntimes\":%zu,\"channels\":%zu", path, r->last - r->first,
+             r->nchan);
     ts_log_event("stats_written", fields);
     ts_stats_free(&s);
 }
@@ -286,7 +314,8 @@ int cmd_stats(const ts_command_ctx *ctx) {
     memset(&r, 0, sizeof r);
     setup(&r, ctx);
     int rank = ts_mpi_rank(), size = ts_mpi_size();
-    size_t lo = r.nt * (size_t)rank / (size_t)size, hi = r.nt * (size_t)(rank + 1) / (size_t)size;
+    const size_t n = r.last - r.first;
+    size_t lo = r.first + n * (size_t)rank / (size_t)size, hi = r.first + n * (size_t)(rank + 1) / (size_t)size;
     double t0 = ts_now(), last = t0;
     for (size_t i = lo; i < hi; i++) {
         process_time(&r, i);

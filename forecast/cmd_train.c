@@ -26,9 +26,12 @@
 #include "io/era5_read.h"
 #include "io/stats_file.h"
 #include "models/optim.h"
+#include "models/sampler.h"
 #include "models/swin.h"
 #include "models/trigflow.h"
 #include "parallel/mpi_env.h"
+
+static const double HALF_PI = 1.57079632679489661923;
 
 static volatile sig_atomic_t g_stop_signal = 0;
 static void on_signal(int sig) { g_stop_signal = sig; }
@@ -153,6 +156,11 @@ int ts_train_setup(ts_trainer *tr, const ts_command_ctx *ctx) {
     tr->be->copy(tr->ema.data, tr->model.params.data, sizeof(float) * tr->model.params.total);
 
     ts_train_optim_config(cfg, tr->steps, &tr->optim);
+    tr->regress = strcmp(ts_config_str(cfg, "model.objective"), "regress") == 0;
+    tr->val_levels = (int)ts_config_int(cfg, "train.val_levels");
+    tr->val_skill = ts_malloc(sizeof(double) * tr->nstate);
+    for (size_t c = 0; c < tr->nstate; c++) tr->val_skill[c] = NAN;
+    tr->val_skill_mean = NAN;
     tr->tf = (ts_trigflow){ts_config_float(cfg, "train.sigma_min"), ts_config_float(cfg, "train.sigma_max"), 1.0};
     if (!(tr->tf.sigma_min < tr->tf.sigma_max))
         ts_usage_error("train.sigma_min = %g must be below train.sigma_max = %g", tr->tf.sigma_min, tr->tf.sigma_max);
@@ -253,9 +261,13 @@ void ts_train_make_sample(ts_trainer *tr, int b, size_t pair, double t, uint64_t
         size_t gidx = (m->row0 + k / (size_t)m->w) * W + m->col0 + k % (size_t)m->w; /* global grid index */
         for (size_t ch = 0; ch < ns; ch++) {
             float x0 = (float)((tr->raw1[ch * HW + k] - tr->raw0[ch * HW + k] - tr->res_mean[ch]) / tr->res_std[ch]);
-            float z = ts_rng_normal1(nkey, stream, ch * HWg + gidx);
-            in[ch] = c * x0 + s * z; /* x_t / sigma_d, sigma_d = 1 */
-            v[ch] = c * z - s * x0;
+            if (tr->regress) { /* the regressor sees no noisy target and learns -x0 (t = pi/2, z = 0) */
+                in[ch] = 0.0f, v[ch] = -x0;
+            } else {
+                float z = ts_rng_normal1(nkey, stream, ch * HWg + gidx);
+                in[ch] = c * x0 + s * z; /* x_t / sigma_d, sigma_d = 1 */
+                v[ch] = c * z - s * x0;
+            }
             in[ns + ch] = (float)((tr->raw0[ch * HW + k] - tr->mean[ch]) / tr->std[ch]);
         }
         for (size_t f = 0; f < nf; f++)
@@ -311,7 +323,7 @@ static void prepare_batch(ts_trainer *tr, long step, float *in, float *target, f
     for (int b = 0; b < tr->local_batch; b++) {
         uint64_t j = (uint64_t)r * (uint64_t)tr->local_batch + (uint64_t)b; /* global sample index */
         size_t pair = tr->pairs[(size_t)(ts_rng_uniform1(okey, (uint64_t)step, j) * (double)tr->npairs)];
-        double t = ts_trigflow_time(&tr->tf, ts_rng_uniform1(tkey, (uint64_t)step, j));
+        double t = tr->regress ? HALF_PI : ts_trigflow_time(&tr->tf, ts_rng_uniform1(tkey, (uint64_t)step, j));
         t_out[b] = (float)t;
         ts_train_make_sample(tr, b, pair, t, (uint64_t)step * (uint64_t)tr->batch + j, in, target);
     }
@@ -362,6 +374,70 @@ double ts_train_step(ts_trainer *tr, long step, double *grad_norm) {
     return loss;
 }
 
+/* ---- the validation forecast ------------------------------------------------------------ */
+
+/* The sampler's network: the local batch in tr->in with its first ns
+ * channels replaced by x / sigma_d, every sample at time t. */
+static void val_denoise(void *ctx, float *F, const float *x_scaled, double t) {
+    ts_trainer *tr = ctx;
+    const size_t T = (size_t)tr->model.T, ns = tr->nstate, cin = 2 * ns + tr->nforce;
+    for (size_t k = 0; k < T; k++) memcpy(tr->in + k * cin, x_scaled + k * ns, sizeof(float) * ns);
+    for (int b = 0; b < tr->local_batch; b++) tr->t_batch[b] = (float)t;
+    tr->be->upload(tr->in_dev, tr->in, sizeof(float) * T * cin);
+    ts_swin_forward(&tr->model, tr->out_dev, tr->in_dev, tr->t_batch);
+    tr->be->sync();
+    tr->be->download(F, tr->out_dev, sizeof(float) * T * ns);
+}
+
+/* One forecast step of the prepared local batch (tr->in, tr->target, the
+ * noise levels in tr->t_batch): one member sampled with train.val_levels
+ * levels (forecast.* schedule keys), or the regressor's output. Adds, per
+ * channel, the latitude-weighted squared error of the forecast change and
+ * of persistence (the true change), in physical units, to sums (2 ns). */
+static void val_forecast(ts_trainer *tr, int base, int nv, double *sums) {
+    const size_t T = (size_t)tr->model.T, HW = (size_t)tr->model.h * tr->model.w, ns = tr->nstate;
+    const size_t cin = 2 * ns + tr->nforce, W = tr->grid->nlon, HWg = tr->grid->nlat * W;
+    const int r = tr->layout->coord[TS_AXIS_DP];
+    float *x0 = ts_malloc(sizeof(float) * T * ns), *x = ts_malloc(sizeof(float) * T * ns);
+    for (size_t k = 0; k < T; k++) { /* the true normalised residual, from x_t and v */
+        double t = tr->t_batch[k / HW], c = cos(t), s = sin(t);
+        for (size_t ch = 0; ch < ns; ch++)
+            x0[k * ns + ch] = tr->regress ? -tr->target[k * ns + ch]
+                                          : (float)(c * tr->in[k * cin + ch] - s * tr->target[k * ns + ch]);
+    }
+    if (tr->regress) {
+        memset(x, 0, sizeof(float) * T * ns);
+        val_denoise(tr, x, x, HALF_PI);
+        for (size_t i = 0; i < T * ns; i++) x[i] = -x[i];
+    } else {
+        const ts_config *cfg = tr->cfg;
+        ts_sampler_config sc = {tr->val_levels, ts_config_float(cfg, "forecast.rho"),
+                                ts_config_float(cfg, "forecast.sigma_min"), ts_config_float(cfg, "forecast.sigma_max"),
+                                1.0, 0.0, 1.0};
+        ts_rng_key key = ts_rng_key_make(tr->seed, TS_RNG_SAMPLER_NOISE);
+        const uint64_t VAL_SAMPLER = UINT64_C(3) << 61; /* far from any forecast's stream */
+        for (int b = 0; b < tr->local_batch; b++) {
+            int j = base + r * tr->local_batch + b;
+            for (size_t k = 0; k < HW; k++) {
+                size_t gidx = (tr->model.row0 + k / (size_t)tr->model.w) * W + tr->model.col0 + k % (size_t)tr->model.w;
+                for (size_t ch = 0; ch < ns; ch++)
+                    x[((size_t)b * HW + k) * ns + ch] = ts_rng_normal1(key, VAL_SAMPLER + (uint64_t)j, ch * HWg + gidx);
+            }
+        }
+        ts_sampler_run(&sc, val_denoise, NULL, tr, x, T * ns);
+    }
+    for (int b = 0; b < tr->local_batch; b++) {
+        if (base + r * tr->local_batch + b >= nv) continue; /* padding */
+        for (size_t k = (size_t)b * HW; k < (size_t)(b + 1) * HW; k++)
+            for (size_t ch = 0; ch < ns; ch++) {
+                double e = (x[k * ns + ch] - x0[k * ns + ch]) * tr->res_std[ch];
+                double p = x0[k * ns + ch] * tr->res_std[ch] + tr->res_mean[ch];
+                sums[2 * ch] += tr->w_tok[k] * e * e, sums[2 * ch + 1] += tr->w_tok[k] * p * p;
+            }
+    }
+    free(x0), free(x);
+}
+
 /* Mean loss over fixed validation samples with fixed noise, current weights:
  * the same numbers whatever the layout. */
 double ts_train_validate(ts_trainer *tr) {
@@ -372,11 +448,12 @@ double ts_train_validate(ts_trainer *tr) {
     const int r = tr->layout->coord[TS_AXIS_DP];
     double total = 0;
     ts_train_prefetch_wait(tr); /* the reader is ours again; the prefetched batch waits in *_next */
+    double *sums = tr->val_levels > 0 || tr->regress ? ts_calloc(2 * ns, sizeof(double)) : NULL;
     for (int base = 0; base < nv; base += tr->batch) {
         for (int b = 0; b < tr->local_batch; b++) {
             int j = base + r * tr->local_batch + b, k = j < nv ? j : nv - 1; /* padding repeats the last sample */
             size_t pair = tr->val[(size_t)k * tr->nval / (size_t)nv];
-            double t = ts_trigflow_time(&tr->tf, ts_rng_uniform1(tkey, VAL_STREAM, (uint64_t)k));
+            double t = tr->regress ? HALF_PI : ts_trigflow_time(&tr->tf, ts_rng_uniform1(tkey, VAL_STREAM, (uint64_t)k));
             tr->t_batch[b] = (float)t;
             ts_train_make_sample(tr, b, pair, t, VAL_STREAM + (uint64_t)k, tr->in, tr->target);
         }
@@ -386,8 +463,19 @@ double ts_train_validate(ts_trainer *tr) {
                 total += ts_trigflow_loss(&tr->tf, tr->pred + (size_t)b * HW * ns, tr->target + (size_t)b * HW * ns,
                                           tr->w_tok + (size_t)b * HW, tr->w_chan, HW, ns, 1.0 / ((double)HWg * ns),
                                           tr->dout);
+        if (sums) val_forecast(tr, base, nv, sums);
     }
     if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    if (sums) {
+        if (tr->layout->world > 1)
+            TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, (int)(2 * ns), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+        tr->val_skill_mean = 0;
+        for (size_t c = 0; c < ns; c++) {
+            tr->val_skill[c] = sums[2 * c + 1] > 0 ? sqrt(sums[2 * c] / sums[2 * c + 1]) : NAN;
+            tr->val_skill_mean += tr->val_skill[c] / (double)ns;
+        }
+        free(sums);
+    }
     return total / nv;
 }
 
@@ -398,7 +486,7 @@ void ts_train_free(ts_trainer *tr) {
     be->free(tr->in_dev), be->free(tr->out_dev), be->free(tr->dout_dev);
     free(tr->in), free(tr->target), free(tr->pred), free(tr->dout), free(tr->raw0), free(tr->raw1), free(tr->rawf);
     free(tr->w_tok), free(tr->w_chan), free(tr->mean), free(tr->std), free(tr->res_mean), free(tr->res_std);
-    free(tr->pairs), free(tr->val);
+    free(tr->pairs), free(tr->val), free(tr->val_skill);
     ts_params_free(&tr->m), ts_params_free(&tr->v), ts_params_free(&tr->ema);
     ts_swin_free(&tr->model);
     ts_stats_free(&tr->stats);
@@ -440,8 +528,17 @@ int cmd_train(const ts_command_ctx *ctx) {
             double now = ts_now(), dt = (now - t_last) / (double)(step - last_step);
             char eta[32];
             format_eta(dt * (double)(tr.steps - step), eta, sizeof eta);
-            char valtext[48] = "";
+            char valtext[160] = "", skilltext[512] = "";
             if (!isnan(val)) snprintf(valtext, sizeof valtext, "  val %.5f", val);
+            if (!isnan(val) && !isnan(tr.val_skill_mean)) {
+                /* the forecast's RMSE over persistence's: the mean over channels and each channel */
+                size_t used = strlen(valtext);
+                snprintf(valtext + used, sizeof valtext - used, "  skill %.3f", tr.val_skill_mean);
+                size_t len = (size_t)snprintf(skilltext, sizeof skilltext, ",\"val_skill\":%.6g", tr.val_skill_mean);
+                for (size_t c = 0; c < tr.nstate && len < sizeof skilltext; c++)
+                    len += (size_t)snprintf(skilltext + len, sizeof skilltext - len, ",\"val_skill_%s\":%.6g",
+                                            ts_era5_state_channel(tr.ds, c)->spec, tr.val_skill[c]);
+            }
             ts_info("step %ld/%ld  loss %.5f%s  lr %.2e  |g| %.3g  %.2f samples/s  %.2f GFLOP/s  ETA %s", step, tr.steps,
                     loss, valtext, ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, flops_step / dt * 1e-9, eta);
             /* strip bytes every rank sent since the start, and how many the
@@ -449,14 +546,15 @@ int cmd_train(const ts_command_ctx *ctx) {
             unsigned long long mine[2] = {tr.model.wp_bytes, tr.model.wp_bytes_expected}, lo[2], hi[2];
             TS_MPI_CHECK(MPI_Allreduce(mine, lo, 2, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD));
             TS_MPI_CHECK(MPI_Allreduce(mine, hi, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD));
-            char fields[640];
-            snprintf(fields, sizeof fields,
+            char fields[1280];
+            int flen = snprintf(fields, sizeof fields,
                      "\"step\":%ld,\"loss\":%.8g,\"val_loss\":%s%.8g%s,\"lr\":%.6g,\"grad_norm\":%.6g,"
                      "\"samples_per_s\":%.4g,\"gflops\":%.4g,\"wp_bytes_min\":%llu,\"wp_bytes_max\":%llu,"
                      "\"wp_bytes_expected_min\":%llu,\"wp_bytes_expected_max\":%llu",
                      step, loss, isnan(val) ? "\"" : "", isnan(val) ? 0.0 : val, isnan(val) ? "\"" : "",
                      ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, flops_step / dt * 1e-9, lo[0], hi[0], lo[1],
                      hi[1]);
+            if (flen > 0 && (size_t)flen < sizeof fields) snprintf(fields + flen, sizeof fields - (size_t)flen, "%s", skilltext);
             ts_log_event("train_step", fields);
             t_last = now, last_step = step;
         }

@@ -35,6 +35,10 @@ typedef struct {
     ts_params m, v, ema;          /* AdamW moments, EMA weights */
     ts_optim_config optim;
     ts_trigflow tf;
+    int regress;                  /* model.objective = regress: t = pi/2, no noise, target -x0 */
+    int val_levels;               /* train.val_levels: sampler levels of the validation forecast, 0 = none */
+    double *val_skill;            /* (nstate) RMSE / persistence RMSE of the last validation forecast, NaN = none */
+    double val_skill_mean;        /* their mean over channels */
     float *w_tok;                 /* (T) latitude weights per token */
     float *w_chan;                /* (nstate) loss weights */
     float *raw0, *raw1, *rawf;    /* (nstate, HW), (nstate, HW), (nforce, HW) as read */
@@ -57,6 +61,8 @@ void ts_train_make_sample(ts_trainer *tr, int b, size_t pair, double t, uint64_t
 void ts_train_prefetch_wait(ts_trainer *tr);
 double ts_train_forward_backward(ts_trainer *tr, const float *t_local, int train);
 double ts_train_step(ts_trainer *tr, long step, double *grad_norm);
+/* Mean validation loss; with train.val_levels > 0 (or the regressor) also a
+ * one-step forecast of each validation sample, scored into tr->val_skill. */
 double ts_train_validate(ts_trainer *tr);
 void ts_train_free(ts_trainer *tr);
 
