@@ -197,6 +197,9 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     /* plot: PNG maps and score-vs-lead charts (tessera plot) */
     STRING_KEY("plot.forecast", "", "forecast NetCDF to map (default OUT/forecast.nc when it exists)"),
     STRING_KEY("plot.scorecard", "", "scorecard CSV to chart (default OUT/scorecard.csv when it exists)"),
+    STRING_KEY("plot.logs", "",
+               "training logs (tessera.jsonl, comma-separated) whose validation fields are drawn against wall-clock time"),
+    STRING_KEY("plot.labels", "", "legend names of plot.logs, comma-separated (default: each log's folder)"),
     STRING_KEY("plot.variables", "",
                "variables mapped, named as in data.variables (z500, t2m), comma-separated; empty: all in the forecast"),
     STRING_KEY("plot.leads", "", "lead times mapped, hours, comma-separated; empty: the forecast's first lead"),

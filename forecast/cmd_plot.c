@@ -10,6 +10,9 @@
  *   map_<var>_lead<HHH>_spread.png       ensemble standard deviation (ddof 1)
  * Charts: score_<metric>_<var>.png for each metric and variable of the
  * scorecard CSV, one line per system, with the interval ci_low..ci_high.
+ * Learning curves (plot.logs): curve_<field>.png for each validation field
+ * of the training logs against wall-clock minutes (forecast/plot_curves.h);
+ * with plot.logs, maps and charts are drawn only when named.
  *
  * Every request is checked against the files before the first PNG is
  * written, so a missing variable, level, lead, member or truth time stops
@@ -33,6 +36,7 @@
 #include "core/log.h"
 #include "forecast/commands.h"
 #include "forecast/plot.h"
+#include "forecast/plot_curves.h"
 #include "io/era5_read.h"
 #include "io/forecast_read.h"
 
@@ -761,7 +765,12 @@ int cmd_plot(const ts_command_ctx *ctx) {
     char fc_path[PATH_CAP], sc_path[PATH_CAP], dir[PATH_CAP];
     input_path(ctx, "plot.forecast", "forecast.nc", fc_path, sizeof fc_path);
     input_path(ctx, "plot.scorecard", "scorecard.csv", sc_path, sizeof sc_path);
-    if (!fc_path[0] && !sc_path[0])
+    const char *logs = ts_config_str(ctx->cfg, "plot.logs");
+    if (*logs) { /* learning curves; maps and charts only where named */
+        if (!*ts_config_str(ctx->cfg, "plot.forecast")) fc_path[0] = '\0';
+        if (!*ts_config_str(ctx->cfg, "plot.scorecard")) sc_path[0] = '\0';
+    }
+    if (!fc_path[0] && !sc_path[0] && !*logs)
         ts_usage_error("nothing to plot: no %s/forecast.nc or %s/scorecard.csv; name them with plot.forecast and "
                        "plot.scorecard",
                        ctx->out, ctx->out);
@@ -775,6 +784,11 @@ int cmd_plot(const ts_command_ctx *ctx) {
 
     snprintf(dir, sizeof dir, "%s/plots", ctx->out);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) ts_fatal("cannot create %s: %s", dir, strerror(errno));
+    if (*logs) {
+        char err[1024];
+        if (ts_plot_learning_curves(logs, ts_config_str(ctx->cfg, "plot.labels"), dir, remember_written, err, sizeof err))
+            fail_drawing(err);
+    }
     if (fc_path[0]) draw_maps(&job, dir);
     if (sc_path[0]) draw_charts(&sc, job.fc, dir);
     ts_info("plot: %zu PNG%s in %s", written.n, written.n == 1 ? "" : "s", dir);

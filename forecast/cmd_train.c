@@ -514,6 +514,9 @@ int cmd_train(const ts_command_ctx *ctx) {
     ts_info("training %zu parameters on %d rank%s (dp %d): %zu training pairs, %zu validation pairs, steps %ld..%ld",
             ts_params_count(&tr.model.params), ctx->layout->world, ctx->layout->world > 1 ? "s" : "", tr.dp, tr.npairs,
             tr.nval, first, tr.steps);
+    char begin[64];
+    snprintf(begin, sizeof begin, "\"first_step\":%ld", first);
+    ts_log_event("train_begin", begin);
     double t0 = ts_now(), t_last = t0;
     long last_step = first - 1;
     int stopped = 0;

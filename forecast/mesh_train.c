@@ -401,6 +401,9 @@ int cmd_train_mesh(const ts_command_ctx *ctx) {
             "(%zu pairs), %d validation trajectories, steps %ld..%ld",
             ts_params_count(&tr.model.params), ctx->layout->world, ctx->layout->world > 1 ? "s" : "", tr.dp, tr.sp, tr.ntrain,
             tr.npairs, tr.nvaltraj, first, tr.steps);
+    char begin[64];
+    snprintf(begin, sizeof begin, "\"first_step\":%ld", first);
+    ts_log_event("train_begin", begin);
     double t0 = ts_now(), t_last = t0;
     long last_step = first - 1;
     int stopped = 0;
