@@ -158,6 +158,7 @@ int ts_train_setup(ts_trainer *tr, const ts_command_ctx *ctx) {
     ts_train_optim_config(cfg, tr->steps, &tr->optim);
     tr->regress = strcmp(ts_config_str(cfg, "model.objective"), "regress") == 0;
     tr->val_levels = (int)ts_config_int(cfg, "train.val_levels");
+    tr->val_members = (int)ts_config_int(cfg, "train.val_members");
     tr->val_skill = ts_malloc(sizeof(double) * tr->nstate);
     for (size_t c = 0; c < tr->nstate; c++) tr->val_skill[c] = NAN;
     tr->val_skill_mean = NAN;
@@ -390,8 +391,9 @@ static void val_denoise(void *ctx, float *F, const float *x_scaled, double t) {
 }
 
 /* One forecast step of the prepared local batch (tr->in, tr->target, the
- * noise levels in tr->t_batch): one member sampled with train.val_levels
- * levels (forecast.* schedule keys), or the regressor's output. Adds, per
+ * noise levels in tr->t_batch): the mean of train.val_members members
+ * sampled with train.val_levels levels (forecast.* schedule keys), or the
+ * regressor's output. Adds, per
  * channel, the latitude-weighted squared error of the forecast change and
  * of persistence (the true change), in physical units, to sums (2 ns). */
 static void val_forecast(ts_trainer *tr, int base, int nv, double *sums) {
@@ -410,21 +412,27 @@ static void val_forecast(ts_trainer *tr, int base, int nv, double *sums) {
         val_denoise(tr, x, x, HALF_PI);
         for (size_t i = 0; i < T * ns; i++) x[i] = -x[i];
     } else {
+        float *member = ts_malloc(sizeof(float) * T * ns);
+        memset(x, 0, sizeof(float) * T * ns);
         const ts_config *cfg = tr->cfg;
         ts_sampler_config sc = {tr->val_levels, ts_config_float(cfg, "forecast.rho"),
                                 ts_config_float(cfg, "forecast.sigma_min"), ts_config_float(cfg, "forecast.sigma_max"),
                                 1.0, 0.0, 1.0};
         ts_rng_key key = ts_rng_key_make(tr->seed, TS_RNG_SAMPLER_NOISE);
         const uint64_t VAL_SAMPLER = UINT64_C(3) << 61; /* far from any forecast's stream */
-        for (int b = 0; b < tr->local_batch; b++) {
-            int j = base + r * tr->local_batch + b;
-            for (size_t k = 0; k < HW; k++) {
-                size_t gidx = (tr->model.row0 + k / (size_t)tr->model.w) * W + tr->model.col0 + k % (size_t)tr->model.w;
-                for (size_t ch = 0; ch < ns; ch++)
-                    x[((size_t)b * HW + k) * ns + ch] = ts_rng_normal1(key, VAL_SAMPLER + (uint64_t)j, ch * HWg + gidx);
+        for (int e = 0; e < tr->val_members; e++) { /* the ensemble mean of val_members members */
+            for (int b = 0; b < tr->local_batch; b++) {
+                uint64_t stream = VAL_SAMPLER + ((uint64_t)(base + r * tr->local_batch + b) << 16) + (uint64_t)e;
+                for (size_t k = 0; k < HW; k++) {
+                    size_t gidx = (tr->model.row0 + k / (size_t)tr->model.w) * W + tr->model.col0 + k % (size_t)tr->model.w;
+                    for (size_t ch = 0; ch < ns; ch++)
+                        member[((size_t)b * HW + k) * ns + ch] = ts_rng_normal1(key, stream, ch * HWg + gidx);
+                }
             }
+            ts_sampler_run(&sc, val_denoise, NULL, tr, member, T * ns);
+            for (size_t i = 0; i < T * ns; i++) x[i] += member[i] / (float)tr->val_members;
         }
-        ts_sampler_run(&sc, val_denoise, NULL, tr, x, T * ns);
+        free(member);
     }
     for (int b = 0; b < tr->local_batch; b++) {
         if (base + r * tr->local_batch + b >= nv) continue; /* padding */
@@ -520,6 +528,22 @@ int cmd_train(const ts_command_ctx *ctx) {
     double t0 = ts_now(), t_last = t0;
     long last_step = first - 1;
     int stopped = 0;
+    if (first == 1 && tr.nval) { /* where the curves start: the initial weights' validation */
+        double val0 = ts_train_validate(&tr);
+        char fields[1024];
+        int n = snprintf(fields, sizeof fields, "\"step\":0,\"val_loss\":%.8g", val0);
+        if (!isnan(tr.val_skill_mean)) {
+            n += snprintf(fields + n, sizeof fields - (size_t)n, ",\"val_skill\":%.6g", tr.val_skill_mean);
+            for (size_t c = 0; c < tr.nstate && n > 0 && (size_t)n < sizeof fields; c++)
+                n += snprintf(fields + n, sizeof fields - (size_t)n, ",\"val_skill_%s\":%.6g",
+                              ts_era5_state_channel(tr.ds, c)->spec, tr.val_skill[c]);
+            ts_info("step 0  val %.5f  skill %.3f (the initial weights)", val0, tr.val_skill_mean);
+        } else {
+            ts_info("step 0  val %.5f (the initial weights)", val0);
+        }
+        ts_log_event("validation", fields);
+        t_last = ts_now(); /* the first step's rate leaves the validation out */
+    }
     for (long step = first; step <= tr.steps; step++) {
         double gnorm, loss = ts_train_step(&tr, step, &gnorm);
         if (!isfinite(loss)) ts_fatal("the loss became %g at step %ld: lower train.lr or check the data", loss, step);

@@ -1,5 +1,5 @@
 /* Learning curves from training logs (tessera.jsonl): every numeric
- * "val_*" field of the train_step events (validation loss, validation
+ * "val_*" field of the train_step and validation events (validation loss, validation
  * skill per channel, mesh rollout errors) against wall-clock minutes since
  * the log's first train_begin event, one PNG per field, one line
  * per log. */
@@ -79,7 +79,7 @@ static int read_log(const char *path, run_log *r, metric_set *m, char *err, size
         if (!started && !isnan(t) && strstr(line, "\"event\":\"train_begin\""))
             t0 = t, started = 1;
         if (isnan(t0) && !isnan(t)) t0 = t;
-        if (!strstr(line, "\"event\":\"train_step\"")) continue;
+        if (!strstr(line, "\"event\":\"train_step\"") && !strstr(line, "\"event\":\"validation\"")) continue;
         int any = 0;
         for (const char *p = strstr(line, "\"val_"); p; p = strstr(p + 1, "\"val_")) {
             const char *name = p + 1, *q = strchr(name, '"');

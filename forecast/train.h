@@ -37,6 +37,7 @@ typedef struct {
     ts_trigflow tf;
     int regress;                  /* model.objective = regress: t = pi/2, no noise, target -x0 */
     int val_levels;               /* train.val_levels: sampler levels of the validation forecast, 0 = none */
+    int val_members;              /* train.val_members: members of its ensemble mean */
     double *val_skill;            /* (nstate) RMSE / persistence RMSE of the last validation forecast, NaN = none */
     double val_skill_mean;        /* their mean over channels */
     float *w_tok;                 /* (T) latitude weights per token */

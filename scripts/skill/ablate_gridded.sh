@@ -7,23 +7,26 @@
 # `tessera plot plot.logs=...` draws the curves, and the last lines printed
 # are the table.
 #
-#   scripts/skill/ablate_gridded.sh DATA RUNS [name ...]
+#   scripts/skill/ablate_gridded.sh DATA STATS RUNS [name ...]
 #
-# DATA holds ERA5-format files of 2010-2021 (tessera synth-era5
-# synth.start=2010-01-01 synth.days=4748) and DATA/stats.nc (tessera stats
-# stats.end=2021-01-01). With names, only those runs (re)run.
+# DATA is a folder of ERA5-format files covering 2010-2021 (tessera
+# synth-era5 synth.start=2010-01-01 synth.days=4748) and STATS their
+# statistics of the training years (tessera stats stats.end=2021-01-01).
+# With names, only those runs run (a run with RUNS/<name>/done is kept).
 set -euo pipefail
-DATA=${1:?usage: ablate_gridded.sh DATA RUNS [name ...]}
-RUNS=${2:?usage: ablate_gridded.sh DATA RUNS [name ...]}
-shift 2
+usage="usage: ablate_gridded.sh DATA STATS RUNS [name ...]"
+DATA=${1:?$usage}
+STATS=${2:?$usage}
+RUNS=${3:?$usage}
+shift 3
 TESSERA=${TESSERA:-$(dirname "$0")/../../build/tessera}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
-BASE=(data.files="$DATA/*.nc" data.stats="$DATA/stats.nc" train.step_hours=24
+BASE=(data.files="$DATA/*.nc" data.stats="$STATS" train.step_hours=24
       model.dim=128 model.heads=4 model.hidden=512 model.depth=4 model.window=8
       train.batch=4 train.steps=600 train.warmup=30 train.lr=5e-4 train.lr_min=1e-5 train.ema=0.99
       train.start=2010-01-01 train.end=2021-01-01 train.val_start=2021-01-01 train.val_end=2022-01-01
-      train.val_every=100 train.val_samples=8 train.val_levels=10 train.log_every=20 train.checkpoint_every=600)
+      train.val_every=150 train.val_samples=8 train.val_levels=6 train.val_members=4 train.log_every=20 train.checkpoint_every=600)
 
 declare -A CHANGE=(
   [base]=""
