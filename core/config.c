@@ -120,6 +120,11 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
 
     /* mesh: graph-physics trajectories and the mesh transformer's attention mask */
     STRING_KEY("mesh.file", "", "graph-physics HDF5 trajectories (its meta JSON beside it, same stem)"),
+    STRING_KEY("mesh.meta", "",
+               "meta JSON of the mesh files (default: <stem of mesh.file>.json if it exists, else meta.json in its folder)"),
+    STRING_KEY("mesh.valid_file", "", "validation trajectories in their own file (replaces the split of mesh.file)"),
+    STRING_KEY("mesh.test_file", "",
+               "test trajectories in their own file: forecast and score roll them out (replaces the split of mesh.file)"),
     INT_KEY("mesh.train_trajectories", "0", 0, NO_LIMIT,
             "trajectories used for training, from the first; the rest are test cases (0 = all but the last)"),
     INT_KEY("mesh.trajectory", "-1", -1, NO_LIMIT, "test trajectory rolled out by forecast (-1 = the first test one)"),
