@@ -77,8 +77,10 @@ static const command COMMANDS[] = {
      "the same command resumes from the checkpoint. Under MPI, parallel.dp replicas\n"
      "share train.batch and parallel.wp_y x wp_x ranks share each field's windows.\n"
      "With model.kind=mesh it trains the mesh graph transformer on the trajectories\n"
-     "of mesh.file (the first mesh.train_trajectories; the rest validate) to predict\n"
-     "the normalized one-step velocity change (docs/mesh-model.md)."},
+     "of mesh.file (the first mesh.train_trajectories; the rest validate, or all of\n"
+     "mesh.valid_file when it is set) to predict the normalized one-step velocity\n"
+     "change (docs/mesh-model.md). The files share one meta JSON: mesh.meta, else\n"
+     "<stem of mesh.file>.json, else meta.json in its folder (docs/mesh-data.md)."},
     {"forecast", forecast_any, "out,seed,device,threads,forecast.,data.,mesh.,parallel.",
      "autoregressive ensemble rollout from a checkpoint to NetCDF",
      "Rolls the Swin diffusion model of a checkpoint (forecast.checkpoint, default\n"
@@ -90,9 +92,10 @@ static const command COMMANDS[] = {
      "lead; rerunning the same command resumes a killed rollout. Under MPI,\n"
      "members are spread over parallel.dp replicas and each field's windows over\n"
      "parallel.wp_y x wp_x ranks. With model.kind=mesh it rolls trajectory\n"
-     "mesh.trajectory of mesh.file out for mesh.rollout_steps steps and writes\n"
-     "UGRID-1.0 NetCDF (forecast.output, default OUT/rollout.nc;\n"
-     "docs/ugrid-format.md)."},
+     "mesh.trajectory of mesh.test_file (default its first) out for\n"
+     "mesh.rollout_steps steps, or with no test file the one of mesh.file (default\n"
+     "the first that training held out), and writes UGRID-1.0 NetCDF\n"
+     "(forecast.output, default OUT/rollout.nc; docs/ugrid-format.md)."},
     {"score", score_any, "out,seed,data.,score.,mesh.", "WeatherBench-2 metrics against truth, with baselines",
      "Scores a forecast (score.forecast, default OUT/forecast.nc) against the truth of\n"
      "data.files: latitude-weighted ensemble-mean RMSE, ACC against the climatology of\n"
@@ -102,8 +105,9 @@ static const command COMMANDS[] = {
      "any ensemble file of score.baselines (e.g. perfect_model=PATH). Writes\n"
      "OUT/scorecard.csv and OUT/scorecard.jsonl and prints the relative skill\n"
      "(docs/score.md). With model.kind=mesh it scores a rollout (default\n"
-     "OUT/rollout.nc): 1-step, 50-step and all-rollout velocity RMSE against\n"
-     "persistence, to OUT/mesh_scorecard.csv."},
+     "OUT/rollout.nc) against the trajectory forecast rolled out (mesh.test_file or\n"
+     "mesh.file, mesh.trajectory): 1-step, 50-step and all-rollout velocity RMSE\n"
+     "against persistence, to OUT/mesh_scorecard.csv."},
     {"plot", cmd_plot, "out,data.files,data.grid,data.fill,data.row_rule,plot.", "PNG maps and score-vs-lead charts",
      "Maps a forecast (plot.forecast, default OUT/forecast.nc) against its truth\n"
      "(data.files, on data.grid): truth, ensemble mean, member plot.member, error\n"

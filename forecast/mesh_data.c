@@ -1,4 +1,5 @@
-/* Trajectories of mesh.file in memory, in curve order, with their masks. */
+/* Trajectories of the mesh files (mesh.file, mesh.valid_file, mesh.test_file,
+ * all read with one meta JSON) in memory, in curve order, with their masks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,17 +28,49 @@ static const char *mesh_path(const ts_config *cfg) {
     return path;
 }
 
-void ts_mesh_split(const ts_config *cfg, int *ntraj, int *ntrain) {
-    char err[1024];
-    ts_mesh_file *f = ts_mesh_file_open(mesh_path(cfg), err, sizeof err);
+void ts_mesh_meta(const ts_config *cfg, char *buf, size_t cap) {
+    char err[9000];
+    const char *meta = ts_config_str(cfg, "mesh.meta"), *test = ts_config_str(cfg, "mesh.test_file");
+    if (*meta) {
+        snprintf(buf, cap, "%s", meta);
+        return;
+    }
+    /* a forecast of mesh.test_file needs no mesh.file: the test file stands in */
+    const char *base = !*ts_config_str(cfg, "mesh.file") && *test ? test : mesh_path(cfg);
+    if (ts_mesh_meta_find(base, buf, cap, err, sizeof err)) ts_fatal("%s; name it with mesh.meta", err);
+}
+
+ts_mesh_file *ts_mesh_open(const ts_config *cfg, const char *path) {
+    char meta[4096], err[9000];
+    ts_mesh_meta(cfg, meta, sizeof meta);
+    ts_mesh_file *f = ts_mesh_file_open_meta(path, meta, err, sizeof err);
     if (!f) ts_fatal("%s", err);
-    *ntraj = (int)ts_mesh_file_trajectories(f);
+    return f;
+}
+
+int ts_mesh_count(const ts_config *cfg, const char *path) {
+    ts_mesh_file *f = ts_mesh_open(cfg, path);
+    int n = (int)ts_mesh_file_trajectories(f);
     ts_mesh_file_close(f);
+    return n;
+}
+
+void ts_mesh_split(const ts_config *cfg, ts_mesh_set *train, ts_mesh_set *valid) {
+    const char *path = mesh_path(cfg), *vpath = ts_config_str(cfg, "mesh.valid_file");
+    const int ntraj = ts_mesh_count(cfg, path);
     int64_t want = ts_config_int(cfg, "mesh.train_trajectories");
-    if (want > *ntraj)
-        ts_usage_error("mesh.train_trajectories = %lld, but %s holds %d trajectories", (long long)want,
-                       ts_config_str(cfg, "mesh.file"), *ntraj);
-    *ntrain = want > 0 ? (int)want : (*ntraj > 1 ? *ntraj - 1 : *ntraj);
+    if (want > ntraj)
+        ts_usage_error("mesh.train_trajectories = %lld, but %s holds %d trajectories", (long long)want, path, ntraj);
+    int ntrain;
+    if (*vpath) ntrain = want > 0 ? (int)want : ntraj; /* the validation set is a file of its own */
+    else ntrain = want > 0 ? (int)want : (ntraj > 1 ? ntraj - 1 : ntraj);
+    *train = (ts_mesh_set){.key = "mesh.file", .path = path, .first = 0, .count = ntrain, .total = ntraj};
+    if (*vpath) {
+        const int nvalid = ts_mesh_count(cfg, vpath);
+        *valid = (ts_mesh_set){.key = "mesh.valid_file", .path = vpath, .first = 0, .count = nvalid, .total = nvalid};
+    } else {
+        *valid = (ts_mesh_set){.key = "mesh.file", .path = path, .first = ntrain, .count = ntraj - ntrain, .total = ntraj};
+    }
 }
 
 /* The velocity components of an open file: one per mesh dimension. */
@@ -51,11 +84,9 @@ static int file_fields(ts_mesh_file *f, const char *path, char *err, size_t cap)
     return dim;
 }
 
-int ts_mesh_fields(const ts_config *cfg) {
+int ts_mesh_fields(const ts_config *cfg, const char *path) {
     char err[1024];
-    const char *path = mesh_path(cfg);
-    ts_mesh_file *f = ts_mesh_file_open(path, err, sizeof err);
-    if (!f) ts_fatal("%s", err);
+    ts_mesh_file *f = ts_mesh_open(cfg, path);
     int fields = file_fields(f, path, err, sizeof err);
     ts_mesh_file_close(f);
     if (fields < 0) ts_fatal("%s", err);
@@ -133,15 +164,15 @@ static int read_trajectory(ts_mesh_file *f, ts_mesh_traj *tj, const char *path, 
     return ts_mesh_file_read_steps(f, k, "velocity", 0, (size_t)tj->T, tj->velocity, err, cap);
 }
 
-ts_mesh_traj *ts_mesh_load(const ts_config *cfg, int first, int count) {
+ts_mesh_traj *ts_mesh_load(const ts_config *cfg, const ts_mesh_set *set) {
     char err[1024];
-    const char *path = mesh_path(cfg);
-    ts_mesh_file *f = ts_mesh_file_open(path, err, sizeof err);
-    if (!f) ts_fatal("%s", err);
+    const char *path = set->path;
+    const int count = set->count;
+    ts_mesh_file *f = ts_mesh_open(cfg, path);
     ts_mesh_traj *all = ts_calloc((size_t)(count > 0 ? count : 1), sizeof(ts_mesh_traj));
     for (int k = 0; k < count; k++) {
         ts_mesh_traj *tj = &all[k];
-        tj->index = first + k;
+        tj->index = set->first + k;
         if (read_trajectory(f, tj, path, err, sizeof err)) ts_fatal("%s", err);
         order_and_mask(cfg, tj, path);
     }
@@ -194,11 +225,11 @@ static int ckpt_accepts_fields(ts_ckpt *ck, int fields) {
     return ok;
 }
 
-void ts_mesh_check_ckpt_fields(ts_ckpt *ck, const char *ckpath, const ts_config *cfg, int fields) {
+void ts_mesh_check_ckpt_fields(ts_ckpt *ck, const char *ckpath, const ts_mesh_set *set, int fields) {
     if (ckpt_accepts_fields(ck, fields)) return;
     for (int other = 2; other <= 3; other++)
         if (other != fields && ckpt_accepts_fields(ck, other))
-            ts_fatal("%s was trained on %d velocity components (a %d-D mesh), but mesh.file %s has %d (a %d-D mesh): "
+            ts_fatal("%s was trained on %d velocity components (a %d-D mesh), but %s %s has %d (a %d-D mesh): "
                      "the model's input and output shapes follow them; use a checkpoint trained on a %d-D mesh",
-                     ckpath, other, other, ts_config_str(cfg, "mesh.file"), fields, fields, fields);
+                     ckpath, other, other, set->key, set->path, fields, fields, fields);
 }

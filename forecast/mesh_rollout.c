@@ -1,6 +1,8 @@
 /* tessera forecast / score with model.kind=mesh.
  *
- * forecast rolls one trajectory of mesh.file out from its first step with
+ * forecast rolls one trajectory out from its first step (mesh.trajectory
+ * of mesh.test_file, or of mesh.file when that is empty; the default is the
+ * test file's first, or mesh.file's first held out from training) with
  * the checkpoint's model: each step adds the de-normalized predicted change
  * to the velocity, then sets the nodes the model is not asked about (all but
  * NORMAL and OUTFLOW: inflow, walls, obstacle) from the truth, as
@@ -57,24 +59,43 @@ static void path_or_default(const ts_config *cfg, const char *key, const char *o
     else snprintf(buf, cap, "%s/%s", out, name);
 }
 
-/* The trajectory forecast and scored: mesh.trajectory, or the first one
- * training did not use. */
-static int chosen_trajectory(const ts_config *cfg) {
-    int ntraj, ntrain;
-    ts_mesh_split(cfg, &ntraj, &ntrain);
-    int64_t k = ts_config_int(cfg, "mesh.trajectory");
-    if (k < 0) k = ntrain < ntraj ? ntrain : ntraj - 1;
-    if (k >= ntraj)
-        ts_usage_error("mesh.trajectory = %lld, but %s holds %d trajectories", (long long)k,
-                       ts_config_str(cfg, "mesh.file"), ntraj);
-    return (int)k;
+/* The file forecast and scored: mesh.test_file, or mesh.file when it is empty. */
+static ts_mesh_set rollout_file(const ts_config *cfg) {
+    const char *test = ts_config_str(cfg, "mesh.test_file");
+    if (*test) return (ts_mesh_set){.key = "mesh.test_file", .path = test, .count = 1};
+    const char *path = ts_config_str(cfg, "mesh.file");
+    if (!*path)
+        ts_usage_error("mesh.file and mesh.test_file are empty: give the graph-physics HDF5 file to roll out "
+                       "(tessera synth-mesh writes one)");
+    return (ts_mesh_set){.key = "mesh.file", .path = path, .count = 1};
 }
 
-static int64_t rollout_steps(const ts_config *cfg, const ts_mesh_traj *tj) {
+/* The trajectory of set->path forecast and scored: mesh.trajectory, or by
+ * default the first of mesh.test_file, else the first of mesh.file that
+ * training did not use (its split by mesh.train_trajectories). */
+static void choose_trajectory(const ts_config *cfg, ts_mesh_set *set) {
+    int64_t k = ts_config_int(cfg, "mesh.trajectory");
+    int ntraj;
+    if (!strcmp(set->key, "mesh.test_file")) {
+        ntraj = ts_mesh_count(cfg, set->path);
+        if (k < 0) k = 0;
+    } else {
+        ts_mesh_set train, valid;
+        ts_mesh_split(cfg, &train, &valid);
+        ntraj = train.total;
+        if (k < 0) k = train.count < ntraj ? train.count : ntraj - 1;
+    }
+    if (k >= ntraj)
+        ts_usage_error("mesh.trajectory = %lld, but %s %s holds %d trajectories", (long long)k, set->key, set->path,
+                       ntraj);
+    set->first = (int)k, set->count = 1;
+}
+
+static int64_t rollout_steps(const ts_config *cfg, const ts_mesh_traj *tj, const char *path) {
     int64_t s = ts_config_int(cfg, "mesh.rollout_steps");
     if (s == 0 || s > tj->T - 1) s = tj->T - 1;
-    if (s < 1) ts_usage_error("trajectory %d of %s has %lld steps: nothing to roll out", tj->index,
-                              ts_config_str(cfg, "mesh.file"), (long long)tj->T);
+    if (s < 1) ts_usage_error("trajectory %d of %s has %lld steps: nothing to roll out", tj->index, path,
+                              (long long)tj->T);
     return s;
 }
 
@@ -110,7 +131,8 @@ static void predict(predictor *p, const ts_mesh_traj *tj, const float *v, const 
         }
 }
 
-static void load_predictor(predictor *p, ts_config *cfg, const char *ckpath, const ts_backend *be) {
+static void load_predictor(predictor *p, ts_config *cfg, const char *ckpath, const ts_mesh_set *set,
+                           const ts_backend *be) {
     char err[1024], names[8][64];
     ts_ckpt *ck = ts_ckpt_open(ckpath, "mesh", err, sizeof err);
     if (!ck) ts_fatal("%s", err);
@@ -121,8 +143,8 @@ static void load_predictor(predictor *p, ts_config *cfg, const char *ckpath, con
         ts_fatal("%s", err);
     /* the model's shapes follow the velocity components, so a checkpoint
      * forecasts meshes of the dimension it was trained on */
-    p->fields = ts_mesh_fields(cfg);
-    ts_mesh_check_ckpt_fields(ck, ckpath, cfg, p->fields);
+    p->fields = ts_mesh_fields(cfg, set->path);
+    ts_mesh_check_ckpt_fields(ck, ckpath, set, p->fields);
     ts_mesh_model_config mc;
     ts_mesh_model_config_from(cfg, p->fields, &mc);
     if (ts_mesh_model_create(&p->model, be, &mc, err, sizeof err)) ts_usage_error("%s", err);
@@ -164,14 +186,16 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
     path_or_default(cfg, "forecast.output", ctx->out, "rollout.nc", path, sizeof path);
     predictor p;
     memset(&p, 0, sizeof p);
-    load_predictor(&p, cfg, ckpath, be);
+    ts_mesh_set set = rollout_file(cfg);
+    load_predictor(&p, cfg, ckpath, &set, be);
 
-    int k = chosen_trajectory(cfg);
-    ts_mesh_traj *tj = ts_mesh_load(cfg, k, 1);
-    const int64_t N = tj->N, S = rollout_steps(cfg, tj);
+    choose_trajectory(cfg, &set); /* after the checkpoint's mesh.train_trajectories is in */
+    const int k = set.first;
+    ts_mesh_traj *tj = ts_mesh_load(cfg, &set);
+    const int64_t N = tj->N, S = rollout_steps(cfg, tj, set.path);
     const int F = p.fields, nout = 2 * F;
-    if (tj->fields != F) ts_fatal("%s changed while it was read (%d velocity components, then %d)",
-                                  ts_config_str(cfg, "mesh.file"), F, tj->fields);
+    if (tj->fields != F) ts_fatal("%s changed while it was read (%d velocity components, then %d)", set.path, F,
+                                  tj->fields);
     ts_mesh_sp sp;
     if (lay->world > 1) {
         if (ts_mesh_sp_create(&sp, lay->axis[TS_AXIS_SP], &tj->mask, N, p.model.cfg.n_globals, TS_BALANCE_NODES, err,
@@ -225,7 +249,7 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
         ts_info("resuming %s after step %lld of %lld", path, (long long)done, (long long)S);
         if (lay->world > 1) TS_MPI_CHECK(MPI_Bcast(v, (int)nf, MPI_FLOAT, 0, MPI_COMM_WORLD));
     }
-    ts_info("rolling out trajectory %d of %s: %lld nodes, %lld steps", k, ts_config_str(cfg, "mesh.file"), (long long)N,
+    ts_info("rolling out trajectory %d of %s %s: %lld nodes, %lld steps", k, set.key, set.path, (long long)N,
             (long long)S);
     double t0 = ts_now();
     const int64_t every = S >= 20 ? S / 20 : 1; /* about 20 progress lines */
@@ -274,15 +298,17 @@ int cmd_score_mesh(const ts_command_ctx *ctx) {
     else snprintf(path, sizeof path, "%s/rollout.nc", ctx->out);
     size_t nn, S;
     if (ts_ugrid_file_sizes(path, &nn, &S, err, sizeof err)) ts_fatal("%s", err);
-    int k = chosen_trajectory(cfg);
-    ts_mesh_traj *tj = ts_mesh_load(cfg, k, 1);
+    ts_mesh_set set = rollout_file(cfg);
+    choose_trajectory(cfg, &set);
+    const int k = set.first;
+    ts_mesh_traj *tj = ts_mesh_load(cfg, &set);
     const int64_t N = tj->N;
     const int F = tj->fields, nout = 2 * F;
     const ts_ugrid_var *vars = out_vars(F);
     if ((int64_t)nn != N || (int64_t)S > tj->T - 1)
         ts_fatal("%s: %zu nodes and %zu steps do not fit trajectory %d of %s (%lld nodes, %lld steps): set "
                  "mesh.trajectory to the one forecast",
-                 path, nn, S, k, ts_config_str(cfg, "mesh.file"), (long long)N, (long long)tj->T);
+                 path, nn, S, k, set.path, (long long)N, (long long)tj->T);
     float *col = ts_malloc(sizeof(float) * (size_t)N);
     /* sums of squared errors: rollout, one step, and their persistence baselines */
     double se_roll = 0, se_one = 0, se_keep0 = 0, se_keep1 = 0, se_roll50 = 0, se_keep50 = 0;

@@ -15,7 +15,12 @@
  *   noise        (seed, TRAIN_NOISE, stream step * batch + j,   index node * F + component)
  * with nodes numbered in curve order, which no layout changes, and F the
  * velocity components: the mesh's dimension, 2 or 3 (all trajectories of
- * mesh.file share it; the model has F + 9 inputs and F outputs).
+ * mesh.file, and of mesh.valid_file, share it; the model has F + 9 inputs
+ * and F outputs).
+ *
+ * Validation trajectories are those of mesh.valid_file when it is set (all
+ * of mesh.file then train, or its first mesh.train_trajectories), else the
+ * ones of mesh.file after the first mesh.train_trajectories.
  *
  * DP replicas take their shares of the global batch. With parallel.sp > 1
  * the ranks of an SP group process each of their samples jointly: the
@@ -51,6 +56,7 @@ typedef struct {
     long steps;
     int batch, dp, sp, local_batch;
     int ntrain, nvaltraj;
+    const char *train_path, *val_path; /* the files they come from */
     ts_mesh_traj *train, *val;
     ts_mesh_sp *sp_train, *sp_val; /* (ntrain), (nvaltraj) with parallel.sp > 1, else NULL */
     size_t npairs;               /* (trajectory, t) pairs of the training set */
@@ -184,14 +190,18 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
     tr->steps = ts_config_int(cfg, "train.steps");
     tr->noise = ts_config_float(cfg, "mesh.noise");
 
-    int ntraj;
-    ts_mesh_split(cfg, &ntraj, &tr->ntrain);
-    tr->nvaltraj = ntraj - tr->ntrain;
-    tr->train = ts_mesh_load(cfg, 0, tr->ntrain);
-    tr->val = tr->nvaltraj ? ts_mesh_load(cfg, tr->ntrain, tr->nvaltraj) : NULL;
+    ts_mesh_set train, valid;
+    ts_mesh_split(cfg, &train, &valid);
+    tr->ntrain = train.count, tr->nvaltraj = valid.count;
+    tr->train_path = train.path, tr->val_path = valid.path;
+    tr->train = ts_mesh_load(cfg, &train);
+    tr->val = tr->nvaltraj ? ts_mesh_load(cfg, &valid) : NULL;
     tr->fields = tr->train[0].fields; /* the file's, shared by its trajectories (ts_mesh_load) */
+    if (tr->val && tr->val[0].fields != tr->fields)
+        ts_fatal("%s %s holds %d-D meshes (%d velocity components), %s %s %d-D ones: the model needs one dimension",
+                 valid.key, valid.path, tr->val[0].fields, tr->val[0].fields, train.key, train.path, tr->fields);
     for (int k = 0; k < tr->ntrain; k++) tr->npairs += (size_t)(tr->train[k].T - 1);
-    if (tr->npairs == 0) ts_usage_error("%s: the training trajectories have fewer than 2 steps", ts_config_str(cfg, "mesh.file"));
+    if (tr->npairs == 0) ts_usage_error("%s: the training trajectories have fewer than 2 steps", train.path);
     tr->pair_traj = ts_malloc(sizeof(int32_t) * tr->npairs), tr->pair_t = ts_malloc(sizeof(int32_t) * tr->npairs);
     size_t p = 0;
     for (int k = 0; k < tr->ntrain; k++)
@@ -368,7 +378,8 @@ static long resume(mesh_trainer *tr) {
                        "same run (use another train.checkpoint for a new run)",
                        path, (unsigned long long)meta->rng_seed, (unsigned long long)tr->seed);
     check_same_setup(tr, meta->config_json, path);
-    ts_mesh_check_ckpt_fields(ck, path, tr->cfg, tr->fields);
+    const ts_mesh_set train = {.key = "mesh.file", .path = tr->train_path};
+    ts_mesh_check_ckpt_fields(ck, path, &train, tr->fields);
     load_block(ck, TS_CKPT_PARAMS, &tr->model.params, tr->model.params.data, path);
     load_block(ck, TS_CKPT_EMA, &tr->model.params, tr->ema.data, path);
     load_block(ck, TS_CKPT_ADAM_M, &tr->model.params, tr->m.data, path);
@@ -398,9 +409,9 @@ int cmd_train_mesh(const ts_command_ctx *ctx) {
     const long every_val = ts_config_int(ctx->cfg, "train.val_every");
     const long every_ckpt = ts_config_int(ctx->cfg, "train.checkpoint_every");
     ts_info("training %zu parameters of the mesh transformer on %d rank%s (dp %d, sp %d): %d training trajectories "
-            "(%zu pairs), %d validation trajectories, steps %ld..%ld",
+            "(%zu pairs) of %s, %d validation trajectories of %s, steps %ld..%ld",
             ts_params_count(&tr.model.params), ctx->layout->world, ctx->layout->world > 1 ? "s" : "", tr.dp, tr.sp, tr.ntrain,
-            tr.npairs, tr.nvaltraj, first, tr.steps);
+            tr.npairs, tr.train_path, tr.nvaltraj, tr.val_path, first, tr.steps);
     char begin[64];
     snprintf(begin, sizeof begin, "\"first_step\":%ld", first);
     ts_log_event("train_begin", begin);

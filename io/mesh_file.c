@@ -33,6 +33,19 @@ void ts_mesh_meta_path(const char *h5_path, char *buf, size_t cap) {
     snprintf(buf, cap, "%.*s.json", (int)stem, h5_path);
 }
 
+int ts_mesh_meta_find(const char *h5_path, char *buf, size_t cap, char *err, size_t errcap) {
+    char beside[4096], shared[4096];
+    ts_mesh_meta_path(h5_path, beside, sizeof beside);
+    const char *slash = strrchr(h5_path, '/');
+    if (slash) snprintf(shared, sizeof shared, "%.*s/meta.json", (int)(slash - h5_path), h5_path);
+    else snprintf(shared, sizeof shared, "meta.json");
+    if (access(beside, F_OK) == 0) return snprintf(buf, cap, "%s", beside), 0;
+    if (access(shared, F_OK) == 0) return snprintf(buf, cap, "%s", shared), 0;
+    if (!strcmp(beside, shared))
+        return fail(err, errcap, "%s: cannot read its meta JSON: %s does not exist", h5_path, shared);
+    return fail(err, errcap, "%s: cannot read its meta JSON: neither %s nor %s exists", h5_path, beside, shared);
+}
+
 /* ---- writer ------------------------------------------------------------------------------------ */
 
 struct ts_mesh_writer {
@@ -354,10 +367,12 @@ static hid_t open_checked(ts_mesh_file *f, const traj_info *t, const feature *ft
              ft->dtype);
         return H5Dclose(d), -1;
     }
-    /* meta [S0, -1, C]: stored (N, C) when S0 = 1, or (S0 or T, N, C) */
+    /* a dynamic feature is stored (T, N, C); a static one (N, C), (1, N, C)
+     * or tiled (T, N, C), whether its meta says [1, -1, C] or [T, -1, C]
+     * (MeshGraphNets' meta and its h5 conversions differ, the data do not) */
     long long channels = ft->shape[2], lead = ft->shape[0];
     int ok = 0;
-    if (rank == 2 && !ft->dynamic && lead == 1 && (long long)dims[1] == channels) ok = 1, *count = dims[0];
+    if (rank == 2 && !ft->dynamic && (long long)dims[1] == channels) ok = 1, *count = dims[0];
     if (rank == 3 && (long long)dims[2] == channels) {
         long long d0 = (long long)dims[0];
         if (ft->dynamic ? d0 == f->meta.length : (d0 == 1 || d0 == f->meta.length)) ok = 1, *count = dims[1];
@@ -369,8 +384,13 @@ static hid_t open_checked(ts_mesh_file *f, const traj_info *t, const feature *ft
             snprintf(got, sizeof got, "(%llu, %llu, %llu)", (unsigned long long)dims[0], (unsigned long long)dims[1],
                      (unsigned long long)dims[2]);
         else snprintf(got, sizeof got, "rank %d", rank);
-        fail(err, cap, "%s: trajectory %s: dataset %s has shape %s, the meta JSON wants [%lld, -1, %lld] (T = %lld)",
-             f->path, t->name, ft->name, got, lead, channels, f->meta.length);
+        if (ft->dynamic)
+            fail(err, cap, "%s: trajectory %s: dataset %s has shape %s, the meta JSON wants [%lld, -1, %lld] (T = %lld)",
+                 f->path, t->name, ft->name, got, lead, channels, f->meta.length);
+        else
+            fail(err, cap, "%s: trajectory %s: dataset %s has shape %s; a static feature is stored (N, %lld), "
+                 "(1, N, %lld) or tiled (T, N, %lld) with T = %lld, the trajectory_length of %s",
+                 f->path, t->name, ft->name, got, channels, channels, channels, f->meta.length, f->meta_path);
         return H5Dclose(d), -1;
     }
     if (rank_out) *rank_out = rank;
@@ -441,11 +461,16 @@ static int check_trajectory(ts_mesh_file *f, traj_info *t, char *err, size_t cap
 }
 
 ts_mesh_file *ts_mesh_file_open(const char *path, char *err, size_t cap) {
+    return ts_mesh_file_open_meta(path, NULL, err, cap);
+}
+
+ts_mesh_file *ts_mesh_file_open_meta(const char *path, const char *meta_path, char *err, size_t cap) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     ts_mesh_file *f = ts_calloc(1, sizeof *f);
     f->file = H5I_INVALID_HID;
     snprintf(f->path, sizeof f->path, "%s", path);
-    ts_mesh_meta_path(path, f->meta_path, sizeof f->meta_path);
+    if (meta_path && *meta_path) snprintf(f->meta_path, sizeof f->meta_path, "%s", meta_path);
+    else if (ts_mesh_meta_find(path, f->meta_path, sizeof f->meta_path, err, cap)) goto fail;
     FILE *m = fopen(f->meta_path, "r");
     if (!m) {
         fail(err, cap, "%s: cannot read its meta JSON %s: %s", path, f->meta_path, strerror(errno));
@@ -474,10 +499,12 @@ ts_mesh_file *ts_mesh_file_open(const char *path, char *err, size_t cap) {
     for (int k = 0; k < f->meta.nfeat; k++) {
         const feature *ft = &f->meta.feat[k];
         int known = !strcmp(ft->dtype, "float32") || !strcmp(ft->dtype, "int32");
+        /* statics: [1, -1, C] as MeshGraphNets writes, or tiled [T, -1, C] as its h5 conversions do */
         if (!known || ft->rank != 3 || ft->shape[1] != -1 || ft->shape[2] < 1 ||
-            (ft->dynamic ? ft->shape[0] != f->meta.length && ft->shape[0] != -1 : ft->shape[0] != 1)) {
-            fail(err, cap, "%s: feature %s: want dtype float32|int32 and shape [1, -1, C] (static) or [T, -1, C] "
-                 "(dynamic)", f->meta_path, ft->name);
+            (ft->dynamic ? ft->shape[0] != f->meta.length && ft->shape[0] != -1
+                         : ft->shape[0] != 1 && ft->shape[0] != f->meta.length)) {
+            fail(err, cap, "%s: feature %s: want dtype float32|int32 and shape [1, -1, C] or [T, -1, C] (static) or "
+                 "[T, -1, C] (dynamic), T = trajectory_length = %lld", f->meta_path, ft->name, f->meta.length);
             goto fail;
         }
     }

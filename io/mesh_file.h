@@ -12,6 +12,12 @@
  *              trajectory_length, dt. Shapes are MeshGraphNets': static
  *              [1, -1, C], dynamic [T, -1, C], -1 the per-trajectory count.
  *
+ * The reader also takes datasets as MeshGraphNets and graph-physics deliver
+ * them: a folder of train/valid/test files sharing ONE meta.json
+ * (ts_mesh_meta_find), statics declared [1, -1, C] or tiled [T, -1, C] and
+ * stored (N, C), (1, N, C) or tiled (T, N, C), whatever the meta says; of a
+ * tiled static the first step is read (the copies are not compared).
+ *
  * The writer builds PATH.h5.part and PATH.json.part and renames them when
  * the last trajectory is in, the .h5 last: a killed run leaves no file under
  * the final name. The reader checks the meta JSON against every trajectory
@@ -40,8 +46,14 @@ enum {
     TS_NODE_SIZE = 9
 };
 
-/* The meta JSON's path for an HDF5 path: the extension replaced by .json. */
+/* The meta JSON's path for an HDF5 path: the extension replaced by .json
+ * (where the writer puts it). */
 void ts_mesh_meta_path(const char *h5_path, char *buf, size_t cap);
+/* The meta JSON of an HDF5 path as the reader looks for it: <stem>.json
+ * when that exists, else meta.json in the file's folder (one meta for a
+ * dataset's train, valid and test files). -1 with one line in err naming
+ * both paths when neither exists. */
+int ts_mesh_meta_find(const char *h5_path, char *buf, size_t cap, char *err, size_t errcap);
 
 /* ---- writer ---------------------------------------------------------------------------------- */
 
@@ -67,7 +79,10 @@ void ts_mesh_writer_abandon(ts_mesh_writer *w);
 
 typedef struct ts_mesh_file ts_mesh_file;
 
+/* Opens path with the meta JSON ts_mesh_meta_find chooses. */
 ts_mesh_file *ts_mesh_file_open(const char *path, char *err, size_t cap);
+/* Opens path with the meta JSON at meta_path (NULL or "": as ts_mesh_file_open). */
+ts_mesh_file *ts_mesh_file_open_meta(const char *path, const char *meta_path, char *err, size_t cap);
 void ts_mesh_file_close(ts_mesh_file *f);
 
 size_t ts_mesh_file_trajectories(const ts_mesh_file *f);
@@ -82,8 +97,9 @@ int ts_mesh_file_dim(const ts_mesh_file *f);
  * file has no such dynamic field. */
 size_t ts_mesh_file_channels(const ts_mesh_file *f, const char *field);
 
-/* The static arrays of a trajectory: pos (N, D) (the first step where the
- * file stores (T, N, D)), tri (F, D + 1), node_type (N); any may be NULL. */
+/* The static arrays of a trajectory: pos (N, D), tri (F, D + 1),
+ * node_type (N), each the first step where the file stores them tiled
+ * (T, N, C); any may be NULL. */
 int ts_mesh_file_read_static(ts_mesh_file *f, size_t traj, float *pos, int32_t *tri, int32_t *node_type, char *err,
                              size_t cap);
 /* Steps [t0, t0 + nt) of a dynamic field into out (nt, N, C). */

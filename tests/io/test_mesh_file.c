@@ -4,7 +4,9 @@
  * reader), and damaged files (missing dataset, cells naming a missing node,
  * non-finite velocity, a truncated file, a meta JSON that disagrees,
  * tetrahedra with 2-D positions) are refused with one line naming the
- * file, trajectory and dataset.
+ * file, trajectory and dataset. Datasets as MeshGraphNets' h5 conversions
+ * deliver them (statics [1, -1, C] or [T, -1, C] stored (N, C), (1, N, C)
+ * or tiled (T, N, C); one meta.json in the folder) read as the same mesh.
  *
  *   test_mesh_file            the CUnit suite
  *   test_mesh_file --check F  open F and read every step of every dynamic
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -206,6 +209,119 @@ static void test_damaged(void) {
     expect_refused(path, "trajectory 0: dataset cells has 4 nodes per cell with 2-D mesh_pos");
 }
 
+/* ---- datasets as MeshGraphNets' h5 conversions deliver them ---------------------------------------- */
+
+static void put(hid_t g, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data) {
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(g, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    CU_ASSERT(d >= 0 && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    H5Dclose(d), H5Sclose(sp);
+}
+
+/* DIR/NAME.h5 (one trajectory of the square) with its statics stored with
+ * `lead` leading steps: 0 (N, C), else (lead, N, C), step s of a tiled copy
+ * shifted by s (positions + s, cells rotated, types 0) so that only step 0
+ * holds the square; and DIR/meta.json declaring statics [meta_lead, -1, C]. */
+static void delivered(const char *folder, const char *name, int lead, int meta_lead) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s.h5", folder, name);
+    hid_t h = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t g = H5Gcreate2(h, "0", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const int S = lead ? lead : 1;
+    float *pos = ts_malloc(sizeof(float) * (size_t)S * N * 2);
+    int32_t *tri = ts_malloc(sizeof(int32_t) * (size_t)S * F * 3), *type = ts_malloc(sizeof(int32_t) * (size_t)S * N);
+    for (int s = 0; s < S; s++) {
+        for (int k = 0; k < N * 2; k++) pos[s * N * 2 + k] = POS[k] + (float)s;
+        for (int k = 0; k < F * 3; k++) tri[s * F * 3 + k] = s ? TRI[(k + 1) % (F * 3)] : TRI[k];
+        for (int k = 0; k < N; k++) type[s * N + k] = s ? 0 : TYPE[k];
+    }
+    hsize_t pd[3] = {(hsize_t)lead, N, 2}, cd[3] = {(hsize_t)lead, F, 3}, td[3] = {(hsize_t)lead, N, 1};
+    const int r = lead ? 3 : 2, o = lead ? 0 : 1;
+    put(g, "mesh_pos", H5T_NATIVE_FLOAT, r, pd + o, pos);
+    put(g, "cells", H5T_NATIVE_INT32, r, cd + o, tri);
+    put(g, "node_type", H5T_NATIVE_INT32, r, td + o, type);
+    float vel[T * N * 2];
+    for (int k = 0; k < T * N * 2; k++) vel[k] = (float)k;
+    hsize_t vd[3] = {T, N, 2};
+    put(g, "velocity", H5T_NATIVE_FLOAT, 3, vd, vel);
+    H5Gclose(g), H5Fclose(h);
+    free(pos), free(tri), free(type);
+    snprintf(path, sizeof path, "%s/meta.json", folder);
+    FILE *m = fopen(path, "w");
+    CU_ASSERT_FATAL(m != NULL);
+    fprintf(m, "{\"dt\": 0.01, \"collision_radius\": null, \"features\": {"
+               "\"cells\": {\"type\": \"static\", \"shape\": [%d, -1, 3], \"dtype\": \"int32\"},"
+               "\"mesh_pos\": {\"type\": \"static\", \"shape\": [%d, -1, 2], \"dtype\": \"float32\"},"
+               "\"node_type\": {\"type\": \"static\", \"shape\": [%d, -1, 1], \"dtype\": \"int32\"},"
+               "\"velocity\": {\"type\": \"dynamic\", \"shape\": [%d, -1, 2], \"dtype\": \"float32\"}},"
+               "\"field_names\": [\"cells\", \"mesh_pos\", \"node_type\", \"velocity\"], \"trajectory_length\": %d}\n",
+            meta_lead, meta_lead, meta_lead, T, T);
+    fclose(m);
+}
+
+/* Statics declared [1, -1, C] or [T, -1, C] and stored (N, C), (1, N, C) or
+ * (T, N, C): all six read as the square (the first step of a tiled copy);
+ * a static stored with another step count is refused, naming it. */
+static void test_delivered_statics(void) {
+    char folder[128], path[256];
+    const int leads[3] = {0, 1, T}, metas[2] = {1, T};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 2; b++) {
+            snprintf(folder, sizeof folder, "%s/d%d%d", dir, a, b);
+            CU_ASSERT_FATAL(mkdir(folder, 0700) == 0);
+            delivered(folder, "train", leads[a], metas[b]);
+            snprintf(path, sizeof path, "%s/train.h5", folder);
+            ts_mesh_file *f = ts_mesh_file_open(path, err, sizeof err); /* finds meta.json in the folder */
+            if (!f) fprintf(stderr, "\n  stored lead %d, meta lead %d: %s\n", leads[a], metas[b], err);
+            CU_ASSERT_FATAL(f != NULL);
+            CU_ASSERT(ts_mesh_file_nodes(f, 0) == N && ts_mesh_file_cells(f, 0) == F && ts_mesh_file_dim(f) == 2);
+            float pos[N * 2], v[N * 2];
+            int32_t tri[F * 3], type[N];
+            CU_ASSERT(ts_mesh_file_read_static(f, 0, pos, tri, type, err, sizeof err) == 0);
+            CU_ASSERT(!memcmp(pos, POS, sizeof pos) && !memcmp(tri, TRI, sizeof tri) && !memcmp(type, TYPE, sizeof type));
+            CU_ASSERT(ts_mesh_file_read_steps(f, 0, "velocity", 2, 1, v, err, sizeof err) == 0 && v[0] == 2 * N * 2);
+            ts_mesh_file_close(f);
+        }
+    /* 2 steps of a 3-step trajectory */
+    snprintf(folder, sizeof folder, "%s/wrong_t", dir);
+    CU_ASSERT_FATAL(mkdir(folder, 0700) == 0);
+    delivered(folder, "train", T - 1, T);
+    snprintf(path, sizeof path, "%s/train.h5", folder);
+    expect_refused(path, "trajectory 0: dataset cells has shape (2, 2, 3)");
+    /* a meta declaring a static with a step count that is neither 1 nor T */
+    snprintf(folder, sizeof folder, "%s/wrong_meta", dir);
+    CU_ASSERT_FATAL(mkdir(folder, 0700) == 0);
+    delivered(folder, "train", T, T - 1);
+    snprintf(path, sizeof path, "%s/train.h5", folder);
+    CU_ASSERT(ts_mesh_file_open(path, err, sizeof err) == NULL && strstr(err, "feature cells") && strstr(err, "meta.json"));
+}
+
+/* <stem>.json first, then meta.json in the folder; an explicit meta path;
+ * none: one line naming both paths tried. */
+static void test_meta_lookup(void) {
+    char folder[128], path[256], meta[256], want[512];
+    snprintf(folder, sizeof folder, "%s/lookup", dir);
+    CU_ASSERT_FATAL(mkdir(folder, 0700) == 0);
+    delivered(folder, "valid", 0, 1);
+    snprintf(path, sizeof path, "%s/valid.h5", folder);
+    CU_ASSERT(ts_mesh_meta_find(path, meta, sizeof meta, err, sizeof err) == 0 && strstr(meta, "lookup/meta.json"));
+    snprintf(path, sizeof path, "%s/ok.h5", dir); /* written by test_roundtrip, with ok.json beside it */
+    CU_ASSERT(ts_mesh_meta_find(path, meta, sizeof meta, err, sizeof err) == 0 && strstr(meta, "/ok.json"));
+    /* the folder's meta.json for a file elsewhere */
+    snprintf(meta, sizeof meta, "%s/meta.json", folder);
+    snprintf(path, sizeof path, "%s/moved.h5", dir);
+    snprintf(want, sizeof want, "%s/valid.h5", folder);
+    CU_ASSERT(rename(want, path) == 0);
+    ts_mesh_file *f = ts_mesh_file_open_meta(path, meta, err, sizeof err);
+    CU_ASSERT(f != NULL && ts_mesh_file_nodes(f, 0) == N);
+    ts_mesh_file_close(f);
+    CU_ASSERT(unlink(meta) == 0);
+    snprintf(path, sizeof path, "%s/test.h5", folder);
+    f = ts_mesh_file_open(path, err, sizeof err);
+    snprintf(want, sizeof want, "neither %s/test.json nor %s/meta.json exists", folder, folder);
+    CU_ASSERT(f == NULL && strstr(err, want) && strstr(err, path) && !strchr(err, '\n'));
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--check")) return check_file(argv[2]);
     snprintf(dir, sizeof dir, "/tmp/test_mesh_file.XXXXXX");
@@ -215,6 +331,8 @@ int main(int argc, char **argv) {
     CU_add_test(s, "a written file reads back identically", test_roundtrip);
     CU_add_test(s, "a 3-D tetrahedral file reads back identically", test_roundtrip_3d);
     CU_add_test(s, "damaged files are refused with one line", test_damaged);
+    CU_add_test(s, "statics declared and stored as MeshGraphNets conversions deliver them", test_delivered_statics);
+    CU_add_test(s, "the meta JSON: beside the file, else the folder's meta.json", test_meta_lookup);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
