@@ -119,7 +119,7 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     STRING_KEY("score.restarts", "", "folder of the simulator's restart files (default: the folder of the first data.files match)"),
 
     /* mesh: graph-physics trajectories and the mesh transformer's attention mask */
-    STRING_KEY("mesh.file", "", "graph-physics HDF5 trajectories (its meta JSON beside it, same stem)"),
+    STRING_KEY("mesh.file", "", "graph-physics HDF5 trajectories (their meta JSON: see mesh.meta)"),
     STRING_KEY("mesh.meta", "",
                "meta JSON of the mesh files (default: <stem of mesh.file>.json if it exists, else meta.json in its folder)"),
     STRING_KEY("mesh.valid_file", "", "validation trajectories in their own file (replaces the split of mesh.file)"),
