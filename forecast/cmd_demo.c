@@ -29,11 +29,12 @@ typedef struct {
     const char *name;
     command_fn run;
     const char *subdir; /* where the stage writes, under OUT ("" = OUT itself) */
-    const char *full[24], *quick[24]; /* key=value settings; {DATA} is the data folder */
+    const char *full[32], *quick[32]; /* key=value settings; {DATA} is the data folder */
 } stage;
 
 /* Sizes: dim 128, 4 heads, SwiGLU hidden 512, 4 blocks of 8x8 windows on the
- * 32x64 grid (1.5 M parameters), batch 4, 24 h step, 10 sampler levels. */
+ * 32x64 grid (1.5 M parameters), batch 4, 24 h step, 10 sampler levels; the
+ * learning rate and noise range of the gridded recipe (docs/results.md). */
 static const stage STAGES[] = {
     {"synth-era5", cmd_synth_era5, "data",
      {"synth.start=2018-01-01", "synth.days=1461", "synth.spinup_days=120", "synth.restart_times=2021-03-01T00,2021-06-01T00,2021-09-01T00,2021-12-01T00", NULL},
@@ -43,10 +44,10 @@ static const stage STAGES[] = {
      {"data.files={DATA}/*.nc", "stats.residual_hours=24", "stats.end=2021-01-17", NULL}},
     {"train", cmd_train, "",
      {"data.files={DATA}/*.nc", "train.step_hours=24", "model.dim=128", "model.heads=4", "model.hidden=512",
-      "model.depth=4", "model.window=8", "train.batch=4", "train.steps=360", "train.warmup=30", "train.lr=5e-4",
-      "train.lr_min=1e-5", "train.ema=0.99", "train.end=2020-10-01", "train.val_start=2020-10-01",
-      "train.val_end=2021-01-01", "train.val_every=60", "train.val_samples=8", "train.log_every=20",
-      "train.checkpoint_every=120", NULL},
+      "model.depth=4", "model.window=8", "train.batch=4", "train.steps=700", "train.warmup=30", "train.lr=1e-3",
+      "train.lr_min=1e-5", "train.sigma_min=0.2", "train.sigma_max=500", "train.ema=0.99", "train.end=2020-10-01",
+      "train.val_start=2020-10-01", "train.val_end=2021-01-01", "train.val_every=175", "train.val_samples=4",
+      "train.val_levels=4", "train.val_members=2", "train.log_every=25", "train.checkpoint_every=175", NULL},
      {"data.files={DATA}/*.nc", "train.step_hours=24", "model.dim=16", "model.heads=2", "model.hidden=32",
       "model.depth=2", "model.window=8", "train.batch=2", "train.steps=6", "train.warmup=2", "train.end=2021-01-17",
       "train.val_start=2021-01-17", "train.val_end=2021-01-20", "train.val_every=3", "train.val_samples=2",
