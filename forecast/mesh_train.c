@@ -58,6 +58,7 @@ typedef struct {
     int ntrain, nvaltraj;
     const char *train_path, *val_path; /* the files they come from */
     ts_mesh_traj *train, *val;
+    double val_skill;           /* the last validation's one-step RMSE / persistence RMSE */
     ts_mesh_sp *sp_train, *sp_val; /* (ntrain), (nvaltraj) with parallel.sp > 1, else NULL */
     size_t npairs;               /* (trajectory, t) pairs of the training set */
     int32_t *pair_traj, *pair_t; /* (npairs) */
@@ -285,19 +286,37 @@ static double train_step(mesh_trainer *tr, long step, double *grad_norm) {
     return loss;
 }
 
-/* Mean loss over fixed samples of the held-out trajectories, no noise. */
+/* Mean loss over fixed samples of the held-out trajectories, no noise; and
+ * tr->val_skill, their one-step velocity RMSE over persistence's (physical
+ * units, NORMAL and OUTFLOW nodes): unlike the loss, whose units move with
+ * the running normalizers, comparable across steps and runs. */
 static double validate(mesh_trainer *tr) {
     const int nv = (int)ts_config_int(tr->cfg, "train.val_samples");
     const int r = tr->layout->coord[TS_AXIS_DP], dp = tr->dp;
-    double total = 0;
+    double sums[3] = {0, 0, 0}; /* loss; squared error of the predicted and of the persisted velocity */
+    const int F = tr->fields;
     for (int k = r; k < nv; k += dp) {
         const ts_mesh_traj *tj = &tr->val[k % tr->nvaltraj];
         int64_t t = (int64_t)k * (tj->T - 1) / nv;
         make_sample(tr, tj, t, NO_NOISE, tr->vin, tr->delta);
-        total += sample_loss(tr, tj, 0, 0);
+        sums[0] += sample_loss(tr, tj, 0, 0);
+        /* the one-step forecast in physical units, on the nodes the loss counts:
+         * this rank's rows (its chunk under SP) */
+        const ts_mesh_sp *sp = sp_of(tr, tj);
+        const int64_t first = sp ? sp->chunk.first : 0, n = sp ? sp->n_own : tj->N;
+        ts_mesh_norm_denormalize(&tr->out_norm, tr->delta_n, tr->pred, n);
+        for (int64_t i = 0; i < n; i++) {
+            if (!tj->loss_mask[first + i]) continue;
+            for (int c = 0; c < F; c++) {
+                double truth = tr->delta[(size_t)(first + i) * (size_t)F + (size_t)c];
+                double e = tr->delta_n[(size_t)i * (size_t)F + (size_t)c] - truth;
+                sums[1] += e * e, sums[2] += truth * truth;
+            }
+        }
     }
-    if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-    return total / nv;
+    if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    tr->val_skill = sums[2] > 0 ? sqrt(sums[1] / sums[2]) : NAN;
+    return sums[0] / nv;
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------ */
@@ -430,8 +449,9 @@ int cmd_train_mesh(const ts_command_ctx *ctx) {
         if (tr.nvaltraj && (step % every_val == 0 || step == tr.steps)) val = validate(&tr);
         if (step % every_log == 0 || step == first || step == tr.steps || !isnan(val) || stop) {
             double now = ts_now(), dt = (now - t_last) / (double)(step - last_step);
-            char valtext[48] = "";
-            if (!isnan(val)) snprintf(valtext, sizeof valtext, "  val %.5f", val);
+            char valtext[64] = "", skilltext[48] = "";
+            if (!isnan(val)) snprintf(valtext, sizeof valtext, "  val %.5f  skill %.3f", val, tr.val_skill);
+            if (!isnan(val) && !isnan(tr.val_skill)) snprintf(skilltext, sizeof skilltext, ",\"val_skill\":%.6g", tr.val_skill);
             ts_info("step %ld/%ld  loss %.5f%s  lr %.2e  |g| %.3g  %.2f samples/s  ETA %.0f s", step, tr.steps, loss,
                     valtext, ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, dt * (double)(tr.steps - step));
             /* halo bytes each rank sent in this step's training (not validation), and the
@@ -446,9 +466,9 @@ int cmd_train_mesh(const ts_command_ctx *ctx) {
             snprintf(fields, sizeof fields,
                      "\"step\":%ld,\"loss\":%.8g,\"val_loss\":%s%.8g%s,\"lr\":%.6g,\"grad_norm\":%.6g,\"samples_per_s\":%.4g,"
                      "\"halo_bytes_min\":%llu,\"halo_bytes_max\":%llu,\"halo_bytes_expected_min\":%llu,"
-                     "\"halo_bytes_expected_max\":%llu",
+                     "\"halo_bytes_expected_max\":%llu%s",
                      step, loss, isnan(val) ? "\"" : "", isnan(val) ? 0.0 : val, isnan(val) ? "\"" : "",
-                     ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, lo[0], hi[0], lo[1], hi[1]);
+                     ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, lo[0], hi[0], lo[1], hi[1], skilltext);
             ts_log_event("train_step", fields);
             t_last = now, last_step = step;
         }

@@ -4,8 +4,8 @@
 # - SIGUSR1 mid-run: checkpoint, clean exit, and a resume that ends equal to
 #   the straight run in every weight, optimizer moment and loss;
 # - DP = 2 ranks against 1 rank: the same losses within 1e-5;
-# - SP = 2 and DP = 2 x SP = 2 against 1 rank: the same losses and
-#   validation losses within 1e-5, and every rank's halo bytes of each step
+# - SP = 2 and DP = 2 x SP = 2 against 1 rank: the same losses,
+#   validation losses and validation skills within 1e-5, and every rank's halo bytes of each step
 #   equal to the analytic count of its halo lists (non-zero);
 # - forecast with SP = 2 against 1 rank: the first rollout step, and every
 #   one-step prediction from the truth, within 1e-5;
@@ -114,6 +114,8 @@ for x, y in zip(a, b):
     assert abs(x["loss"] - y["loss"]) <= 1e-5 * abs(x["loss"]), (x["loss"], y["loss"])
     if not isinstance(x["val_loss"], str):
         assert abs(x["val_loss"] - y["val_loss"]) <= 1e-5 * abs(x["val_loss"]), (x["val_loss"], y["val_loss"])
+        # the one-step validation skill sums partial errors over DP and SP ranks
+        assert abs(x["val_skill"] - y["val_skill"]) <= 1e-5 * abs(x["val_skill"]), (x["val_skill"], y["val_skill"])
     assert x["halo_bytes_max"] == 0, x  # one rank: no halo
     assert y["halo_bytes_min"] == y["halo_bytes_expected_min"] > 0, y
     assert y["halo_bytes_max"] == y["halo_bytes_expected_max"], y
