@@ -509,6 +509,18 @@ static void format_eta(double seconds, char *buf, size_t cap) {
     else snprintf(buf, cap, "%.1f h", seconds / 3600);
 }
 
+/* The last validation forecast's skill as JSON fields (",\"val_skill\":..,
+ * \"val_skill_z500\":.."), its RMSE over persistence's, the mean over
+ * channels and each channel; "" when there is none. */
+static void skill_fields(const ts_trainer *tr, char *buf, size_t cap) {
+    buf[0] = '\0';
+    if (isnan(tr->val_skill_mean)) return;
+    size_t len = (size_t)snprintf(buf, cap, ",\"val_skill\":%.6g", tr->val_skill_mean);
+    for (size_t c = 0; c < tr->nstate && len < cap; c++)
+        len += (size_t)snprintf(buf + len, cap - len, ",\"val_skill_%s\":%.6g", ts_era5_state_channel(tr->ds, c)->spec,
+                                tr->val_skill[c]);
+}
+
 int cmd_train(const ts_command_ctx *ctx) {
     ts_trainer tr;
     ts_train_setup(&tr, ctx);
@@ -531,12 +543,10 @@ int cmd_train(const ts_command_ctx *ctx) {
     if (first == 1 && tr.nval) { /* where the curves start: the initial weights' validation */
         double val0 = ts_train_validate(&tr);
         char fields[1024];
-        int n = snprintf(fields, sizeof fields, "\"step\":0,\"val_loss\":%.8g", val0);
+        char skill[512];
+        skill_fields(&tr, skill, sizeof skill);
+        snprintf(fields, sizeof fields, "\"step\":0,\"val_loss\":%.8g%s", val0, skill);
         if (!isnan(tr.val_skill_mean)) {
-            n += snprintf(fields + n, sizeof fields - (size_t)n, ",\"val_skill\":%.6g", tr.val_skill_mean);
-            for (size_t c = 0; c < tr.nstate && n > 0 && (size_t)n < sizeof fields; c++)
-                n += snprintf(fields + n, sizeof fields - (size_t)n, ",\"val_skill_%s\":%.6g",
-                              ts_era5_state_channel(tr.ds, c)->spec, tr.val_skill[c]);
             ts_info("step 0  val %.5f  skill %.3f (the initial weights)", val0, tr.val_skill_mean);
         } else {
             ts_info("step 0  val %.5f (the initial weights)", val0);
@@ -558,13 +568,9 @@ int cmd_train(const ts_command_ctx *ctx) {
             char valtext[160] = "", skilltext[512] = "";
             if (!isnan(val)) snprintf(valtext, sizeof valtext, "  val %.5f", val);
             if (!isnan(val) && !isnan(tr.val_skill_mean)) {
-                /* the forecast's RMSE over persistence's: the mean over channels and each channel */
                 size_t used = strlen(valtext);
                 snprintf(valtext + used, sizeof valtext - used, "  skill %.3f", tr.val_skill_mean);
-                size_t len = (size_t)snprintf(skilltext, sizeof skilltext, ",\"val_skill\":%.6g", tr.val_skill_mean);
-                for (size_t c = 0; c < tr.nstate && len < sizeof skilltext; c++)
-                    len += (size_t)snprintf(skilltext + len, sizeof skilltext - len, ",\"val_skill_%s\":%.6g",
-                                            ts_era5_state_channel(tr.ds, c)->spec, tr.val_skill[c]);
+                skill_fields(&tr, skilltext, sizeof skilltext);
             }
             ts_info("step %ld/%ld  loss %.5f%s  lr %.2e  |g| %.3g  %.2f samples/s  %.2f GFLOP/s  ETA %s", step, tr.steps,
                     loss, valtext, ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, flops_step / dt * 1e-9, eta);

@@ -4,6 +4,8 @@
 # - 2N steps straight equal N steps + resume + N steps in every loss value
 #   and every weight (bit for bit);
 # - 1 rank and DP = 2 ranks: the same losses within 1e-5 relative;
+# - DP = 2 x WP = 2: the validation loss and the validation forecast's skill
+#   of every variable equal one rank's within 1e-5;
 # - SIGUSR1 mid-run: a checkpoint, a clean exit, and a resume that ends equal
 #   to the uninterrupted run;
 # - bad layouts and keys: one line, exit 2.
@@ -122,6 +124,26 @@ assert last["wp_bytes_min"] > 0, last
 print(sys.argv[3], "losses", [y["loss"] for y in b], "bytes per rank", last["wp_bytes_max"])
 PY
 done
+
+# validation (loss and the one-step validation forecast's skill, 3 samples
+# over a batch of 2, so one is padding) on DP 2 x WP 2 against 1 rank
+val=(model.window=2 train.val_start=2020-01-01T12 train.val_every=2 train.val_samples=3 train.val_levels=2
+     train.val_members=2)
+run "$tmp/v1" 2 "${val[@]}" && ok || fail "validation run on 1 rank"
+if mpiexec -n 4 "$tessera" train out="$tmp/v4" "${common[@]}" train.steps=2 "${val[@]}" parallel.dp=2 parallel.wp_x=2 \
+  >"$tmp/v4.log" 2>&1; then ok
+else fail "validation run on dp 2 x wp 2: $(tail -2 "$tmp/v4.log")"; fi
+if /usr/bin/python3 - "$tmp/v1/tessera.jsonl" "$tmp/v4/tessera.jsonl" <<'PY'; then ok; else fail "validation differs on dp 2 x wp 2"; fi
+import json, sys
+def vals(p):
+    return [e for e in map(json.loads, open(p)) if e["event"] in ("validation", "train_step") and "val_skill" in e]
+a, b = vals(sys.argv[1]), vals(sys.argv[2])
+assert len(a) == len(b) == 2, (a, b)  # step 0 and step 2
+for x, y in zip(a, b):
+    for k in [k for k in x if k.startswith("val_")]:
+        assert abs(x[k] - y[k]) <= 1e-5 * abs(x[k]), (k, x[k], y[k])
+print("validation", [(x["val_loss"], x["val_skill"]) for x in b])
+PY
 
 # refused layouts and keys: one line, exit 2
 # (mpiexec adds its own abort banner; tessera's own lines are counted)
