@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # valgrind memcheck of a short run of both model families: tiny synthetic
 # data made natively, then under memcheck a 2-step training and a 2-lead
-# forecast of the Swin model, and a 2-step training and rollout of the mesh
-# model. Any memcheck error (invalid read or write, use of uninitialised
+# forecast of the Swin model, a training with validation forecasts, the
+# deterministic regressor's training and forecast, and a 2-step training and
+# rollout of the mesh model. Any memcheck error (invalid read or write, use of uninitialised
 # values, bad free) fails the run. No suppressions are needed on one rank.
 #
 # The binary must be built without -march=native (valgrind does not decode
@@ -41,6 +42,16 @@ vg swin_train train out="$tmp/run" "${data[@]}" train.step_hours=6 model.window=
   model.hidden=24 model.depth=2 model.t_freq=8 train.steps=2 train.batch=2
 vg swin_forecast forecast out="$tmp/run" data.files="$tmp/data/*.nc" forecast.inits="$init" forecast.members=2 \
   forecast.leads=2 forecast.levels=2
+# validation with its one-step forecast (the sampler inside training), and
+# the deterministic regressor's training and forecast
+val=(train.val_start="${init}T12" train.val_every=2 train.val_samples=3 train.val_levels=2 train.val_members=2)
+small=(model.window=8 model.dim=16 model.heads=2 model.hidden=24 model.depth=2 model.t_freq=8 train.steps=2 train.batch=2)
+cp "$tmp/run/stats.nc" "$tmp/stats.nc"
+vg swin_train_val train out="$tmp/val" "${data[@]}" data.stats="$tmp/stats.nc" train.step_hours=6 "${small[@]}" "${val[@]}"
+vg swin_regress_train train out="$tmp/reg" "${data[@]}" data.stats="$tmp/stats.nc" train.step_hours=6 "${small[@]}" \
+  "${val[@]}" model.objective=regress
+vg swin_regress_forecast forecast out="$tmp/reg" data.files="$tmp/data/*.nc" forecast.inits="$init" \
+  forecast.members=2 forecast.leads=2
 mesh=(model.kind=mesh mesh.file="$tmp/mesh/synth_mesh.h5")
 vg mesh_train train out="$tmp/mrun" "${mesh[@]}" model.dim=16 model.heads=2 model.hidden=32 model.depth=2 \
   mesh.globals=2 train.steps=2 train.batch=2
