@@ -312,10 +312,7 @@ static void advance(forecaster *f, size_t i, int lead, const float *statics) {
     f->cur_init = i, f->cur_lead = lead;
     build_condition(f, i, lead, statics);
     if (f->regress) { /* the deterministic regressor: every member is the same forecast */
-        const size_t n = (size_t)f->nlocal * HW * ns;
-        memset(f->x, 0, sizeof(float) * n);
-        denoise(f, f->x, f->x, 1.57079632679489661923);
-        for (size_t k = 0; k < n; k++) f->x[k] = -f->x[k];
+        ts_sampler_regress(denoise, f, f->x, (size_t)f->nlocal * HW * ns);
     } else {
         fill_noise(f, 0, f->x); /* sigma_d z, sigma_d = 1 */
         ts_sampler_run(&f->sampler, denoise, churn_noise, f, f->x, (size_t)f->nlocal * HW * ns);

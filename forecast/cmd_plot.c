@@ -760,6 +760,21 @@ static void input_path(const ts_command_ctx *ctx, const char *key, const char *f
     if (!file_exists(buf) && !file_exists(part)) buf[0] = '\0';
 }
 
+/* Learning curves of plot.logs with the names of plot.labels. */
+static void draw_curves(const ts_config *cfg, const char *dir) {
+    enum { MAX_CURVE_LOGS = 16 };
+    char paths[MAX_CURVE_LOGS][PATH_CAP], names[MAX_CURVE_LOGS][128], item[PATH_CAP], err[1024];
+    const char *path_of[MAX_CURVE_LOGS], *name_of[MAX_CURVE_LOGS] = {NULL};
+    size_t n = 0, k = 0;
+    for (const char *s = ts_config_str(cfg, "plot.logs"); next_item(&s, item, sizeof item); n++) {
+        if (n == MAX_CURVE_LOGS) ts_usage_error("plot.logs names more than %d logs", MAX_CURVE_LOGS);
+        snprintf(paths[n], PATH_CAP, "%s", item), path_of[n] = paths[n];
+    }
+    for (const char *s = ts_config_str(cfg, "plot.labels"); k < n && next_item(&s, item, sizeof item); k++)
+        snprintf(names[k], sizeof names[k], "%.127s", item), name_of[k] = names[k];
+    if (ts_plot_learning_curves(path_of, name_of, n, dir, remember_written, err, sizeof err)) fail_drawing(err);
+}
+
 int cmd_plot(const ts_command_ctx *ctx) {
     if (ctx->layout->rank != 0) return 0; /* drawing is serial; the other ranks have nothing to do */
     char fc_path[PATH_CAP], sc_path[PATH_CAP], dir[PATH_CAP];
@@ -784,11 +799,7 @@ int cmd_plot(const ts_command_ctx *ctx) {
 
     snprintf(dir, sizeof dir, "%s/plots", ctx->out);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) ts_fatal("cannot create %s: %s", dir, strerror(errno));
-    if (*logs) {
-        char err[1024];
-        if (ts_plot_learning_curves(logs, ts_config_str(ctx->cfg, "plot.labels"), dir, remember_written, err, sizeof err))
-            fail_drawing(err);
-    }
+    if (*logs) draw_curves(ctx->cfg, dir);
     if (fc_path[0]) draw_maps(&job, dir);
     if (sc_path[0]) draw_charts(&sc, job.fc, dir);
     ts_info("plot: %zu PNG%s in %s", written.n, written.n == 1 ? "" : "s", dir);

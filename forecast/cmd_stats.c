@@ -107,17 +107,10 @@ static void check_output_folder(const char *path) {
  * scored against forecasts) of the training years only, so that no figure
  * is computed with knowledge of the period it is scored on. Residual pairs
  * need both times inside the range. */
-static int64_t date_key(const ts_config *cfg, const char *key, int64_t fallback) {
-    const char *text = ts_config_str(cfg, key);
-    int64_t t;
-    if (!*text) return fallback;
-    if (ts_parse_datetime(text, &t)) ts_usage_error("%s = '%s' is not a date (YYYY-MM-DD[THH])", key, text);
-    return t;
-}
-
 static void select_times(stats_run *r, const ts_config *cfg) {
     const int64_t *times = ts_era5_times(r->ds);
-    int64_t lo = date_key(cfg, "stats.start", times[0]), hi = date_key(cfg, "stats.end", times[r->nt - 1] + 1);
+    int64_t lo = ts_config_time(cfg, "stats.start", times[0]);
+    int64_t hi = ts_config_time(cfg, "stats.end", times[r->nt - 1] + 1);
     if (!(lo < hi)) ts_usage_error("stats.start = %s is not before stats.end = %s", ts_config_str(cfg, "stats.start"),
                                    ts_config_str(cfg, "stats.end"));
     r->first = 0;

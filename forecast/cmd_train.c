@@ -31,20 +31,10 @@
 #include "models/trigflow.h"
 #include "parallel/mpi_env.h"
 
-static const double HALF_PI = 1.57079632679489661923;
-
 static volatile sig_atomic_t g_stop_signal = 0;
 static void on_signal(int sig) { g_stop_signal = sig; }
 
 /* ---- set-up ------------------------------------------------------------------------ */
-
-static int64_t time_key(const ts_config *cfg, const char *key, int64_t fallback) {
-    const char *text = ts_config_str(cfg, key);
-    if (!*text) return fallback;
-    int64_t t;
-    if (ts_parse_datetime(text, &t)) ts_usage_error("%s = '%s' is not a date (YYYY-MM-DD[THH])", key, text);
-    return t;
-}
 
 /* Indices i whose valid time lies in [lo, hi) and whose partner t + step is
  * in the data. */
@@ -132,8 +122,8 @@ int ts_train_setup(ts_trainer *tr, const ts_command_ctx *ctx) {
     const int64_t *times = ts_era5_times(tr->ds);
     size_t nt = ts_era5_ntimes(tr->ds);
     int64_t t_end = times[nt - 1] + 1;
-    int64_t v0 = time_key(cfg, "train.val_start", t_end), v1 = time_key(cfg, "train.val_end", t_end);
-    int64_t s0 = time_key(cfg, "train.start", times[0]), s1 = time_key(cfg, "train.end", v0);
+    int64_t v0 = ts_config_time(cfg, "train.val_start", t_end), v1 = ts_config_time(cfg, "train.val_end", t_end);
+    int64_t s0 = ts_config_time(cfg, "train.start", times[0]), s1 = ts_config_time(cfg, "train.end", v0);
     tr->npairs = find_pairs(tr->ds, s0, s1, tr->step_seconds, &tr->pairs);
     tr->nval = *ts_config_str(cfg, "train.val_start") ? find_pairs(tr->ds, v0, v1, tr->step_seconds, &tr->val) : 0;
     if (tr->npairs == 0)
@@ -316,6 +306,12 @@ static void reduce_gradients(ts_trainer *tr) {
     }
 }
 
+/* The noise level of global sample j of a stream: TrigFlow's draw, or the
+ * regressor's fixed time. */
+static double noise_time(const ts_trainer *tr, ts_rng_key tkey, uint64_t stream, uint64_t j) {
+    return tr->regress ? TS_TRIGFLOW_REGRESS_T : ts_trigflow_time(&tr->tf, ts_rng_uniform1(tkey, stream, j));
+}
+
 /* The local batch of `step` into in, target and t: which pairs, noise
  * levels and noise, all keyed by the step and global sample indices. */
 static void prepare_batch(ts_trainer *tr, long step, float *in, float *target, float *t_out) {
@@ -324,7 +320,7 @@ static void prepare_batch(ts_trainer *tr, long step, float *in, float *target, f
     for (int b = 0; b < tr->local_batch; b++) {
         uint64_t j = (uint64_t)r * (uint64_t)tr->local_batch + (uint64_t)b; /* global sample index */
         size_t pair = tr->pairs[(size_t)(ts_rng_uniform1(okey, (uint64_t)step, j) * (double)tr->npairs)];
-        double t = tr->regress ? HALF_PI : ts_trigflow_time(&tr->tf, ts_rng_uniform1(tkey, (uint64_t)step, j));
+        double t = noise_time(tr, tkey, (uint64_t)step, j);
         t_out[b] = (float)t;
         ts_train_make_sample(tr, b, pair, t, (uint64_t)step * (uint64_t)tr->batch + j, in, target);
     }
@@ -408,9 +404,7 @@ static void val_forecast(ts_trainer *tr, int base, int nv, double *sums) {
                                           : (float)(c * tr->in[k * cin + ch] - s * tr->target[k * ns + ch]);
     }
     if (tr->regress) {
-        memset(x, 0, sizeof(float) * T * ns);
-        val_denoise(tr, x, x, HALF_PI);
-        for (size_t i = 0; i < T * ns; i++) x[i] = -x[i];
+        ts_sampler_regress(val_denoise, tr, x, T * ns);
     } else {
         float *member = ts_malloc(sizeof(float) * T * ns);
         memset(x, 0, sizeof(float) * T * ns);
@@ -461,7 +455,7 @@ double ts_train_validate(ts_trainer *tr) {
         for (int b = 0; b < tr->local_batch; b++) {
             int j = base + r * tr->local_batch + b, k = j < nv ? j : nv - 1; /* padding repeats the last sample */
             size_t pair = tr->val[(size_t)k * tr->nval / (size_t)nv];
-            double t = tr->regress ? HALF_PI : ts_trigflow_time(&tr->tf, ts_rng_uniform1(tkey, VAL_STREAM, (uint64_t)k));
+            double t = noise_time(tr, tkey, VAL_STREAM, (uint64_t)k);
             tr->t_batch[b] = (float)t;
             ts_train_make_sample(tr, b, pair, t, VAL_STREAM + (uint64_t)k, tr->in, tr->target);
         }

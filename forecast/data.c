@@ -1,4 +1,5 @@
 #include "forecast/data.h"
+#include "core/caltime.h"
 #include "core/log.h"
 
 #include <string.h>
@@ -21,4 +22,12 @@ ts_era5_dataset *ts_open_data(const ts_config *cfg, size_t row_multiple) {
     if (!ds && strncmp(err, "data.row_rule=", strlen("data.row_rule=")) == 0) ts_usage_error("%s", err);
     if (!ds) ts_fatal("%s", err);
     return ds;
+}
+
+int64_t ts_config_time(const ts_config *cfg, const char *key, int64_t fallback) {
+    const char *text = ts_config_str(cfg, key);
+    int64_t t;
+    if (!*text) return fallback;
+    if (ts_parse_datetime(text, &t)) ts_usage_error("%s = '%s' is not a date (YYYY-MM-DD[THH])", key, text);
+    return t;
 }

@@ -4,6 +4,7 @@
 #define TESSERA_FORECAST_DATA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/config.h"
 #include "io/era5_read.h"
@@ -12,5 +13,9 @@
  * row_multiple (the model's window; 0 for none). Exits with exit code 2 for
  * an empty or unmatched data.files, 1 for a file the reader refuses. */
 ts_era5_dataset *ts_open_data(const ts_config *cfg, size_t row_multiple);
+
+/* A date key (YYYY-MM-DD[THH], UTC) as unix seconds; `fallback` when the
+ * key is empty; a usage error (exit 2) naming the key otherwise. */
+int64_t ts_config_time(const ts_config *cfg, const char *key, int64_t fallback);
 
 #endif

@@ -5,6 +5,7 @@
  * per log. */
 #include "forecast/plot_curves.h"
 #include "forecast/plot.h"
+#include "core/log.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -50,10 +51,7 @@ static void add_row(run_log *r, double minutes) {
         r->cap = r->cap ? 2 * r->cap : 64;
         r->minutes = realloc(r->minutes, sizeof(double) * r->cap);
         r->value = realloc(r->value, sizeof(double) * r->cap * MAX_METRICS);
-        if (!r->minutes || !r->value) {
-            fprintf(stderr, "tessera: error: out of memory reading a training log\n");
-            exit(1);
-        }
+        if (!r->minutes || !r->value) ts_fatal("out of memory reading a training log");
     }
     r->minutes[r->n] = minutes;
     for (int k = 0; k < MAX_METRICS; k++) r->value[r->n * MAX_METRICS + (size_t)k] = NAN;
@@ -108,16 +106,6 @@ static int read_log(const char *path, run_log *r, metric_set *m, char *err, size
     return 0;
 }
 
-/* The next comma-separated item of *s into buf; 0 at the end. */
-static int next_item(const char **s, char *buf, size_t cap) {
-    while (**s == ' ' || **s == ',') (*s)++;
-    if (!**s) return 0;
-    size_t n = strcspn(*s, ",");
-    snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), *s);
-    *s += n;
-    return 1;
-}
-
 /* A log's default label: the folder it lies in. */
 static void folder_label(const char *path, char *buf, size_t cap) {
     const char *slash = strrchr(path, '/');
@@ -147,33 +135,26 @@ static void describe(const char *metric, char *title, size_t tcap, char *ylabel,
     }
 }
 
-int ts_plot_learning_curves(const char *logs, const char *labels, const char *dir, void (*written)(const char *path),
-                            char *err, size_t cap) {
+int ts_plot_learning_curves(const char *const *logs, const char *const *labels, size_t nlogs, const char *dir,
+                            void (*written)(const char *path), char *err, size_t cap) {
     run_log runs[MAX_LOGS];
     metric_set m = {.n = 0};
     size_t nruns = 0;
-    char path[4096], label[LABEL_CAP];
     int rc = 0;
     memset(runs, 0, sizeof runs);
-    const char *s = logs, *ls = labels ? labels : "";
-    while (next_item(&s, path, sizeof path)) {
-        if (nruns == MAX_LOGS) {
-            snprintf(err, cap, "plot.logs names more than %d logs", MAX_LOGS);
-            rc = -1;
-            goto done;
-        }
-        run_log *r = &runs[nruns++];
-        if (read_log(path, r, &m, err, cap)) {
-            rc = -1;
-            goto done;
-        }
-        if (next_item(&ls, label, sizeof label)) snprintf(r->label, LABEL_CAP, "%s", label);
-        else folder_label(path, r->label, LABEL_CAP);
+    if (nlogs == 0 || nlogs > MAX_LOGS) {
+        snprintf(err, cap, "plot.logs names %zu logs: give 1 to %d", nlogs, MAX_LOGS);
+        return -1;
     }
-    if (nruns == 0) {
-        snprintf(err, cap, "plot.logs is empty");
-        rc = -1;
-        goto done;
+    for (; nruns < nlogs; nruns++) {
+        run_log *r = &runs[nruns];
+        if (read_log(logs[nruns], r, &m, err, cap)) {
+            rc = -1;
+            nruns++;
+            goto done;
+        }
+        if (labels && labels[nruns] && labels[nruns][0]) snprintf(r->label, LABEL_CAP, "%s", labels[nruns]);
+        else folder_label(logs[nruns], r->label, LABEL_CAP);
     }
     for (size_t k = 0; k < m.n && rc == 0; k++) {
         ts_chart_series series[MAX_LOGS];

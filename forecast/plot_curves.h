@@ -4,13 +4,13 @@
 
 #include <stddef.h>
 
-/* logs: comma-separated tessera.jsonl paths; labels: their legend names
- * (comma-separated, may be NULL or shorter: a log's folder name stands in).
- * Draws dir/curve_<field>.png for every numeric "val_*" field of the logs'
- * train_step and validation events against wall-clock minutes since each log's first
- * line; calls written(path) for each PNG. Returns 0, or -1 with one line
- * in err naming the log or file. */
-int ts_plot_learning_curves(const char *logs, const char *labels, const char *dir, void (*written)(const char *path),
-                            char *err, size_t cap);
+/* logs (nlogs paths of tessera.jsonl, at most 16) and their legend names
+ * (labels may be NULL, and an entry NULL or empty: the log's folder name
+ * stands in). Draws dir/curve_<field>.png for every numeric "val_*" field
+ * of the logs' train_step and validation events against wall-clock minutes
+ * since each log's first train_begin event; calls written(path) for each
+ * PNG. Returns 0, or -1 with one line in err naming the log or file. */
+int ts_plot_learning_curves(const char *const *logs, const char *const *labels, size_t nlogs, const char *dir,
+                            void (*written)(const char *path), char *err, size_t cap);
 
 #endif

@@ -1,5 +1,6 @@
 #include "models/sampler.h"
 #include "core/log.h"
+#include "models/trigflow.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -61,4 +62,10 @@ int ts_sampler_run(const ts_sampler_config *c, ts_denoiser_fn F, ts_noise_fn noi
     }
     free(t), free(d), free(d2), free(xe), free(scaled);
     return calls;
+}
+
+void ts_sampler_regress(ts_denoiser_fn F, void *ctx, float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 0.0f;
+    F(ctx, x, x, TS_TRIGFLOW_REGRESS_T); /* the network reads x before it writes F */
+    for (size_t i = 0; i < n; i++) x[i] = -x[i];
 }

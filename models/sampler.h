@@ -28,4 +28,8 @@ void ts_sampler_times(const ts_sampler_config *c, double *t /* (levels + 1) */);
  * NULL when churn is 0. Returns the number of network calls. */
 int ts_sampler_run(const ts_sampler_config *c, ts_denoiser_fn F, ts_noise_fn noise, void *ctx, float *x, size_t n);
 
+/* The deterministic regressor's forecast in place of sampling: x (n) =
+ * -F(0, TS_TRIGFLOW_REGRESS_T), one network call (models/trigflow.h). */
+void ts_sampler_regress(ts_denoiser_fn F, void *ctx, float *x, size_t n);
+
 #endif

@@ -7,6 +7,11 @@
 
 #include <stddef.h>
 
+/* The deterministic regressor (model.objective=regress, docs/model.md) is
+ * the network at this time with zero noisy-target channels, whose target
+ * is -x0: TrigFlow's v at t = pi/2 with z = 0. */
+#define TS_TRIGFLOW_REGRESS_T 1.57079632679489661923
+
 typedef struct {
     double sigma_min, sigma_max; /* range of tau, log-uniform */
     double sigma_d;              /* data standard deviation, 1 for normalized targets */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tessera stats against an independent numpy computation of the same
 # formulas on the same files (/usr/bin/python3 with Debian's netCDF4), on
-# data from synth-era5; 1 rank against 2 ranks; bad input.
+# data from synth-era5, over all times and over a stats.start/stats.end
+# range; 1 rank against 2 ranks; bad input.
 # usage: test_stats.sh path/to/tessera source-dir
 set -u
 tessera=$1
@@ -22,12 +23,16 @@ else fail "stats: $(tail -3 "$tmp/s1.log")"; fi
 if mpiexec -n 2 "$tessera" stats out="$tmp/s2" data.files="$files" stats.residual_hours=6,24 parallel.dp=2 \
     >"$tmp/s2.log" 2>&1; then ok; else fail "stats on 2 ranks: $(tail -3 "$tmp/s2.log")"; fi
 
-if /usr/bin/python3 - "$tmp/data" "$tmp/s1/stats.nc" "$tmp/s2/stats.nc" <<'PY'; then ok; else fail "numpy oracle"; fi
+# stats.start / stats.end: the times in [2021-03-05, 2021-03-15) only
+if "$tessera" stats out="$tmp/s3" data.files="$files" stats.residual_hours=6,24 stats.start=2021-03-05 \
+    stats.end=2021-03-15 >"$tmp/s3.log" 2>&1; then ok; else fail "stats of a time range: $(tail -3 "$tmp/s3.log")"; fi
+
+if /usr/bin/python3 - "$tmp/data" "$tmp/s1/stats.nc" "$tmp/s2/stats.nc" "$tmp/s3/stats.nc" <<'PY'; then ok; else fail "numpy oracle"; fi
 import glob, sys
 import numpy as np
 import netCDF4
 
-data_dir, s1_path, s2_path = sys.argv[1:4]
+data_dir, s1_path, s2_path, s3_path = sys.argv[1:5]
 fields = {}
 times = None
 for path in sorted(glob.glob(data_dir + "/*.nc")):
@@ -100,6 +105,25 @@ for c in range(nstate):
         worst = max(worst, err)
         assert err < 1e-5, (names[c], h, err)
         assert np.all(np.isnan(clim[c, (doy0 - 1 + 180) % 366, hi]))
+# the time range: the same formulas on the times in [lo, hi), residual pairs
+# with both times inside
+lo, hi = (int(np.datetime64(d, "s").astype(np.int64)) for d in ("2021-03-05", "2021-03-15"))
+sel = (times >= lo) & (times < hi)
+s3 = netCDF4.Dataset(s3_path)
+assert s3.ntimes == sel.sum(), (s3.ntimes, sel.sum())
+for c, name in enumerate(names):
+    x = fields[name][:1] if name in ("lsm", "z_surface") else fields[name][sel]
+    m = wmean(x)
+    sd = np.sqrt(wmean((x - m) ** 2))
+    for got, want in ((s3["mean"][c], m), (s3["std"][c], sd)):
+        assert abs(got - want) <= 1e-6 * max(abs(want), 1e-30), ("range", name, got, want)
+    if c < nstate:
+        for d, h in enumerate(res_hours):
+            k = int(h * 3600 // (times[1] - times[0]))
+            r = x[k:] - x[:-k]
+            rs = np.sqrt(wmean((r - wmean(r)) ** 2))
+            assert abs(s3["residual_std"][d, c] - rs) <= 1e-5 * rs, ("range", name, h, s3["residual_std"][d, c], rs)
+assert abs(s3["mean"][0] - s1["mean"][0]) > 1e-6 * abs(s1["mean"][0])  # the range changed something
 # 1 rank and 2 ranks: the same numbers up to the order of the sums
 for v in ("mean", "std", "residual_std"):
     a, b = np.array(s1[v][:]), np.array(s2[v][:])

@@ -3,13 +3,15 @@
  * D(t) = s^2 cos^2 t + sin^2 t, and the probability-flow ODE keeps
  * x / sqrt(D(t)) constant, so a start value x(t_0) must end at
  * x(t_0) sqrt(s^2 / D(t_0)). Heun with N levels converges to it; the churn
- * leaves the distribution's variance right. */
+ * leaves the distribution's variance right. The regressor's step calls a
+ * perfect regressor once, at its time with zero input, and returns x0. */
 #include <CUnit/Basic.h>
 #include <math.h>
 #include <stdlib.h>
 
 #include "core/rng.h"
 #include "models/sampler.h"
+#include "models/trigflow.h"
 
 typedef struct {
     double s2; /* data variance */
@@ -77,6 +79,31 @@ static void test_exact_gaussian(void) {
 }
 
 /* With churn the path changes but the result still has the data variance. */
+/* A perfect regressor of x0 = (i mod 7) - 3: -x0 at the regressor's time
+ * and zero input, NaN anywhere else (so a wrong call shows). */
+typedef struct {
+    int calls;
+} regressor;
+
+static void perfect_regressor(void *ctx, float *F, const float *x, double t) {
+    regressor *r = ctx;
+    r->calls++;
+    for (size_t i = 0; i < N_VALUES; i++)
+        F[i] = t == TS_TRIGFLOW_REGRESS_T && x[i] == 0.0f ? -(float)((int)(i % 7) - 3) : NAN;
+}
+
+static void test_regress(void) {
+    float *x = malloc(sizeof(float) * N_VALUES);
+    for (size_t i = 0; i < N_VALUES; i++) x[i] = 5.0f; /* whatever it held before */
+    regressor r = {0};
+    ts_sampler_regress(perfect_regressor, &r, x, N_VALUES);
+    CU_ASSERT_EQUAL(r.calls, 1);
+    int wrong = 0;
+    for (size_t i = 0; i < N_VALUES; i++) wrong += x[i] != (float)((int)(i % 7) - 3);
+    CU_ASSERT_EQUAL(wrong, 0);
+    free(x);
+}
+
 static void test_churn_variance(void) {
     ts_sampler_config c = {40, 7, 0.002, 500, 1, 2.5, 1.0};
     gauss g = {0.25, 0, ts_rng_key_make(2, TS_RNG_TEST)};
@@ -96,7 +123,8 @@ int main(void) {
     CU_pSuite s = CU_add_suite("sampler", NULL, NULL);
     if (!s || !CU_add_test(s, "Karras schedule", test_schedule) ||
         !CU_add_test(s, "exact for Gaussian data", test_exact_gaussian) ||
-        !CU_add_test(s, "churn keeps the variance", test_churn_variance))
+        !CU_add_test(s, "churn keeps the variance", test_churn_variance) ||
+        !CU_add_test(s, "the regressor's step", test_regress))
         return 2;
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

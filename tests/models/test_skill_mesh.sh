@@ -10,7 +10,8 @@
 # by tessera score (checked against numpy in test_mesh.sh), beat
 # persistence's 1-step RMSE by the same margin (measured 0.74) and its
 # all-rollout RMSE (measured 0.44). A silent learning bug leaves the model
-# at persistence.
+# at persistence. Also: tessera plot draws this log's learning curves, and
+# refuses a missing log with one line and no PNG.
 # usage: test_skill_mesh.sh path/to/tessera source-dir
 set -u
 tessera=$1
@@ -52,5 +53,17 @@ echo "held-out rollout, RMSE / persistence: 1-step $one, all-rollout $all"
 awk -v s="$one" 'BEGIN { exit !(s != "" && s <= 0.9) }' && ok || fail "1-step RMSE ratio '$one' > 0.9"
 awk -v s="$all" 'BEGIN { exit !(s != "" && s < 1) }' && ok || fail "all-rollout RMSE ratio '$all' >= 1"
 
+# the learning curves of this log: one PNG per validation field; a log that
+# is not there is one error line and no PNG
+"$tessera" plot out="$tmp/run" plot.logs="$tmp/run/tessera.jsonl" >"$tmp/plot.log" 2>&1 &&
+  [ -s "$tmp/run/plots/curve_val_loss.png" ] && [ -s "$tmp/run/plots/curve_val_skill.png" ] && ok ||
+  fail "learning curves: $(tail -1 "$tmp/plot.log")"
+rm -rf "$tmp/run/plots"
+"$tessera" plot out="$tmp/run" plot.logs="$tmp/run/tessera.jsonl,$tmp/missing.jsonl" >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc = 1 ] && [ "$(grep -c '^tessera: ' "$tmp/err")" = 1 ] && grep -q missing.jsonl "$tmp/err" &&
+  [ -z "$(ls "$tmp/run/plots" 2>/dev/null)" ]; then ok
+else fail "a missing log: exit $rc, $(cat "$tmp/err")"; fi
+
 echo "test_skill_mesh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -ge 4 ]
+[ "$failed" -eq 0 ] && [ "$passed" -ge 6 ]

@@ -46,9 +46,8 @@ vg swin_forecast forecast out="$tmp/run" data.files="$tmp/data/*.nc" forecast.in
 # the deterministic regressor's training and forecast
 val=(train.val_start="${init}T12" train.val_every=2 train.val_samples=3 train.val_levels=2 train.val_members=2)
 small=(model.window=8 model.dim=16 model.heads=2 model.hidden=24 model.depth=2 model.t_freq=8 train.steps=2 train.batch=2)
-cp "$tmp/run/stats.nc" "$tmp/stats.nc"
-vg swin_train_val train out="$tmp/val" "${data[@]}" data.stats="$tmp/stats.nc" train.step_hours=6 "${small[@]}" "${val[@]}"
-vg swin_regress_train train out="$tmp/reg" "${data[@]}" data.stats="$tmp/stats.nc" train.step_hours=6 "${small[@]}" \
+vg swin_train_val train out="$tmp/val" "${data[@]}" data.stats="$tmp/run/stats.nc" train.step_hours=6 "${small[@]}" "${val[@]}"
+vg swin_regress_train train out="$tmp/reg" "${data[@]}" data.stats="$tmp/run/stats.nc" train.step_hours=6 "${small[@]}" \
   "${val[@]}" model.objective=regress
 vg swin_regress_forecast forecast out="$tmp/reg" data.files="$tmp/data/*.nc" forecast.inits="$init" \
   forecast.members=2 forecast.leads=2
