@@ -137,6 +137,9 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     FLOAT_KEY("mesh.noise", "0.02", 0, 1e6, "training noise std added to the velocity of NORMAL nodes (physical units)"),
     BOOL_KEY("mesh.recompute", "false", "recompute each block's activations in backward (keeps block inputs only)"),
     INT_KEY("mesh.rollout_steps", "0", 0, NO_LIMIT, "steps forecast rolls a mesh trajectory out (0 = to its end)"),
+    INT_KEY("mesh.val_rollout", "0", 0, NO_LIMIT,
+            "validation: steps each validation trajectory is rolled out from its first state, logged as val_rollout "
+            "(RMSE / persistence); 0 = off"),
 
     /* synth_mesh: the CFD reference simulator (tessera synth-mesh) */
     INT_KEY("synth_mesh.trajectories", "8", 1, 100000, "trajectories written (obstacle shape, position and inflow vary)"),

@@ -59,6 +59,8 @@ typedef struct {
     const char *train_path, *val_path; /* the files they come from */
     ts_mesh_traj *train, *val;
     double val_skill;           /* the last validation's one-step RMSE / persistence RMSE */
+    int64_t val_rollout;        /* mesh.val_rollout: steps of the validation rollouts (0 = none) */
+    double val_rollout_skill;   /* the last validation's rollout RMSE / persistence RMSE */
     ts_mesh_sp *sp_train, *sp_val; /* (ntrain), (nvaltraj) with parallel.sp > 1, else NULL */
     size_t npairs;               /* (trajectory, t) pairs of the training set */
     int32_t *pair_traj, *pair_t; /* (npairs) */
@@ -190,6 +192,8 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
     tr->seed = (uint64_t)ts_config_int(cfg, "seed");
     tr->steps = ts_config_int(cfg, "train.steps");
     tr->noise = ts_config_float(cfg, "mesh.noise");
+    tr->val_rollout = ts_config_int(cfg, "mesh.val_rollout");
+    tr->val_rollout_skill = NAN;
 
     ts_mesh_set train, valid;
     ts_mesh_split(cfg, &train, &valid);
@@ -319,6 +323,60 @@ static double validate(mesh_trainer *tr) {
     return sums[0] / nv;
 }
 
+/* tr->val_rollout_skill: every validation trajectory rolled out
+ * mesh.val_rollout steps (at most its length) from its first state with the
+ * current raw weights, as tessera forecast does (each step adds the predicted
+ * change on the loss-set nodes and takes the others from the truth); the
+ * RMSE over steps and loss-set nodes over persistence's (the first state
+ * held). DP replicas take trajectories in turn; the ranks of an SP group
+ * roll one out together, each predicting its chunk and gathering the rest,
+ * and count the errors of their own rows. */
+static void validate_rollout(mesh_trainer *tr) {
+    const int r = tr->layout->coord[TS_AXIS_DP], F = tr->fields;
+    char err[1024];
+    double sums[2] = {0, 0}; /* squared errors of the rollout and of persistence */
+    for (int k = r; k < tr->nvaltraj; k += tr->dp) {
+        const ts_mesh_traj *tj = &tr->val[k];
+        ts_mesh_sp *sp = sp_of(tr, tj);
+        const int64_t N = tj->N, first = sp ? sp->chunk.first : 0, n = sp ? sp->n_own : N;
+        const size_t nf = (size_t)N * (size_t)F, off = (size_t)first * (size_t)F;
+        const int64_t S = tr->val_rollout < tj->T - 1 ? tr->val_rollout : tj->T - 1;
+        int *counts = NULL, *displs = NULL;
+        if (sp) {
+            if (ts_mesh_model_prepare_sp(&tr->model, N, &tj->mask, sp, err, sizeof err))
+                ts_fatal("trajectory %d: %s", tj->index, err);
+            counts = ts_malloc(sizeof(int) * (size_t)sp->size), displs = ts_malloc(sizeof(int) * (size_t)sp->size);
+            for (int q = 0; q < sp->size; q++)
+                counts[q] = (int)((sp->start[q + 1] - sp->start[q]) * F), displs[q] = (int)(sp->start[q] * F);
+        } else if (ts_mesh_model_prepare(&tr->model, N, &tj->mask, err, sizeof err)) {
+            ts_fatal("trajectory %d: %s", tj->index, err);
+        }
+        float *v = tr->vin, *change = tr->delta; /* (N, F): the rolled-out state, the predicted change */
+        memcpy(v, tj->velocity, sizeof(float) * nf);
+        for (int64_t s = 1; s <= S; s++) {
+            const float *truth = tj->velocity + (size_t)s * nf;
+            ts_mesh_norm_normalize(&tr->in_norm, tr->vin_n, v + off, n);
+            ts_mesh_model_features(tr->feat, tr->vin_n, F, tj->type + first, n);
+            ts_mesh_model_forward(&tr->model, tr->pred, tr->feat);
+            ts_mesh_norm_denormalize(&tr->out_norm, change + off, tr->pred, n);
+            if (sp)
+                TS_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, change, counts, displs, MPI_FLOAT,
+                                            sp->comm));
+            for (int64_t i = 0; i < N; i++)
+                for (int c = 0; c < F; c++) {
+                    size_t q = (size_t)i * (size_t)F + (size_t)c;
+                    v[q] = tj->loss_mask[i] ? v[q] + change[q] : truth[q];
+                    if (i < first || i >= first + n || !tj->loss_mask[i]) continue;
+                    double e = (double)v[q] - truth[q], e0 = (double)tj->velocity[q] - truth[q];
+                    sums[0] += e * e, sums[1] += e0 * e0;
+                }
+        }
+        free(counts), free(displs);
+    }
+    if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    tr->val_rollout_skill = sums[1] > 0 ? sqrt(sums[0] / sums[1]) : NAN;
+}
+
 /* ---- checkpoints ------------------------------------------------------------------------ */
 
 static void checkpoint_path(const mesh_trainer *tr, char *buf, size_t cap) {
@@ -446,12 +504,22 @@ int cmd_train_mesh(const ts_command_ctx *ctx) {
         int stop = g_stop_signal != 0;
         if (ctx->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
         double val = NAN;
-        if (tr.nvaltraj && (step % every_val == 0 || step == tr.steps)) val = validate(&tr);
+        if (tr.nvaltraj && (step % every_val == 0 || step == tr.steps)) {
+            val = validate(&tr);
+            if (tr.val_rollout > 0) validate_rollout(&tr);
+        }
         if (step % every_log == 0 || step == first || step == tr.steps || !isnan(val) || stop) {
             double now = ts_now(), dt = (now - t_last) / (double)(step - last_step);
-            char valtext[64] = "", skilltext[48] = "";
-            if (!isnan(val)) snprintf(valtext, sizeof valtext, "  val %.5f  skill %.3f", val, tr.val_skill);
-            if (!isnan(val) && !isnan(tr.val_skill)) snprintf(skilltext, sizeof skilltext, ",\"val_skill\":%.6g", tr.val_skill);
+            char valtext[96] = "", skilltext[96] = "";
+            if (!isnan(val)) {
+                int m = snprintf(valtext, sizeof valtext, "  val %.5f  skill %.3f", val, tr.val_skill);
+                if (tr.val_rollout > 0) snprintf(valtext + m, sizeof valtext - (size_t)m, "  rollout %.3f", tr.val_rollout_skill);
+            }
+            if (!isnan(val) && !isnan(tr.val_skill)) {
+                int m = snprintf(skilltext, sizeof skilltext, ",\"val_skill\":%.6g", tr.val_skill);
+                if (tr.val_rollout > 0 && !isnan(tr.val_rollout_skill))
+                    snprintf(skilltext + m, sizeof skilltext - (size_t)m, ",\"val_rollout\":%.6g", tr.val_rollout_skill);
+            }
             ts_info("step %ld/%ld  loss %.5f%s  lr %.2e  |g| %.3g  %.2f samples/s  ETA %.0f s", step, tr.steps, loss,
                     valtext, ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, dt * (double)(tr.steps - step));
             /* halo bytes each rank sent in this step's training (not validation), and the

@@ -129,6 +129,10 @@ static void describe(const char *metric, char *title, size_t tcap, char *ylabel,
         snprintf(title, tcap, "one-step validation forecast, %s", ch);
         snprintf(ylabel, ycap, "RMSE / persistence RMSE");
         *ref = 1.0;
+    } else if (strcmp(metric, "val_rollout") == 0) {
+        snprintf(title, tcap, "validation rollout (mesh.val_rollout steps)");
+        snprintf(ylabel, ycap, "RMSE / persistence RMSE");
+        *ref = 1.0;
     } else {
         snprintf(title, tcap, "%s", metric);
         snprintf(ylabel, ycap, "%s", metric);

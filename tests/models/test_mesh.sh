@@ -84,7 +84,7 @@ PY
 # DP = 2 against 1 rank
 if mpiexec -n 2 "$tessera" train out="$tmp/dp2" "${common[@]}" train.steps=4 parallel.dp=2 >"$tmp/dp2.log" 2>&1; then ok
 else fail "dp=2: $(tail -2 "$tmp/dp2.log")"; fi
-"$tessera" train out="$tmp/dp1" "${common[@]}" train.steps=4 >"$tmp/dp1.log" 2>&1 && ok || fail "dp=1"
+"$tessera" train out="$tmp/dp1" "${common[@]}" train.steps=4 mesh.val_rollout=5 >"$tmp/dp1.log" 2>&1 && ok || fail "dp=1"
 if /usr/bin/python3 - "$tmp/dp1/tessera.jsonl" "$tmp/dp2/tessera.jsonl" <<'PY'; then ok; else fail "dp=2 losses differ"; fi
 import json, sys
 def losses(p):
@@ -98,9 +98,9 @@ PY
 # SP = 2 and DP = 2 x SP = 2 against the same 1-rank run. The SP runs sum the
 # same terms in another order (cross-rank log-sum-exp, reductions over
 # ranks), so they agree to fp32 rounding, far inside 1e-5.
-if mpiexec -n 2 "$tessera" train out="$tmp/sp2" "${common[@]}" train.steps=4 parallel.sp=2 >"$tmp/sp2.log" 2>&1; then ok
+if mpiexec -n 2 "$tessera" train out="$tmp/sp2" "${common[@]}" train.steps=4 mesh.val_rollout=5 parallel.sp=2 >"$tmp/sp2.log" 2>&1; then ok
 else fail "sp=2: $(tail -2 "$tmp/sp2.log")"; fi
-if mpiexec -n 4 "$tessera" train out="$tmp/dp2sp2" "${common[@]}" train.steps=4 parallel.dp=2 parallel.sp=2 \
+if mpiexec -n 4 "$tessera" train out="$tmp/dp2sp2" "${common[@]}" train.steps=4 mesh.val_rollout=5 parallel.dp=2 parallel.sp=2 \
   >"$tmp/dp2sp2.log" 2>&1; then ok
 else fail "dp=2 x sp=2: $(tail -2 "$tmp/dp2sp2.log")"; fi
 for run in sp2 dp2sp2; do
@@ -116,6 +116,8 @@ for x, y in zip(a, b):
         assert abs(x["val_loss"] - y["val_loss"]) <= 1e-5 * abs(x["val_loss"]), (x["val_loss"], y["val_loss"])
         # the one-step validation skill sums partial errors over DP and SP ranks
         assert abs(x["val_skill"] - y["val_skill"]) <= 1e-5 * abs(x["val_skill"]), (x["val_skill"], y["val_skill"])
+        # the validation rollout: SP ranks predict chunks and gather the state
+        assert abs(x["val_rollout"] - y["val_rollout"]) <= 1e-5 * abs(x["val_rollout"]), (x["val_rollout"], y["val_rollout"])
     assert x["halo_bytes_max"] == 0, x  # one rank: no halo
     assert y["halo_bytes_min"] == y["halo_bytes_expected_min"] > 0, y
     assert y["halo_bytes_max"] == y["halo_bytes_expected_max"], y

@@ -29,7 +29,7 @@ export OMP_NUM_THREADS=1
 "$tessera" train out="$tmp/run" model.kind=mesh mesh.file="$tmp/data/synth_mesh.h5" mesh.train_trajectories=3 \
   model.dim=32 model.heads=2 model.hidden=64 model.depth=2 mesh.globals=2 mesh.window=3 train.batch=2 \
   train.warmup=10 train.steps=300 train.lr=1e-3 train.weight_decay=1e-4 train.beta2=0.95 train.val_every=20 \
-  train.val_samples=8 train.log_every=50 >"$tmp/train.log" 2>&1 || { tail -3 "$tmp/train.log"; echo "FAIL: train"; exit 1; }
+  train.val_samples=8 train.log_every=50 mesh.val_rollout=39 >"$tmp/train.log" 2>&1 || { tail -3 "$tmp/train.log"; echo "FAIL: train"; exit 1; }
 
 read -r last mean <<<"$(/usr/bin/python3 - "$tmp/run/tessera.jsonl" <<'PY'
 import json, sys
@@ -53,6 +53,22 @@ echo "held-out rollout, RMSE / persistence: 1-step $one, all-rollout $all"
 awk -v s="$one" 'BEGIN { exit !(s != "" && s <= 0.9) }' && ok || fail "1-step RMSE ratio '$one' > 0.9"
 awk -v s="$all" 'BEGIN { exit !(s != "" && s < 1) }' && ok || fail "all-rollout RMSE ratio '$all' >= 1"
 
+# the training log's validation rollout (mesh.val_rollout=39: the whole
+# held-out trajectory, loss-set nodes) at the last step, whose raw weights
+# are the ones forecast rolled out: the same ratio as score's over all nodes
+# (the others are taken from the truth, and persistence is exact on them)
+read -r roll exact <<<"$(/usr/bin/python3 - "$tmp/run/tessera.jsonl" "$tmp/run/mesh_scorecard.csv" <<'PY'
+import csv, json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+v = {(r["metric"], r["system"]): float(r["value"]) for r in csv.DictReader(open(sys.argv[2]))}
+print([r for r in rows if r.get("event") == "train_step" and "val_rollout" in r][-1]["val_rollout"],
+      v["rmse_all_rollout", "tessera"] / v["rmse_all_rollout", "persistence"])
+PY
+)"
+echo "validation rollout at the last step $roll, score's all-rollout ratio $exact"
+awk -v a="$roll" -v b="$exact" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= 1e-4 * b) }' && ok ||
+  fail "validation rollout $roll differs from the scored rollout $exact"
+
 # the learning curves of this log: one PNG per validation field; a log that
 # is not there is one error line and no PNG
 "$tessera" plot out="$tmp/run" plot.logs="$tmp/run/tessera.jsonl" >"$tmp/plot.log" 2>&1 &&
@@ -66,4 +82,4 @@ if [ $rc = 1 ] && [ "$(grep -c '^tessera: ' "$tmp/err")" = 1 ] && grep -q missin
 else fail "a missing log: exit $rc, $(cat "$tmp/err")"; fi
 
 echo "test_skill_mesh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -ge 6 ]
+[ "$failed" -eq 0 ] && [ "$passed" -ge 7 ]
