@@ -26,6 +26,7 @@ typedef enum {
     TS_RNG_SAMPLER_NOISE = 5,
     TS_RNG_PERTURBATION = 6,
     TS_RNG_BOOTSTRAP = 7,
+    TS_RNG_PUSHFORWARD = 8,
 } ts_rng_purpose;
 
 typedef struct {

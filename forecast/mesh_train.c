@@ -10,9 +10,17 @@
  * global batch, in the global order, on every rank: all ranks hold the same
  * normalizers whatever the layout.
  *
+ * With mesh.pushforward = p, a sample is pushed with probability p: its
+ * input is instead the model's own (no-gradient) one-step prediction from
+ * the noisy velocity at t, and its target the change from that prediction
+ * to t + 2, so the model learns to correct the errors its rollouts make
+ * (Brandstetter et al.'s pushforward trick). The normalizers accumulate the
+ * unpushed samples either way, so they never depend on the model.
+ *
  * Randomness is keyed by the step and global indices only:
  *   data order   (seed, DATA_ORDER,  stream step,               index global sample j)
  *   noise        (seed, TRAIN_NOISE, stream step * batch + j,   index node * F + component)
+ *   pushforward  (seed, PUSHFORWARD, stream step,               index global sample j)
  * with nodes numbered in curve order, which no layout changes, and F the
  * velocity components: the mesh's dimension, 2 or 3 (all trajectories of
  * mesh.file, and of mesh.valid_file, share it; the model has F + 9 inputs
@@ -65,6 +73,7 @@ typedef struct {
     size_t npairs;               /* (trajectory, t) pairs of the training set */
     int32_t *pair_traj, *pair_t; /* (npairs) */
     double noise;
+    double pushforward;          /* mesh.pushforward: the fraction of pushed samples */
     int fields;                  /* velocity components F: 2 (triangles) or 3 (tetrahedra) */
     ts_mesh_model model;
     ts_params m, v, ema;
@@ -111,6 +120,60 @@ static ts_mesh_sp *sp_of(const mesh_trainer *tr, const ts_mesh_traj *tj) {
     if (!tr->sp_train) return NULL;
     if (tj >= tr->train && tj < tr->train + tr->ntrain) return &tr->sp_train[tj - tr->train];
     return &tr->sp_val[tj - tr->val];
+}
+
+/* change (N, F) = the model's de-normalized one-step change from the state
+ * v (N, F), no gradient; the model must be prepared for tj. With SP each
+ * rank predicts its chunk and the SP group gathers the whole change. */
+static void predict_change(mesh_trainer *tr, const ts_mesh_traj *tj, const float *v, float *change) {
+    const ts_mesh_sp *sp = sp_of(tr, tj);
+    const int F = tr->fields;
+    const int64_t first = sp ? sp->chunk.first : 0, n = sp ? sp->n_own : tj->N;
+    const size_t off = (size_t)first * (size_t)F;
+    ts_mesh_norm_normalize(&tr->in_norm, tr->vin_n, v + off, n);
+    ts_mesh_model_features(tr->feat, tr->vin_n, F, tj->type + first, n);
+    ts_mesh_model_forward(&tr->model, tr->pred, tr->feat);
+    ts_mesh_norm_denormalize(&tr->out_norm, change + off, tr->pred, n);
+    if (!sp) return;
+    int *counts = ts_malloc(sizeof(int) * (size_t)sp->size), *displs = ts_malloc(sizeof(int) * (size_t)sp->size);
+    for (int q = 0; q < sp->size; q++)
+        counts[q] = (int)((sp->start[q + 1] - sp->start[q]) * F), displs[q] = (int)(sp->start[q] * F);
+    TS_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, change, counts, displs, MPI_FLOAT, sp->comm));
+    free(counts), free(displs);
+}
+
+static void prepare_for(mesh_trainer *tr, const ts_mesh_traj *tj) {
+    char err[1024];
+    ts_mesh_sp *sp = sp_of(tr, tj);
+    int rc = sp ? ts_mesh_model_prepare_sp(&tr->model, tj->N, &tj->mask, sp, err, sizeof err)
+                : ts_mesh_model_prepare(&tr->model, tj->N, &tj->mask, err, sizeof err);
+    if (rc) ts_fatal("trajectory %d: %s", tj->index, err);
+}
+
+/* Whether global sample j of this step is pushed (mesh.pushforward). */
+static int pushed(const mesh_trainer *tr, long step, uint64_t j) {
+    if (tr->pushforward <= 0) return 0;
+    ts_rng_key key = ts_rng_key_make(tr->seed, TS_RNG_PUSHFORWARD);
+    return ts_rng_uniform1(key, (uint64_t)step, j) < tr->pushforward;
+}
+
+/* A pushed sample (mesh.pushforward): vin = the noisy velocity at t plus the
+ * model's predicted change on the loss-set nodes (the others from the truth
+ * at t + 1, as a rollout sets them); delta = velocity at t + 2 - vin. t is
+ * moved back one step when t + 2 is past the trajectory's end. */
+static void make_pushed_sample(mesh_trainer *tr, const ts_mesh_traj *tj, int64_t t, uint64_t stream) {
+    if (t + 2 >= tj->T) t = tj->T - 3;
+    const size_t nf = (size_t)tj->N * (size_t)tr->fields;
+    make_sample(tr, tj, t, stream, tr->vin, tr->delta);
+    prepare_for(tr, tj);
+    predict_change(tr, tj, tr->vin, tr->delta);
+    const float *v1 = tj->velocity + (size_t)(t + 1) * nf, *v2 = v1 + nf;
+    for (int64_t i = 0; i < tj->N; i++)
+        for (int c = 0; c < tr->fields; c++) {
+            size_t k = (size_t)i * (size_t)tr->fields + (size_t)c;
+            tr->vin[k] = tj->loss_mask[i] ? tr->vin[k] + tr->delta[k] : v1[k];
+            tr->delta[k] = v2[k] - tr->vin[k];
+        }
 }
 
 /* Halo bytes this rank sent so far over every trajectory's plan, and their
@@ -192,6 +255,7 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
     tr->seed = (uint64_t)ts_config_int(cfg, "seed");
     tr->steps = ts_config_int(cfg, "train.steps");
     tr->noise = ts_config_float(cfg, "mesh.noise");
+    tr->pushforward = ts_config_float(cfg, "mesh.pushforward");
     tr->val_rollout = ts_config_int(cfg, "mesh.val_rollout");
     tr->val_rollout_skill = NAN;
 
@@ -278,7 +342,9 @@ static double train_step(mesh_trainer *tr, long step, double *grad_norm) {
         const ts_mesh_traj *tj;
         int64_t t;
         pick_pair(tr, step, j, &tj, &t);
-        make_sample(tr, tj, t, (uint64_t)step * (uint64_t)tr->batch + j, tr->vin, tr->delta);
+        uint64_t stream = (uint64_t)step * (uint64_t)tr->batch + j;
+        if (tj->T >= 3 && pushed(tr, step, j)) make_pushed_sample(tr, tj, t, stream);
+        else make_sample(tr, tj, t, stream, tr->vin, tr->delta);
         loss += sample_loss(tr, tj, 1, 1.0 / tr->batch) / tr->batch;
     }
     if (tr->layout->world > 1) {
@@ -333,35 +399,19 @@ static double validate(mesh_trainer *tr) {
  * and count the errors of their own rows. */
 static void validate_rollout(mesh_trainer *tr) {
     const int r = tr->layout->coord[TS_AXIS_DP], F = tr->fields;
-    char err[1024];
     double sums[2] = {0, 0}; /* squared errors of the rollout and of persistence */
     for (int k = r; k < tr->nvaltraj; k += tr->dp) {
         const ts_mesh_traj *tj = &tr->val[k];
-        ts_mesh_sp *sp = sp_of(tr, tj);
+        const ts_mesh_sp *sp = sp_of(tr, tj);
         const int64_t N = tj->N, first = sp ? sp->chunk.first : 0, n = sp ? sp->n_own : N;
-        const size_t nf = (size_t)N * (size_t)F, off = (size_t)first * (size_t)F;
+        const size_t nf = (size_t)N * (size_t)F;
         const int64_t S = tr->val_rollout < tj->T - 1 ? tr->val_rollout : tj->T - 1;
-        int *counts = NULL, *displs = NULL;
-        if (sp) {
-            if (ts_mesh_model_prepare_sp(&tr->model, N, &tj->mask, sp, err, sizeof err))
-                ts_fatal("trajectory %d: %s", tj->index, err);
-            counts = ts_malloc(sizeof(int) * (size_t)sp->size), displs = ts_malloc(sizeof(int) * (size_t)sp->size);
-            for (int q = 0; q < sp->size; q++)
-                counts[q] = (int)((sp->start[q + 1] - sp->start[q]) * F), displs[q] = (int)(sp->start[q] * F);
-        } else if (ts_mesh_model_prepare(&tr->model, N, &tj->mask, err, sizeof err)) {
-            ts_fatal("trajectory %d: %s", tj->index, err);
-        }
         float *v = tr->vin, *change = tr->delta; /* (N, F): the rolled-out state, the predicted change */
         memcpy(v, tj->velocity, sizeof(float) * nf);
+        prepare_for(tr, tj);
         for (int64_t s = 1; s <= S; s++) {
             const float *truth = tj->velocity + (size_t)s * nf;
-            ts_mesh_norm_normalize(&tr->in_norm, tr->vin_n, v + off, n);
-            ts_mesh_model_features(tr->feat, tr->vin_n, F, tj->type + first, n);
-            ts_mesh_model_forward(&tr->model, tr->pred, tr->feat);
-            ts_mesh_norm_denormalize(&tr->out_norm, change + off, tr->pred, n);
-            if (sp)
-                TS_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, change, counts, displs, MPI_FLOAT,
-                                            sp->comm));
+            predict_change(tr, tj, v, change);
             for (int64_t i = 0; i < N; i++)
                 for (int c = 0; c < F; c++) {
                     size_t q = (size_t)i * (size_t)F + (size_t)c;
@@ -371,7 +421,6 @@ static void validate_rollout(mesh_trainer *tr) {
                     sums[0] += e * e, sums[1] += e0 * e0;
                 }
         }
-        free(counts), free(displs);
     }
     if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
     tr->val_rollout_skill = sums[1] > 0 ? sqrt(sums[0] / sums[1]) : NAN;

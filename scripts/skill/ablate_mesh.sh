@@ -27,9 +27,9 @@ export TESSERA OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 BASE=(model.kind=mesh mesh.file="$TRAIN" mesh.valid_file="$VALID" mesh.train_trajectories=0
       model.dim=64 model.heads=4 model.hidden=192 model.depth=4 mesh.globals=4 mesh.window=4
-      train.batch=4 train.steps=1500 train.warmup=100 train.lr=1e-3 train.lr_min=1e-5 train.weight_decay=1e-4
-      train.beta1=0.9 train.beta2=0.95 train.ema=0.99 train.val_every=250 train.val_samples=16
-      train.log_every=50 train.checkpoint_every=1500)
+      train.batch=4 train.steps=2500 train.warmup=100 train.lr=1e-3 train.lr_min=1e-5 train.weight_decay=1e-4
+      train.beta1=0.9 train.beta2=0.95 train.ema=0.99 train.val_every=250 train.val_samples=16 mesh.val_rollout=100
+      train.log_every=50 train.checkpoint_every=2500)
 
 declare -A CHANGE=(
   [base]=""
@@ -37,8 +37,10 @@ declare -A CHANGE=(
   [noise0.005]="mesh.noise=0.005"
   [noise0.01]="mesh.noise=0.01"
   [noise0.05]="mesh.noise=0.05"
+  [noise0.1]="mesh.noise=0.1"
   [traj8]="mesh.train_trajectories=8"
   [lr3e-3]="train.lr=3e-3"
+  [deep8]="model.depth=8 train.steps=1250 train.val_every=125 train.checkpoint_every=1250"
 )
 ORDER=(base noise0.005 noise0.05 traj8)
 [ $# -gt 0 ] && ORDER=("$@")

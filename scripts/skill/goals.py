@@ -2,6 +2,7 @@
 """The skill goals of a recipe, checked on a tessera scorecard (CSV).
 
     goals.py gridded|demo SCORECARD.csv
+    goals.py mesh POOLED.csv [SET]
 
 Prints one JSON line per goal: {"recipe", "goal", "value", "threshold",
 "pass"}, then a summary line; exits 0 whatever the outcome (a benchmark
@@ -15,6 +16,11 @@ Goals (issue "Forecasts worth running"), on ensemble means and 8 members:
            [0.8, 1.2] at every lead.
   demo:    day-1 z500 and t850 RMSE <= 0.75 x persistence; CRPS of z500, t850,
            t2m below persistence and climatology at every lead.
+  mesh:    on held-out trajectories (POOLED.csv of scripts/skill/mesh_eval.sh:
+           RMSE pooled over the trajectories), all-rollout RMSE below
+           persistence and rollout-50 RMSE <= 0.7 x persistence; stretch:
+           all-rollout <= 0.7 x persistence. SET names the trajectories in
+           the output (default "test").
 """
 import csv
 import json
@@ -36,7 +42,30 @@ def load(path):
     return table
 
 
+def mesh(path, name):
+    try:
+        with open(path, newline="") as f:
+            ratio = {row["metric"]: float(row["ratio"]) for row in csv.DictReader(f)}
+        checks = [("rmse_all_rollout", 1.0, "<"), ("rmse_rollout50", 0.7, "<="), ("rmse_all_rollout", 0.7, "<=")]
+        values = [ratio[m] for m, _, _ in checks]
+    except (OSError, KeyError, ValueError) as e:
+        print(f"goals.py: {path}: cannot read the pooled mesh scores: {e}", file=sys.stderr)
+        sys.exit(2)
+    passed = 0
+    for (metric, limit, op), value in zip(checks, values):
+        ok = value < limit if op == "<" else value <= limit
+        stretch = limit == 0.7 and metric == "rmse_all_rollout"
+        passed += ok
+        print(json.dumps({"recipe": "mesh", "set": name, "goal": f"{metric} {op} {limit} x persistence" +
+                          (" (stretch)" if stretch else ""), "value": round(value, 4), "threshold": limit,
+                          "pass": bool(ok)}))
+    print(json.dumps({"recipe": "mesh", "set": name, "goals": len(checks), "passed": passed}))
+
+
 def main():
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "mesh":
+        mesh(sys.argv[2], sys.argv[3] if len(sys.argv) == 4 else "test")
+        return
     if len(sys.argv) != 3 or sys.argv[1] not in ("gridded", "demo"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
