@@ -135,6 +135,9 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     ENUM_KEY("mesh.order", "hilbert", "hilbert|morton|file",
              "node order: along a space-filling curve, or as in the file"),
     FLOAT_KEY("mesh.noise", "0.02", 0, 1e6, "training noise std added to the velocity of NORMAL nodes (physical units)"),
+    FLOAT_KEY("mesh.noise_offset", "0", 0, 1e6,
+              "training noise: std of one constant per sample and component added to the velocity of all its NORMAL "
+              "nodes (physical units), so the model learns to undo a domain-wide drift; 0 = off"),
     FLOAT_KEY("mesh.pushforward", "0", 0, 1,
               "fraction of training samples whose input is the model's own one-step prediction (no gradient "
               "through it), the pushforward trick against rollout drift; 0 = off"),

@@ -3,7 +3,8 @@
  * model"; docs/mesh-model.md).
  *
  * A sample is (trajectory, step t) of the training trajectories. Its input
- * is the velocity at t plus training noise on NORMAL nodes (mesh.noise), its
+ * is the velocity at t plus training noise on NORMAL nodes (mesh.noise, white;
+ * mesh.noise_offset, one constant per sample and component), its
  * target the change to t + 1 from that noisy velocity (so the model learns
  * to undo its own errors, as MeshGraphNets does). Inputs and targets are
  * normalized by running normalizers that accumulate every sample of the
@@ -20,6 +21,7 @@
  * Randomness is keyed by the step and global indices only:
  *   data order   (seed, DATA_ORDER,  stream step,               index global sample j)
  *   noise        (seed, TRAIN_NOISE, stream step * batch + j,   index node * F + component)
+ *   offset       (seed, TRAIN_NOISE, stream step * batch + j,   index 2^62 + component)
  *   pushforward  (seed, PUSHFORWARD, stream step,               index global sample j)
  * with nodes numbered in curve order, which no layout changes, and F the
  * velocity components: the mesh's dimension, 2 or 3 (all trajectories of
@@ -72,7 +74,7 @@ typedef struct {
     ts_mesh_sp *sp_train, *sp_val; /* (ntrain), (nvaltraj) with parallel.sp > 1, else NULL */
     size_t npairs;               /* (trajectory, t) pairs of the training set */
     int32_t *pair_traj, *pair_t; /* (npairs) */
-    double noise;
+    double noise, noise_offset; /* mesh.noise (white), mesh.noise_offset (constant) */
     double pushforward;          /* mesh.pushforward: the fraction of pushed samples */
     int fields;                  /* velocity components F: 2 (triangles) or 3 (tetrahedra) */
     ts_mesh_model model;
@@ -105,12 +107,17 @@ static void make_sample(const mesh_trainer *tr, const ts_mesh_traj *tj, int64_t 
     const int F = tr->fields;
     const float *v0 = tj->velocity + (size_t)t * (size_t)N * (size_t)F, *v1 = v0 + (size_t)N * (size_t)F;
     ts_rng_key nkey = ts_rng_key_make(tr->seed, TS_RNG_TRAIN_NOISE);
+    float offset[3] = {0, 0, 0};
+    for (int c = 0; c < F && stream != NO_NOISE && tr->noise_offset > 0; c++)
+        offset[c] = (float)(tr->noise_offset * ts_rng_normal1(nkey, stream, (UINT64_C(1) << 62) + (uint64_t)c));
     for (int64_t i = 0; i < N; i++)
         for (int c = 0; c < F; c++) {
             size_t k = (size_t)i * (size_t)F + (size_t)c;
             float e = 0;
-            if (stream != NO_NOISE && tj->type[i] == TS_MESH_MODEL_NORMAL && tr->noise > 0)
-                e = (float)tr->noise * ts_rng_normal1(nkey, stream, k);
+            if (stream != NO_NOISE && tj->type[i] == TS_MESH_MODEL_NORMAL) {
+                if (tr->noise > 0) e = (float)tr->noise * ts_rng_normal1(nkey, stream, k);
+                e += offset[c];
+            }
             vin[k] = v0[k] + e;
             delta[k] = v1[k] - vin[k];
         }
@@ -255,6 +262,7 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
     tr->seed = (uint64_t)ts_config_int(cfg, "seed");
     tr->steps = ts_config_int(cfg, "train.steps");
     tr->noise = ts_config_float(cfg, "mesh.noise");
+    tr->noise_offset = ts_config_float(cfg, "mesh.noise_offset");
     tr->pushforward = ts_config_float(cfg, "mesh.pushforward");
     tr->val_rollout = ts_config_int(cfg, "mesh.val_rollout");
     tr->val_rollout_skill = NAN;

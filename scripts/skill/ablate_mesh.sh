@@ -40,9 +40,12 @@ declare -A CHANGE=(
   [noise0.1]="mesh.noise=0.1"
   [traj8]="mesh.train_trajectories=8"
   [lr3e-3]="train.lr=3e-3"
+  [push0.5]="mesh.pushforward=0.5"
+  [offset0.02]="mesh.noise_offset=0.02"
+  [push0.25]="mesh.pushforward=0.25"
   [deep8]="model.depth=8 train.steps=1250 train.val_every=125 train.checkpoint_every=1250"
 )
-ORDER=(base noise0.005 noise0.05 traj8)
+ORDER=(base noise0.005 noise0.05 traj8 push0.5)
 [ $# -gt 0 ] && ORDER=("$@")
 
 for name in "${ORDER[@]}"; do
@@ -60,7 +63,7 @@ for name in "${ORDER[@]}"; do
 done
 
 # the table: the last validation of each run, and its rollouts
-printf '%-12s %-32s %8s %8s %7s | %-6s %7s %9s %9s\n' run change val_loss val_skill minutes weights 1-step rollout50 all
+printf '%-12s %-32s %8s %8s %8s %7s | %-6s %7s %9s %9s\n' run change val_loss val_skill val_roll minutes weights 1-step rollout50 all
 for name in "${ORDER[@]}"; do
   log="$RUNS/$name/tessera.jsonl"
   [ -f "$log" ] || continue
@@ -74,7 +77,7 @@ val = [r for r in rows if r.get("event") == "train_step" and isinstance(r.get("v
 if not val: sys.exit(0)
 v = val[-1]
 ratio = {r["metric"]: float(r["ratio"]) for r in csv.DictReader(open(pooled))}
-print("%-12s %-32s %8.4f %8.4f %7.1f | %-6s %7.3f %9.3f %9.3f" % (name, change[:32], v["val_loss"], v.get("val_skill", float("nan")),
+print("%-12s %-32s %8.4f %8.4f %8.4f %7.1f | %-6s %7.3f %9.3f %9.3f" % (name, change[:32], v["val_loss"], v.get("val_skill", float("nan")), v.get("val_rollout", float("nan")),
       (v["t"] - start) / 60, w, ratio["rmse_1step"], ratio["rmse_rollout50"], ratio["rmse_all_rollout"]))
 PY
   done

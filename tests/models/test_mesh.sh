@@ -82,11 +82,12 @@ for s, vs in b.items():
 PY
 
 # DP = 2 against 1 rank; these runs push half their samples
-# (mesh.pushforward=0.5: the input is the model's own one-step prediction),
+# (mesh.pushforward=0.5: the input is the model's own one-step prediction)
+# and add a constant offset to each (mesh.noise_offset),
 # whose decisions and inputs must not depend on the layout either
-if mpiexec -n 2 "$tessera" train out="$tmp/dp2" "${common[@]}" train.steps=4 mesh.pushforward=0.5 parallel.dp=2 >"$tmp/dp2.log" 2>&1; then ok
+if mpiexec -n 2 "$tessera" train out="$tmp/dp2" "${common[@]}" train.steps=4 mesh.pushforward=0.5 mesh.noise_offset=0.01 parallel.dp=2 >"$tmp/dp2.log" 2>&1; then ok
 else fail "dp=2: $(tail -2 "$tmp/dp2.log")"; fi
-"$tessera" train out="$tmp/dp1" "${common[@]}" train.steps=4 mesh.val_rollout=5 mesh.pushforward=0.5 >"$tmp/dp1.log" 2>&1 &&
+"$tessera" train out="$tmp/dp1" "${common[@]}" train.steps=4 mesh.val_rollout=5 mesh.pushforward=0.5 mesh.noise_offset=0.01 >"$tmp/dp1.log" 2>&1 &&
   ok || fail "dp=1"
 "$tessera" train out="$tmp/pf0" "${common[@]}" train.steps=4 >"$tmp/pf0.log" 2>&1 && ok || fail "dp=1 without pushforward"
 if /usr/bin/python3 - "$tmp/dp1/tessera.jsonl" "$tmp/dp2/tessera.jsonl" "$tmp/pf0/tessera.jsonl" <<'PY'; then ok; else fail "dp=2 losses, or pushforward"; fi
@@ -97,15 +98,15 @@ a, b, c = losses(sys.argv[1]), losses(sys.argv[2]), losses(sys.argv[3])
 assert len(a) == len(b) == len(c) == 4, (a, b, c)
 for x, y in zip(a, b):
     assert abs(x - y) <= 1e-5 * abs(x), (x, y)
-assert any(abs(x - z) > 1e-3 * abs(z) for x, z in zip(a, c)), ("pushforward changed nothing", a, c)
+assert any(abs(x - z) > 1e-3 * abs(z) for x, z in zip(a, c)), ("pushforward and offset changed nothing", a, c)
 PY
 
 # SP = 2 and DP = 2 x SP = 2 against the same 1-rank run. The SP runs sum the
 # same terms in another order (cross-rank log-sum-exp, reductions over
 # ranks), so they agree to fp32 rounding, far inside 1e-5.
-if mpiexec -n 2 "$tessera" train out="$tmp/sp2" "${common[@]}" train.steps=4 mesh.val_rollout=5 mesh.pushforward=0.5 parallel.sp=2 >"$tmp/sp2.log" 2>&1; then ok
+if mpiexec -n 2 "$tessera" train out="$tmp/sp2" "${common[@]}" train.steps=4 mesh.val_rollout=5 mesh.pushforward=0.5 mesh.noise_offset=0.01 parallel.sp=2 >"$tmp/sp2.log" 2>&1; then ok
 else fail "sp=2: $(tail -2 "$tmp/sp2.log")"; fi
-if mpiexec -n 4 "$tessera" train out="$tmp/dp2sp2" "${common[@]}" train.steps=4 mesh.val_rollout=5 mesh.pushforward=0.5 parallel.dp=2 parallel.sp=2 \
+if mpiexec -n 4 "$tessera" train out="$tmp/dp2sp2" "${common[@]}" train.steps=4 mesh.val_rollout=5 mesh.pushforward=0.5 mesh.noise_offset=0.01 parallel.dp=2 parallel.sp=2 \
   >"$tmp/dp2sp2.log" 2>&1; then ok
 else fail "dp=2 x sp=2: $(tail -2 "$tmp/dp2sp2.log")"; fi
 for run in sp2 dp2sp2; do
