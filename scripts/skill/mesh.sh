@@ -13,7 +13,9 @@
 #   scripts/skill/mesh.sh OUT [key=value ...]
 #
 # OUT/data is made once and reused; extra key=value pairs go to train (for
-# example train.steps=500 for a short check). Prints the goals; scores,
+# example train.steps=500 for a short check); WEIGHTS=ema in the
+# environment rolls out the EMA weights instead of the raw ones (the
+# default, fixed before the recipe was measured). Prints the goals; scores,
 # rollouts and curves are in OUT. Run it on a quiet machine with
 # OMP_NUM_THREADS=2 for the figures in docs/results.md.
 set -euo pipefail
