@@ -18,7 +18,6 @@
  * no draw depends on the rank layout.
  */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,16 +26,18 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/solar.h"
+#include "core/stop.h"
 #include "forecast/commands.h"
 #include "forecast/data.h"
-#include "forecast/train_common.h"
+#include "forecast/trainer.h"
 #include "io/checkpoint.h"
 #include "io/era5_read.h"
 #include "io/forecast_write.h"
 #include "io/stats_file.h"
 #include "models/sampler.h"
 #include "models/swin.h"
-#include "parallel/mpi_env.h"
+#include "models/swin_input.h"
+#include "parallel/collective.h"
 
 enum { MAX_INITS = 1024, MAX_VARS = 64 };
 
@@ -62,8 +63,7 @@ typedef struct {
     int regress;                 /* model.objective = regress: x = -F(0, pi/2), no sampling */
     /* per sampler call */
     float *state;                /* (ninits, nlocal, ns, HWl) physical units, the current lead */
-    float *in, *in_dev, *out_dev; /* (nlocal*HWl, cin) host and device; (nlocal*HWl, ns) device */
-    float *cond;                 /* (nlocal*HWl, ns + nf) normalised state and forcings of the current init */
+    float *in, *in_dev, *out_dev; /* (nlocal*HWl, cin) host and device, its condition packed; (nlocal*HWl, ns) device */
     float *x;                    /* (nlocal*HWl, ns) sampler state */
     float *t_batch;              /* (nlocal) */
     size_t cur_init;
@@ -225,7 +225,7 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
     /* rank 0 places every rank's block when it gathers and scatters states */
     int mine[3] = {r, lay->coord[TS_AXIS_WP_Y], lay->coord[TS_AXIS_WP_X]};
     if (lay->rank == 0) f->coords = ts_malloc(sizeof(int) * 3 * (size_t)lay->world);
-    TS_MPI_CHECK(MPI_Gather(mine, 3, MPI_INT, f->coords, 3, MPI_INT, 0, MPI_COMM_WORLD));
+    ts_par_gather_ints(lay, mine, f->coords, 3);
 
     f->sampler = (ts_sampler_config){(int)ts_config_int(cfg, "forecast.levels"), ts_config_float(cfg, "forecast.rho"),
                                      ts_config_float(cfg, "forecast.sigma_min"), ts_config_float(cfg, "forecast.sigma_max"),
@@ -234,7 +234,6 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
     size_t T = (size_t)f->nlocal * f->HWl;
     f->state = ts_malloc(sizeof(float) * f->ninits * (size_t)f->nlocal * f->ns * f->HWl);
     f->in = ts_malloc(sizeof(float) * T * f->cin);
-    f->cond = ts_malloc(sizeof(float) * T * (f->ns + f->nf));
     f->x = ts_malloc(sizeof(float) * T * f->ns);
     f->t_batch = ts_malloc(sizeof(float) * (size_t)f->nlocal);
     f->in_dev = f->be->alloc(sizeof(float) * T * f->cin);
@@ -268,42 +267,33 @@ static void fill_noise(forecaster *f, int sampler_step, float *eps) {
 
 static void churn_noise(void *ctx, int step, float *eps) { fill_noise(ctx, step, eps); }
 
-/* The network at x / sigma_d and time t, conditioned on f->cond. */
+/* The network at x / sigma_d and time t, on the condition in f->in. */
 static void denoise(void *ctx, float *F, const float *x_scaled, double t) {
     forecaster *f = ctx;
-    const size_t T = (size_t)f->nlocal * f->HWl, nc = f->ns + f->nf;
-    for (size_t k = 0; k < T; k++) {
-        memcpy(f->in + k * f->cin, x_scaled + k * f->ns, sizeof(float) * f->ns);
-        memcpy(f->in + k * f->cin + f->ns, f->cond + k * nc, sizeof(float) * nc);
-    }
-    for (int b = 0; b < f->nlocal; b++) f->t_batch[b] = (float)t;
-    f->be->upload(f->in_dev, f->in, sizeof(float) * T * f->cin);
-    ts_swin_forward(&f->model, f->out_dev, f->in_dev, f->t_batch);
-    f->be->sync();
-    f->be->download(F, f->out_dev, sizeof(float) * T * f->ns);
+    ts_swin_eval e = {&f->model, f->in, f->in_dev, f->out_dev, f->t_batch};
+    ts_swin_denoise(&e, F, x_scaled, t);
 }
 
 /* The conditioning of init i at lead `lead`: normalised state and forcings
  * at the target valid time, token-major, over this rank's block. */
 static void build_condition(forecaster *f, size_t i, int lead, const float *statics) {
-    const size_t nc = f->ns + f->nf, HW = f->HWl;
+    const size_t HW = f->HWl;
     int64_t valid = f->inits[i] + (int64_t)lead * f->step;
-    float *tisr = ts_malloc(sizeof(float) * HW);
+    float *forcing = ts_malloc(sizeof(float) * (f->nf ? f->nf : 1) * HW);
     const ts_swin *m = &f->model;
-    ts_solar_tisr_field((double)valid, f->grid->lat + m->row0, (size_t)m->h, f->grid->lon + m->col0, (size_t)m->w, tisr);
-    for (int b = 0; b < f->nlocal; b++) {
-        const float *st = f->state + ((i * (size_t)f->nlocal + (size_t)b) * f->ns) * HW;
-        for (size_t k = 0; k < HW; k++) {
-            float *row = f->cond + ((size_t)b * HW + k) * nc;
-            for (size_t c = 0; c < f->ns; c++) row[c] = (float)((st[c * HW + k] - f->mean[c]) / f->std[c]);
-            for (size_t c = 0; c < f->nf; c++) {
-                int is_tisr = strcmp(ts_era5_forcing_channel(f->ds, c)->spec, "tisr") == 0;
-                float v = is_tisr ? tisr[k] : statics[c * HW + k];
-                row[f->ns + c] = (float)((v - f->mean[f->ns + c]) / f->std[f->ns + c]);
-            }
-        }
+    for (size_t c = 0; c < f->nf; c++) {
+        float *plane = forcing + c * HW;
+        if (strcmp(ts_era5_forcing_channel(f->ds, c)->spec, "tisr") == 0)
+            ts_solar_tisr_field((double)valid, f->grid->lat + m->row0, (size_t)m->h, f->grid->lon + m->col0,
+                                (size_t)m->w, plane);
+        else
+            memcpy(plane, statics + c * HW, sizeof(float) * HW);
     }
-    free(tisr);
+    const ts_swin_norm norm = {f->ns, f->nf, f->mean, f->std};
+    for (int b = 0; b < f->nlocal; b++)
+        ts_swin_pack_condition(&norm, f->state + ((i * (size_t)f->nlocal + (size_t)b) * f->ns) * HW,
+                               f->nf ? forcing : NULL, HW, f->in + (size_t)b * HW * f->cin, f->cin);
+    free(forcing);
 }
 
 /* One lead of init i: sample the residual, add it to the state, check it. */
@@ -470,7 +460,7 @@ static void place_blocks(const forecaster *f, float *gbuf, float *all, int world
 /* All ranks' blocks of init i's members to rank 0's all (M, ns, HW). */
 static void gather_states(const forecaster *f, const float *local, float *gbuf, float *all, int world) {
     const size_t per_rank = (size_t)f->nlocal * f->ns * f->HWl;
-    TS_MPI_CHECK(MPI_Gather(local, (int)per_rank, MPI_FLOAT, gbuf, (int)per_rank, MPI_FLOAT, 0, MPI_COMM_WORLD));
+    ts_par_gather_floats(f->layout, local, gbuf, per_rank);
     if (all) place_blocks(f, gbuf, all, world, 1);
 }
 
@@ -478,15 +468,10 @@ static void gather_states(const forecaster *f, const float *local, float *gbuf, 
 static void scatter_states(const forecaster *f, float *all, float *gbuf, float *local, int world) {
     const size_t per_rank = (size_t)f->nlocal * f->ns * f->HWl;
     if (all) place_blocks(f, gbuf, all, world, 0);
-    TS_MPI_CHECK(MPI_Scatter(gbuf, (int)per_rank, MPI_FLOAT, local, (int)per_rank, MPI_FLOAT, 0, MPI_COMM_WORLD));
+    ts_par_scatter_floats(f->layout, gbuf, local, per_rank);
 }
 
 /* ---- the command ------------------------------------------------------------------------ */
-
-/* SIGUSR1 / SIGTERM (a batch system's warning or pre-emption): finish the
- * lead being computed, keep the file resumable, exit cleanly. */
-static volatile sig_atomic_t g_stop_signal = 0;
-static void on_signal(int sig) { g_stop_signal = sig; }
 
 int cmd_forecast(const ts_command_ctx *ctx) {
     forecaster f;
@@ -506,7 +491,7 @@ int cmd_forecast(const ts_command_ctx *ctx) {
     ts_config_to_json(f.cfg, history, (size_t)need + 1);
     ts_forecast_writer *w = rank == 0 ? open_writer(&f, &o, path, history) : NULL;
     int done = rank == 0 ? (int)ts_forecast_leads_done(w) : 0;
-    TS_MPI_CHECK(MPI_Bcast(&done, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    ts_par_bcast_ints(ctx->layout, &done, 1);
 
     /* static forcings (lsm, z_surface) from the first initial time; each
      * rank reads its own block only */
@@ -539,8 +524,7 @@ int cmd_forecast(const ts_command_ctx *ctx) {
                 f.ninits, f.ninits > 1 ? "s" : "", f.nmembers, f.nleads, (long long)(f.step / 3600), f.sampler.levels,
                 2 * f.sampler.levels - 1);
 
-    signal(SIGUSR1, on_signal);
-    signal(SIGTERM, on_signal);
+    ts_stop_on_signals(); /* a batch system's warning: finish the lead, keep the file resumable, exit cleanly */
     double t0 = ts_now();
     int stopped = 0;
     for (int lead = done + 1; lead <= f.nleads; lead++) {
@@ -557,11 +541,10 @@ int cmd_forecast(const ts_command_ctx *ctx) {
         snprintf(fields, sizeof fields, "\"lead\":%d,\"lead_hours\":%lld,\"member_leads_per_s\":%.4g", lead,
                  (long long)(lead * f.step / 3600), rate);
         ts_log_event("forecast_lead", fields);
-        int stop = g_stop_signal != 0;
-        if (world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+        int stop = ts_par_any(ctx->layout, ts_stop_signal());
         if (stop && lead < f.nleads) {
             ts_info("signal %d: stopped after lead %d of %d; %s.part is kept, rerun the same command to resume",
-                    (int)g_stop_signal, lead, f.nleads, path);
+                    ts_stop_signal(), lead, f.nleads, path);
             stopped = 1;
             break;
         }
@@ -571,7 +554,7 @@ int cmd_forecast(const ts_command_ctx *ctx) {
         if (!stopped) ts_info("forecast written to %s", path);
     }
     free(history), free(statics), free(scratch), free(all), free(gbuf), free(f.coords);
-    free(f.state), free(f.in), free(f.cond), free(f.x), free(f.t_batch);
+    free(f.state), free(f.in), free(f.x), free(f.t_batch);
     free(f.mean), free(f.std), free(f.res_mean), free(f.res_std);
     f.be->free(f.in_dev), f.be->free(f.out_dev);
     ts_swin_free(&f.model);

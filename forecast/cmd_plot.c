@@ -11,7 +11,7 @@
  * Charts: score_<metric>_<var>.png for each metric and variable of the
  * scorecard CSV, one line per system, with the interval ci_low..ci_high.
  * Learning curves (plot.logs): curve_<field>.png for each validation field
- * of the training logs against wall-clock minutes (forecast/plot_curves.h);
+ * of the training logs against wall-clock minutes (eval/plot_curves.h);
  * with plot.logs, maps and charts are drawn only when named.
  *
  * Every request is checked against the files before the first PNG is
@@ -34,9 +34,9 @@
 #include "core/config.h"
 #include "core/geo.h"
 #include "core/log.h"
+#include "eval/plot.h"
+#include "eval/plot_curves.h"
 #include "forecast/commands.h"
-#include "forecast/plot.h"
-#include "forecast/plot_curves.h"
 #include "io/era5_read.h"
 #include "io/forecast_read.h"
 

@@ -22,7 +22,7 @@
 #include "forecast/data.h"
 #include "io/era5_read.h"
 #include "io/stats_file.h"
-#include "parallel/mpi_env.h"
+#include "parallel/collective.h"
 
 enum { MAX_RES = 16 };
 
@@ -124,7 +124,7 @@ static void setup(stats_run *r, const ts_command_ctx *ctx) {
     char err[1024];
     char path[4096];
     stats_path(ctx, path, sizeof path);
-    if (ts_mpi_rank() == 0) check_output_folder(path);
+    if (ctx->layout->rank == 0) check_output_folder(path);
     r->ds = ts_open_data(cfg, 0);
     r->grid = ts_era5_grid_info(r->ds);
     r->nt = ts_era5_ntimes(r->ds);
@@ -306,7 +306,7 @@ int cmd_stats(const ts_command_ctx *ctx) {
     stats_run r;
     memset(&r, 0, sizeof r);
     setup(&r, ctx);
-    int rank = ts_mpi_rank(), size = ts_mpi_size();
+    int rank = ctx->layout->rank, size = ctx->layout->world;
     const size_t n = r.last - r.first;
     size_t lo = r.first + n * (size_t)rank / (size_t)size, hi = r.first + n * (size_t)(rank + 1) / (size_t)size;
     double t0 = ts_now(), last = t0;
@@ -324,12 +324,7 @@ int cmd_stats(const ts_command_ctx *ctx) {
     double *bufs[4] = {r.acc, r.racc, r.ccount, r.clim};
     size_t lens[4] = {r.nchan * 3, (size_t)r.nres * r.nstate * 3, (size_t)TS_STATS_DAYS * r.nhour,
                       r.nstate * TS_STATS_DAYS * r.nhour * r.npix};
-    for (int k = 0; k < 4; k++)
-        for (size_t off = 0; off < lens[k]; off += 1 << 26) { /* MPI counts are int */
-            int n = (int)(lens[k] - off < (1 << 26) ? lens[k] - off : 1 << 26);
-            TS_MPI_CHECK(MPI_Reduce(rank ? bufs[k] + off : MPI_IN_PLACE, bufs[k] + off, n, MPI_DOUBLE, MPI_SUM, 0,
-                                    MPI_COMM_WORLD));
-        }
+    for (int k = 0; k < 4; k++) ts_par_reduce_doubles(ctx->layout, bufs[k], lens[k]);
     if (rank == 0) finish(&r, ctx);
     free(r.wrow), free(r.shift), free(r.acc), free(r.racc), free(r.clim), free(r.ccount), free(r.buf), free(r.buf2);
     ts_era5_dataset_close(r.ds);

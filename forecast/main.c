@@ -26,9 +26,8 @@
 #include <omp.h>
 #endif
 
-/* train, forecast and score serve both model families. */
+/* forecast and score serve both model families (train picks its task itself). */
 static int is_mesh(const ts_command_ctx *ctx) { return strcmp(ts_config_str(ctx->cfg, "model.kind"), "mesh") == 0; }
-static int train_any(const ts_command_ctx *ctx) { return is_mesh(ctx) ? cmd_train_mesh(ctx) : cmd_train(ctx); }
 static int forecast_any(const ts_command_ctx *ctx) { return is_mesh(ctx) ? cmd_forecast_mesh(ctx) : cmd_forecast(ctx); }
 static int score_any(const ts_command_ctx *ctx) { return is_mesh(ctx) ? cmd_score_mesh(ctx) : cmd_score(ctx); }
 
@@ -66,7 +65,7 @@ static const command COMMANDS[] = {
      "each step of stats.residual_hours, and a day-of-year x hour climatology\n"
      "smoothed over stats.smooth_days days, to data.stats (default OUT/stats.nc;\n"
      "layout in docs/formats.md). Runs in parallel over time under MPI."},
-    {"train", train_any, "out,seed,device,threads,model.,train.,data.,mesh.,parallel.",
+    {"train", cmd_train, "out,seed,device,threads,model.,train.,data.,mesh.,parallel.",
      "train the Swin diffusion model or the mesh transformer",
      "Trains the Swin diffusion model (model.kind=swin) with TrigFlow on pairs of\n"
      "ERA5-format times train.step_hours apart, normalised with the statistics of\n"

@@ -10,6 +10,7 @@
 #include "mesh/graph.h"
 #include "mesh/mask.h"
 #include "mesh/order.h"
+#include "parallel/collective.h"
 
 void ts_mesh_model_config_from(const ts_config *cfg, int fields, ts_mesh_model_config *mc) {
     *mc = (ts_mesh_model_config){.c_in = fields + TS_MESH_MODEL_NODE_TYPES,
@@ -232,4 +233,25 @@ void ts_mesh_check_ckpt_fields(ts_ckpt *ck, const char *ckpath, const ts_mesh_se
             ts_fatal("%s was trained on %d velocity components (a %d-D mesh), but %s %s has %d (a %d-D mesh): "
                      "the model's input and output shapes follow them; use a checkpoint trained on a %d-D mesh",
                      ckpath, other, other, set->key, set->path, fields, fields, fields);
+}
+
+void ts_mesh_predict_change(const ts_mesh_stepper *s, const ts_mesh_traj *tj, const float *v, float *change) {
+    const int F = s->fields;
+    const int64_t first = s->sp ? s->sp->chunk.first : 0, n = s->sp ? s->sp->n_own : tj->N;
+    const size_t off = (size_t)first * (size_t)F;
+    ts_mesh_norm_normalize(s->in_norm, s->vin_n, v + off, n);
+    ts_mesh_model_features(s->feat, s->vin_n, F, tj->type + first, n);
+    ts_mesh_model_forward(s->model, s->out, s->feat);
+    ts_mesh_norm_denormalize(s->out_norm, change + off, s->out, n);
+    if (s->sp) ts_par_gather_chunks(change, s->sp->start, s->sp->size, F, s->sp->comm);
+}
+
+void ts_mesh_advance(const ts_mesh_traj *tj, const float *v, const float *change, const float *truth_next,
+                     float *v_next) {
+    const int F = tj->fields;
+    for (int64_t i = 0; i < tj->N; i++)
+        for (int c = 0; c < F; c++) {
+            size_t k = (size_t)i * (size_t)F + (size_t)c;
+            v_next[k] = tj->loss_mask[i] ? v[k] + change[k] : truth_next[k];
+        }
 }

@@ -27,11 +27,11 @@
 
 #include "core/log.h"
 #include "forecast/mesh_run.h"
-#include "forecast/train_common.h"
+#include "forecast/trainer.h"
 #include "io/checkpoint.h"
 #include "io/ugrid_write.h"
 #include "models/mesh_sp.h"
-#include "parallel/mpi_env.h"
+#include "parallel/collective.h"
 
 /* The file's variables for F velocity components: the rollout's F, then
  * the one-step predictions' F (variable v is component v % F). */
@@ -105,30 +105,18 @@ typedef struct {
     int fields;                   /* velocity components F: the mesh's dimension */
     ts_mesh_model model;
     ts_mesh_norm in_norm, out_norm;
-    float *vin_n, *feat, *pred;   /* pred (N, F): the whole graph's, also with sp */
+    float *vin_n, *feat, *out;    /* this rank's rows (ts_mesh_stepper) */
+    float *pred;                  /* (N, F) the predicted change: the whole graph's, also with sp */
     ts_mesh_sp *sp;               /* with parallel.sp > 1, else NULL */
-    int *counts, *displs;         /* (sp size) each rank's floats of pred, for the all-gather */
 } predictor;
 
 /* v_next (N, F) = v + the model's de-normalized change, with the nodes
  * outside the loss set from truth_next. With sp, every rank predicts its
  * chunk and gathers the others'. */
 static void predict(predictor *p, const ts_mesh_traj *tj, const float *v, const float *truth_next, float *v_next) {
-    const int64_t N = tj->N, first = p->sp ? p->sp->chunk.first : 0, n = p->sp ? p->sp->n_own : N;
-    const int F = p->fields;
-    const size_t off = (size_t)first * (size_t)F;
-    ts_mesh_norm_normalize(&p->in_norm, p->vin_n, v + off, n);
-    ts_mesh_model_features(p->feat, p->vin_n, F, tj->type + first, n);
-    ts_mesh_model_forward(&p->model, p->pred + off, p->feat);
-    ts_mesh_norm_denormalize(&p->out_norm, p->pred + off, p->pred + off, n);
-    if (p->sp)
-        TS_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, p->pred, p->counts, p->displs, MPI_FLOAT,
-                                    p->sp->comm));
-    for (int64_t i = 0; i < N; i++)
-        for (int c = 0; c < F; c++) {
-            size_t k = (size_t)i * (size_t)F + (size_t)c;
-            v_next[k] = tj->loss_mask[i] ? v[k] + p->pred[k] : truth_next[k];
-        }
+    ts_mesh_stepper st = {&p->model, &p->in_norm, &p->out_norm, p->sp, p->fields, p->vin_n, p->feat, p->out};
+    ts_mesh_predict_change(&st, tj, v, p->pred);
+    ts_mesh_advance(tj, v, p->pred, truth_next, v_next);
 }
 
 static void load_predictor(predictor *p, ts_config *cfg, const char *ckpath, const ts_mesh_set *set,
@@ -202,15 +190,12 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
                               sizeof err))
             ts_fatal("trajectory %d: %s", k, err);
         p.sp = &sp;
-        p.counts = ts_malloc(sizeof(int) * (size_t)sp.size), p.displs = ts_malloc(sizeof(int) * (size_t)sp.size);
-        for (int r = 0; r < sp.size; r++)
-            p.counts[r] = (int)((sp.start[r + 1] - sp.start[r]) * F), p.displs[r] = (int)(sp.start[r] * F);
         if (ts_mesh_model_prepare_sp(&p.model, N, &tj->mask, &sp, err, sizeof err)) ts_fatal("trajectory %d: %s", k, err);
     } else if (ts_mesh_model_prepare(&p.model, N, &tj->mask, err, sizeof err)) {
         ts_fatal("trajectory %d: %s", k, err);
     }
     const size_t nf = (size_t)N * (size_t)F;
-    p.vin_n = ts_malloc(sizeof(float) * nf), p.pred = ts_malloc(sizeof(float) * nf);
+    p.vin_n = ts_malloc(sizeof(float) * nf), p.pred = ts_malloc(sizeof(float) * nf), p.out = ts_malloc(sizeof(float) * nf);
     p.feat = ts_malloc(sizeof(float) * (size_t)N * (size_t)p.model.cfg.c_in);
 
     /* the file keeps the input's node order and cells */
@@ -236,18 +221,18 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
 
     float *v = ts_malloc(sizeof(float) * nf), *v1 = ts_malloc(sizeof(float) * nf), *col = ts_malloc(sizeof(float) * (size_t)N);
     int64_t done = root ? (int64_t)ts_ugrid_steps_done(w) : 0;
-    if (lay->world > 1) TS_MPI_CHECK(MPI_Bcast(&done, 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
+    ts_par_bcast_i64(lay, &done, 1);
     if (done == 0) {
         memcpy(v, tj->velocity, sizeof(float) * nf);
     } else if (!root) {
-        TS_MPI_CHECK(MPI_Bcast(v, (int)nf, MPI_FLOAT, 0, MPI_COMM_WORLD));
+        ts_par_bcast_floats(lay, v, nf);
     } else { /* resume from the last complete step, as written */
         for (int c = 0; c < F; c++) {
             if (ts_ugrid_read(w, (size_t)c, (size_t)done - 1, col, err, sizeof err)) ts_fatal("%s", err);
             for (int64_t i = 0; i < N; i++) v[(size_t)i * (size_t)F + (size_t)c] = col[tj->perm[i]];
         }
         ts_info("resuming %s after step %lld of %lld", path, (long long)done, (long long)S);
-        if (lay->world > 1) TS_MPI_CHECK(MPI_Bcast(v, (int)nf, MPI_FLOAT, 0, MPI_COMM_WORLD));
+        ts_par_bcast_floats(lay, v, nf);
     }
     ts_info("rolling out trajectory %d of %s %s: %lld nodes, %lld steps", k, set.key, set.path, (long long)N,
             (long long)S);
@@ -275,12 +260,12 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
         }
     }
     if (root && ts_ugrid_close(w, err, sizeof err)) ts_fatal("%s", err);
-    if (lay->world > 1) TS_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+    ts_par_barrier(lay);
     ts_info("rollout written to %s", path);
     if (p.sp) ts_mesh_sp_free(&sp);
-    free(p.counts), free(p.displs);
+
     free(v), free(v1), free(col), free(xyz), free(cells), free(type), free(times), free(history);
-    free(p.vin_n), free(p.pred), free(p.feat);
+    free(p.vin_n), free(p.pred), free(p.out), free(p.feat);
     ts_mesh_model_free(&p.model);
     ts_mesh_norm_free(&p.in_norm), ts_mesh_norm_free(&p.out_norm);
     ts_mesh_traj_free(tj, 1);

@@ -14,6 +14,7 @@
 #include "mesh/csr.h"
 #include "models/mesh_model.h"
 #include "models/mesh_norm.h"
+#include "models/mesh_sp.h"
 
 typedef struct {
     int index;                /* trajectory index in the file */
@@ -64,6 +65,27 @@ ts_mesh_traj *ts_mesh_load(const ts_config *cfg, const ts_mesh_set *set);
 int ts_mesh_fields(const ts_config *cfg, const char *path);
 void ts_mesh_traj_free(ts_mesh_traj *t, int count);
 
+/* One step of the mesh model, as training (pushforward, validation
+ * rollouts) and forecasts take it: the model already prepared for the
+ * trajectory, its normalizers, the trajectory's SP plan (NULL on one
+ * rank), and scratch for this rank's rows: vin_n and out (rows, fields),
+ * feat (rows, c_in). */
+typedef struct {
+    ts_mesh_model *model;
+    const ts_mesh_norm *in_norm, *out_norm;
+    const ts_mesh_sp *sp;
+    int fields;
+    float *vin_n, *feat, *out;
+} ts_mesh_stepper;
+/* change (N, F): the model's de-normalized one-step change from the state v
+ * (N, F), no gradient. With SP each rank predicts its chunk and the SP
+ * group gathers the whole change. */
+void ts_mesh_predict_change(const ts_mesh_stepper *s, const ts_mesh_traj *tj, const float *v, float *change);
+/* v_next (N, F) = v + change on the loss-set nodes, truth_next on the
+ * others (as a rollout sets them); v_next may be v. */
+void ts_mesh_advance(const ts_mesh_traj *tj, const float *v, const float *change, const float *truth_next,
+                     float *v_next);
+
 /* The model of the configuration (model.* and mesh.globals / recompute)
  * for `fields` velocity components: c_in = fields + 9 node types, c_out =
  * fields. */
@@ -81,7 +103,6 @@ void ts_mesh_norm_from_named(ts_mesh_norm *n, const double scalars[2]);
  * left to the reads. */
 void ts_mesh_check_ckpt_fields(ts_ckpt *ck, const char *ckpath, const ts_mesh_set *set, int fields);
 
-int cmd_train_mesh(const ts_command_ctx *ctx);
 int cmd_forecast_mesh(const ts_command_ctx *ctx);
 int cmd_score_mesh(const ts_command_ctx *ctx);
 

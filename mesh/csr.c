@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "mesh/graph.h"
+#include "mesh/csr.h"
 
 void ts_csr_alloc(ts_csr *m, int64_t n_rows, int64_t n_cols, int64_t nnz) {
     if (n_rows < 0 || n_cols < 0 || n_cols > INT32_MAX || nnz < 0)

@@ -3,7 +3,6 @@
 #include "models/mesh_sp.h"
 
 #ifdef TESSERA_HAVE_MPI
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,14 +10,13 @@
 #include "core/log.h"
 #include "mesh/graph.h"
 #include "models/graph_attention.h"
-#include "parallel/mpi_env.h"
+#include "parallel/collective.h"
 
 int ts_mesh_sp_create(ts_mesh_sp *sp, MPI_Comm comm, const ts_csr *mask, int64_t n_nodes, int n_globals,
                       ts_balance how, char *err, size_t cap) {
     memset(sp, 0, sizeof *sp);
     sp->comm = comm;
-    TS_MPI_CHECK(MPI_Comm_rank(comm, &sp->rank));
-    TS_MPI_CHECK(MPI_Comm_size(comm, &sp->size));
+    ts_par_comm_place(comm, &sp->rank, &sp->size);
     if (n_nodes < 1 || n_globals < 0 || mask->n_rows != n_nodes + n_globals || mask->n_cols != mask->n_rows) {
         snprintf(err, cap, "sequence parallelism: a %lld x %lld mask for %lld nodes + %d global tokens",
                  (long long)mask->n_rows, (long long)mask->n_cols, (long long)n_nodes, n_globals);
@@ -73,11 +71,6 @@ static float *scratch(ts_mesh_sp *sp, size_t floats) {
     return sp->buf;
 }
 
-static int count_int(size_t n) {
-    if (n > (size_t)INT_MAX) ts_fatal("sequence parallelism: %zu floats exceed one MPI message", n);
-    return (int)n;
-}
-
 /* ---- forward ----------------------------------------------------------------------- */
 
 /* The halo rows of k and v from their owners: one exchange of rows K|V. */
@@ -111,10 +104,10 @@ void ts_mesh_sp_attn_forward(ts_mesh_sp *sp, float *o, float *lse, const float *
     float *buf = scratch(sp, 2 * gh + gh + gd);
     float *mloc = buf, *mmax = buf + gh, *lo = buf + 2 * gh; /* lo = [l (G, H) | o~ (G, d)] */
     ts_gattn_partial_forward(og, mloc, lo, q + own * d, k, v, &sp->gmask, H, D, scale);
-    TS_MPI_CHECK(MPI_Allreduce(mloc, mmax, count_int(gh), MPI_FLOAT, MPI_MAX, sp->comm));
+    ts_par_max_floats(mloc, mmax, gh, sp->comm);
     ts_gattn_rescale(og, lo, mloc, mmax, G, H, D);
     memcpy(lo + gh, og, sizeof(float) * gd);
-    TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, lo, count_int(gh + gd), MPI_FLOAT, MPI_SUM, sp->comm));
+    ts_par_sum_floats(lo, gh + gd, sp->comm);
     ts_gattn_finish(og, lg, lo + gh, mmax, lo, G, H, D);
 }
 
@@ -127,7 +120,7 @@ void ts_mesh_sp_attn_backward(ts_mesh_sp *sp, float *dq, float *dk, float *dv, f
     const int64_t own = sp->n_own, G = sp->G, L = sp->L;
     const size_t gd = (size_t)G * d, w = (size_t)d;
     /* rank 0 carries the global rows' chain: everyone needs their dO */
-    if (G) TS_MPI_CHECK(MPI_Bcast(dout + own * d, count_int(gd), MPI_FLOAT, 0, sp->comm));
+    if (G) ts_par_bcast_floats_on(dout + own * d, gd, sp->comm);
     ts_gattn_backward(dq, dk, dv, delta, dout, o, lse, q, k, v, &sp->chunk.local, &sp->local_t, H, D, scale);
     if (G) {
         ts_gattn_backward(dq + own * d, dk, dv, delta + own * H, dout + own * d, o + own * d, lse + own * H,
@@ -136,10 +129,7 @@ void ts_mesh_sp_attn_backward(ts_mesh_sp *sp, float *dq, float *dk, float *dv, f
         float *buf = scratch(sp, 3 * gd);
         float *dst[3] = {dq + own * d, dk + (L - G) * d, dv + (L - G) * d};
         for (int s = 0; s < 3; s++) memcpy(buf + s * gd, dst[s], sizeof(float) * gd);
-        if (sp->rank == 0)
-            TS_MPI_CHECK(MPI_Reduce(MPI_IN_PLACE, buf, count_int(3 * gd), MPI_FLOAT, MPI_SUM, 0, sp->comm));
-        else
-            TS_MPI_CHECK(MPI_Reduce(buf, NULL, count_int(3 * gd), MPI_FLOAT, MPI_SUM, 0, sp->comm));
+        ts_par_reduce_floats(buf, 3 * gd, sp->comm);
         for (int s = 0; s < 3; s++) {
             if (sp->rank == 0) memcpy(dst[s], buf + s * gd, sizeof(float) * gd);
             else memset(dst[s], 0, sizeof(float) * gd);

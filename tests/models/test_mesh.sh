@@ -62,7 +62,7 @@ for i in $(seq 1 1000); do grep -q "step 3/40" "$tmp/e1.log" 2>/dev/null && brea
 kill -USR1 $pid 2>/dev/null
 wait $pid
 rc=$?
-[ $rc = 0 ] && grep -q "stopped after step" "$tmp/e1.log" && ok || fail "SIGUSR1: exit $rc, $(tail -2 "$tmp/e1.log")"
+[ $rc = 0 ] && grep -q "stopping at step" "$tmp/e1.log" && ok || fail "SIGUSR1: exit $rc, $(tail -2 "$tmp/e1.log")"
 "$tessera" train out="$tmp/e" "${common[@]}" "${big[@]}" >"$tmp/e2.log" 2>&1 && ok || fail "resume"
 grep -q "resuming from" "$tmp/e2.log" && ok || fail "the second run did not resume"
 if same_weights "$tmp/c/checkpoint.h5" "$tmp/e/checkpoint.h5"; then ok; else fail "interrupted + resumed differs from straight"; fi

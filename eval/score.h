@@ -11,15 +11,15 @@
  *    value, ci_low, ci_high) written as CSV and JSON lines, and the readable
  *    table of relative skill.
  * The driver that reads forecast, truth and statistics files and fills the
- * scorecard is ts_score_run, defined in forecast/cmd_score.c.
+ * scorecard is ts_score_run, defined in eval/scorecard.c.
  *
  * Fields are (nlat, nlon) row-major, latitude rows matching the weights;
  * ensembles are (m, nlat, nlon), member-major. `w` is (nlat) latitude weights
  * of mean 1 (core/geo.h, ts_lat_area_weights), so a weighted spatial mean is
  * sum_i w_i sum_j x_ij / (nlat nlon). Sums are in double.
  */
-#ifndef TESSERA_FORECAST_SCORE_H
-#define TESSERA_FORECAST_SCORE_H
+#ifndef TESSERA_EVAL_SCORE_H
+#define TESSERA_EVAL_SCORE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -98,12 +98,17 @@ int ts_scorecard_write_jsonl(const char *path, const ts_score_row *rows, size_t 
 void ts_scorecard_print(FILE *f, const ts_score_row *rows, size_t n, const char *system,
                         const char *const *baselines, size_t nbaselines);
 
-/* ---- the driver (forecast/cmd_score.c) ------------------------------------------------------ */
+/* ---- the driver (eval/scorecard.c) ------------------------------------------------------ */
 
 typedef struct {
     const char *name; /* system name in the scorecard */
     const char *path; /* ensemble forecast file, layout of docs/forecast-format.md */
 } ts_score_system;
+
+/* Each system has a name and a path; names are distinct, not a built-in
+ * baseline's, at most 63 characters without commas, quotes, backslashes or
+ * newlines. Returns 0, or -1 with one line in err. */
+int ts_score_check_systems(const ts_score_system *sys, size_t n, char *err, size_t errcap);
 
 typedef struct {
     const ts_score_system *systems; /* (nsystems) systems[0] is the one the table compares; the others are

@@ -1,7 +1,7 @@
 /* WeatherBench-2 metrics over arrays, their aggregation and bootstrap over
  * initial times, and the scorecard files and table. See score.h and
  * docs/score.md. */
-#include "forecast/score.h"
+#include "eval/score.h"
 
 #include <errno.h>
 #include <math.h>

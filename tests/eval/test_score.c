@@ -1,10 +1,5 @@
-/* The WeatherBench-2 scores of forecast/score.c and the scoring driver of
- * forecast/cmd_score.c.
- *
- * Unity build: tests/CMakeLists.txt links a tests/models program with
- * tessera_models + tessera_io + tessera_core, not with the forecast/
- * sources (those only go into the tessera binary), so this file compiles
- * forecast/score.c and forecast/cmd_score.c into itself by #including them.
+/* The WeatherBench-2 scores of eval/score.c and the scorecard driver of
+ * eval/scorecard.c.
  *
  * The metric tests check properties a user relies on, not values copied
  * from the program: a perfect forecast scores 0 / 1; fair CRPS is unbiased
@@ -15,24 +10,31 @@
  * its errors.
  *
  * `test_score --write DIR` writes the data set that
- * tests/models/test_score_numpy.sh recomputes in numpy (truth_sl.nc,
+ * tests/eval/test_score_numpy.sh recomputes in numpy (truth_sl.nc,
  * truth_pl.nc, stats.nc, forecast.nc, perfect.nc) and scores it into
  * DIR/scorecard.csv and DIR/scorecard.jsonl with seed 7 and 1000 resamples,
  * the way `tessera score` does.
  */
-#include "forecast/score.c"
-#include "forecast/cmd_score.c"
-#include "forecast/perfect_model.c"
+#include "eval/score.h"
 
 #include <CUnit/Basic.h>
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/caltime.h"
+#include "core/geo.h"
+#include "core/log.h"
 #include "core/rng.h"
+#include "eval/perfect_model.h"
 #include "io/era5_write.h"
 #include "io/forecast_write.h"
+#include "io/stats_file.h"
 
 #define T0 1582761600LL /* 2020-02-27T00:00:00Z: the cases cross 29 February */
 #define HOUR 3600

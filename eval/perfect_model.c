@@ -16,7 +16,7 @@
  * "Chaos"), so it turns into synoptic-scale spread within a day or two,
  * as the initial uncertainty of a real ensemble does.
  */
-#include "forecast/perfect_model.h"
+#include "eval/perfect_model.h"
 
 #include <errno.h>
 #include <math.h>

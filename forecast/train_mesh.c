@@ -1,5 +1,5 @@
-/* tessera train model.kind=mesh: the mesh graph transformer trained to
- * predict the normalized one-step velocity change (REFERENCE.md, "Mesh
+/* The mesh graph transformer's training task (forecast/trainer.h): the
+ * model learns the normalized one-step velocity change (REFERENCE.md, "Mesh
  * model"; docs/mesh-model.md).
  *
  * A sample is (trajectory, step t) of the training trajectories. Its input
@@ -42,20 +42,17 @@
  * are Swin's and refused here.
  */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/log.h"
 #include "core/rng.h"
 #include "forecast/mesh_run.h"
-#include "forecast/train_common.h"
+#include "forecast/trainer.h"
 #include "io/checkpoint.h"
 #include "models/mesh_sp.h"
-#include "models/optim.h"
-#include "parallel/mpi_env.h"
+#include "parallel/collective.h"
 
 typedef struct {
     const ts_config *cfg;
@@ -78,15 +75,15 @@ typedef struct {
     double pushforward;          /* mesh.pushforward: the fraction of pushed samples */
     int fields;                  /* velocity components F: 2 (triangles) or 3 (tetrahedra) */
     ts_mesh_model model;
-    ts_params m, v, ema;
-    ts_optim_config optim;
     ts_mesh_norm in_norm, out_norm;
+    unsigned long long step_bytes[2]; /* halo bytes the last training step sent, and their analytic count */
+    ts_ckpt_named norm_arrays[8];     /* the normalizers as checkpoint arrays */
+    double norm_scalars[4];
+    char norm_names[8][64];
+    ts_train_task task;
     int64_t nmax;                /* most nodes of any trajectory */
     float *vin, *delta, *vin_n, *delta_n, *feat, *pred, *dout; /* (nmax, ...) scratch */
 } mesh_trainer;
-
-static volatile sig_atomic_t g_stop_signal = 0;
-static void on_signal(int sig) { g_stop_signal = sig; }
 
 /* ---- samples ------------------------------------------------------------------------ */
 
@@ -130,23 +127,11 @@ static ts_mesh_sp *sp_of(const mesh_trainer *tr, const ts_mesh_traj *tj) {
 }
 
 /* change (N, F) = the model's de-normalized one-step change from the state
- * v (N, F), no gradient; the model must be prepared for tj. With SP each
- * rank predicts its chunk and the SP group gathers the whole change. */
+ * v (N, F), no gradient; the model must be prepared for tj. */
 static void predict_change(mesh_trainer *tr, const ts_mesh_traj *tj, const float *v, float *change) {
-    const ts_mesh_sp *sp = sp_of(tr, tj);
-    const int F = tr->fields;
-    const int64_t first = sp ? sp->chunk.first : 0, n = sp ? sp->n_own : tj->N;
-    const size_t off = (size_t)first * (size_t)F;
-    ts_mesh_norm_normalize(&tr->in_norm, tr->vin_n, v + off, n);
-    ts_mesh_model_features(tr->feat, tr->vin_n, F, tj->type + first, n);
-    ts_mesh_model_forward(&tr->model, tr->pred, tr->feat);
-    ts_mesh_norm_denormalize(&tr->out_norm, change + off, tr->pred, n);
-    if (!sp) return;
-    int *counts = ts_malloc(sizeof(int) * (size_t)sp->size), *displs = ts_malloc(sizeof(int) * (size_t)sp->size);
-    for (int q = 0; q < sp->size; q++)
-        counts[q] = (int)((sp->start[q + 1] - sp->start[q]) * F), displs[q] = (int)(sp->start[q] * F);
-    TS_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, change, counts, displs, MPI_FLOAT, sp->comm));
-    free(counts), free(displs);
+    ts_mesh_stepper st = {&tr->model, &tr->in_norm, &tr->out_norm, sp_of(tr, tj), tr->fields, tr->vin_n, tr->feat,
+                          tr->pred};
+    ts_mesh_predict_change(&st, tj, v, change);
 }
 
 static void prepare_for(mesh_trainer *tr, const ts_mesh_traj *tj) {
@@ -175,12 +160,8 @@ static void make_pushed_sample(mesh_trainer *tr, const ts_mesh_traj *tj, int64_t
     prepare_for(tr, tj);
     predict_change(tr, tj, tr->vin, tr->delta);
     const float *v1 = tj->velocity + (size_t)(t + 1) * nf, *v2 = v1 + nf;
-    for (int64_t i = 0; i < tj->N; i++)
-        for (int c = 0; c < tr->fields; c++) {
-            size_t k = (size_t)i * (size_t)tr->fields + (size_t)c;
-            tr->vin[k] = tj->loss_mask[i] ? tr->vin[k] + tr->delta[k] : v1[k];
-            tr->delta[k] = v2[k] - tr->vin[k];
-        }
+    ts_mesh_advance(tj, tr->vin, tr->delta, v1, tr->vin);
+    for (size_t k = 0; k < nf; k++) tr->delta[k] = v2[k] - tr->vin[k];
 }
 
 /* Halo bytes this rank sent so far over every trajectory's plan, and their
@@ -250,17 +231,11 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
                        "parallel.dp and parallel.sp only (window and pipeline parallelism are the Swin model's); set "
                        "them to 1",
                        lay->size[TS_AXIS_WP_Y], lay->size[TS_AXIS_WP_X], lay->size[TS_AXIS_PP]);
-    const char *why = NULL;
-    tr->be = ts_backend_get(ts_config_str(cfg, "device"), &why);
-    if (!tr->be) ts_usage_error("device=%s is not available: %s", ts_config_str(cfg, "device"), why);
-    tr->batch = (int)ts_config_int(cfg, "train.batch");
-    tr->dp = lay->size[TS_AXIS_DP];
-    if (tr->batch % tr->dp)
-        ts_usage_error("train.batch = %d does not divide over parallel.dp = %d replicas", tr->batch, tr->dp);
-    tr->local_batch = tr->batch / tr->dp;
+    ts_train_basics b;
+    ts_train_basics_get(ctx, &b);
+    tr->be = b.be, tr->seed = b.seed, tr->steps = b.steps;
+    tr->batch = b.batch, tr->dp = b.dp, tr->local_batch = b.local_batch;
     tr->sp = lay->size[TS_AXIS_SP];
-    tr->seed = (uint64_t)ts_config_int(cfg, "seed");
-    tr->steps = ts_config_int(cfg, "train.steps");
     tr->noise = ts_config_float(cfg, "mesh.noise");
     tr->noise_offset = ts_config_float(cfg, "mesh.noise_offset");
     tr->pushforward = ts_config_float(cfg, "mesh.pushforward");
@@ -303,11 +278,6 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
         }
     }
     ts_mesh_model_init_weights(&tr->model, tr->seed, 0);
-    ts_params_alloc_like(&tr->m, &tr->model.params);
-    ts_params_alloc_like(&tr->v, &tr->model.params);
-    ts_params_alloc_like(&tr->ema, &tr->model.params);
-    tr->be->copy(tr->ema.data, tr->model.params.data, sizeof(float) * tr->model.params.total);
-    ts_train_optim_config(cfg, tr->steps, &tr->optim);
     ts_mesh_norm_init(&tr->in_norm, tr->fields, 1000000, 1e-8);
     ts_mesh_norm_init(&tr->out_norm, tr->fields, 1000000, 1e-8);
     size_t nf = (size_t)tr->nmax * (size_t)tr->fields;
@@ -317,7 +287,8 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
     tr->feat = ts_malloc(sizeof(float) * (size_t)tr->nmax * (size_t)mc.c_in);
 }
 
-static void trainer_free(mesh_trainer *tr) {
+static void trainer_free(void *self) {
+    mesh_trainer *tr = self;
     for (int k = 0; tr->sp_train && k < tr->ntrain; k++) ts_mesh_sp_free(&tr->sp_train[k]);
     for (int k = 0; tr->sp_val && k < tr->nvaltraj; k++) ts_mesh_sp_free(&tr->sp_val[k]);
     free(tr->sp_train), free(tr->sp_val);
@@ -325,15 +296,20 @@ static void trainer_free(mesh_trainer *tr) {
     ts_mesh_traj_free(tr->val, tr->nvaltraj);
     free(tr->pair_traj), free(tr->pair_t);
     free(tr->vin), free(tr->delta), free(tr->vin_n), free(tr->delta_n), free(tr->pred), free(tr->dout), free(tr->feat);
-    ts_params_free(&tr->m), ts_params_free(&tr->v), ts_params_free(&tr->ema);
     ts_mesh_model_free(&tr->model);
     ts_mesh_norm_free(&tr->in_norm), ts_mesh_norm_free(&tr->out_norm);
+    free(tr);
 }
 
 /* ---- steps ------------------------------------------------------------------------ */
 
-static double train_step(mesh_trainer *tr, long step, double *grad_norm) {
+/* This rank's part of the step's loss and gradient (the trainer sums them
+ * over the world): each sample's share is divided by the global batch. */
+static double loss_and_grad(void *self, long step) {
+    mesh_trainer *tr = self;
     const int r = tr->layout->coord[TS_AXIS_DP];
+    unsigned long long before[2], after[2];
+    halo_bytes(tr, before);
     /* every rank accumulates the whole global batch, in its global order */
     for (int j = 0; j < tr->batch; j++) {
         const ts_mesh_traj *tj;
@@ -355,12 +331,8 @@ static double train_step(mesh_trainer *tr, long step, double *grad_norm) {
         else make_sample(tr, tj, t, stream, tr->vin, tr->delta);
         loss += sample_loss(tr, tj, 1, 1.0 / tr->batch) / tr->batch;
     }
-    if (tr->layout->world > 1) {
-        ts_allreduce_sum_floats(tr->model.grads.data, tr->model.grads.total, MPI_COMM_WORLD);
-        TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-    }
-    *grad_norm = sqrt(tr->be->sumsq(tr->model.grads.data, tr->model.grads.total));
-    ts_optim_step(&tr->optim, step, &tr->model.params, &tr->model.grads, &tr->m, &tr->v, &tr->ema, *grad_norm);
+    halo_bytes(tr, after);
+    tr->step_bytes[0] = after[0] - before[0], tr->step_bytes[1] = after[1] - before[1];
     return loss;
 }
 
@@ -392,7 +364,7 @@ static double validate(mesh_trainer *tr) {
             }
         }
     }
-    if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    ts_par_sum_doubles(tr->layout, sums, 3);
     tr->val_skill = sums[2] > 0 ? sqrt(sums[1] / sums[2]) : NAN;
     return sums[0] / nv;
 }
@@ -420,192 +392,84 @@ static void validate_rollout(mesh_trainer *tr) {
         for (int64_t s = 1; s <= S; s++) {
             const float *truth = tj->velocity + (size_t)s * nf;
             predict_change(tr, tj, v, change);
-            for (int64_t i = 0; i < N; i++)
-                for (int c = 0; c < F; c++) {
+            ts_mesh_advance(tj, v, change, truth, v);
+            for (int64_t i = first; i < first + n; i++)
+                for (int c = 0; c < F && tj->loss_mask[i]; c++) {
                     size_t q = (size_t)i * (size_t)F + (size_t)c;
-                    v[q] = tj->loss_mask[i] ? v[q] + change[q] : truth[q];
-                    if (i < first || i >= first + n || !tj->loss_mask[i]) continue;
                     double e = (double)v[q] - truth[q], e0 = (double)tj->velocity[q] - truth[q];
                     sums[0] += e * e, sums[1] += e0 * e0;
                 }
         }
     }
-    if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    ts_par_sum_doubles(tr->layout, sums, 2);
     tr->val_rollout_skill = sums[1] > 0 ? sqrt(sums[0] / sums[1]) : NAN;
 }
 
-/* ---- checkpoints ------------------------------------------------------------------------ */
+/* ---- the task ------------------------------------------------------------------------ */
 
-static void checkpoint_path(const mesh_trainer *tr, char *buf, size_t cap) {
-    const char *want = ts_config_str(tr->cfg, "train.checkpoint");
-    if (*want) snprintf(buf, cap, "%s", want);
-    else snprintf(buf, cap, "%s/checkpoint.h5", tr->out_dir);
-}
-
-static void write_checkpoint(mesh_trainer *tr, long step) {
-    if (tr->layout->rank == 0) {
-        char path[4096], err[1024], names[8][64];
-        checkpoint_path(tr, path, sizeof path);
-        int need = ts_config_to_json(tr->cfg, NULL, 0);
-        char *json = ts_malloc((size_t)need + 1);
-        ts_config_to_json(tr->cfg, json, (size_t)need + 1);
-        ts_ckpt_meta meta = {.model_kind = "mesh", .config_json = json, .step = step, .optimizer_step = step,
-                             .data_position = step, .rng_seed = tr->seed};
-        ts_ckpt_named arrays[8];
-        double scalars[4];
-        ts_mesh_norm_named(&tr->in_norm, "input", arrays, scalars, names);
-        ts_mesh_norm_named(&tr->out_norm, "target", arrays + 4, scalars + 2, names + 4);
-        ts_ckpt_contents c = {.layout = &tr->model.params, .params = tr->model.params.data, .ema = tr->ema.data,
-                              .adam_m = tr->m.data, .adam_v = tr->v.data, .normalizers = arrays, .nnormalizers = 8};
-        if (ts_ckpt_write(path, &meta, &c, err, sizeof err)) ts_fatal("%s", err);
-        free(json);
-        ts_info("checkpoint of step %ld written to %s", step, path);
-        char fields[4200];
-        snprintf(fields, sizeof fields, "\"step\":%ld,\"path\":\"%s\"", step, path);
-        ts_log_event("checkpoint", fields);
+static double task_validate(void *self, char *text, size_t tcap, char *json, size_t jcap) {
+    mesh_trainer *tr = self;
+    double val = validate(tr);
+    if (tr->val_rollout > 0) validate_rollout(tr);
+    int m = snprintf(text, tcap, "  skill %.3f", tr->val_skill);
+    if (tr->val_rollout > 0 && m > 0 && (size_t)m < tcap)
+        snprintf(text + m, tcap - (size_t)m, "  rollout %.3f", tr->val_rollout_skill);
+    json[0] = '\0';
+    if (!isnan(tr->val_skill)) {
+        m = snprintf(json, jcap, ",\"val_skill\":%.6g", tr->val_skill);
+        if (tr->val_rollout > 0 && !isnan(tr->val_rollout_skill) && m > 0 && (size_t)m < jcap)
+            snprintf(json + m, jcap - (size_t)m, ",\"val_rollout\":%.6g", tr->val_rollout_skill);
     }
-    if (tr->layout->world > 1) TS_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+    return val;
 }
 
-/* The keys that shape the network or its graphs must match the checkpoint's. */
-static void check_same_setup(const mesh_trainer *tr, const char *json, const char *path) {
-    static const char *const KEYS[] = {"model.dim", "model.heads", "model.hidden", "model.depth", "mesh.khop",
-                                       "mesh.window", "mesh.dilation", "mesh.globals", "mesh.order"};
-    const char *prefix[] = {"model.", "mesh."};
+/* Halo bytes each rank sent in the last step's training (not validation),
+ * and the analytic count from its chunks' send and halo lists: the least
+ * and most over ranks. */
+static void log_fields(void *self, char *json, size_t cap) {
+    mesh_trainer *tr = self;
+    unsigned long long lo[2], hi[2];
+    ts_par_minmax_u64(tr->layout, tr->step_bytes, lo, hi, 2);
+    snprintf(json, cap,
+             ",\"halo_bytes_min\":%llu,\"halo_bytes_max\":%llu,\"halo_bytes_expected_min\":%llu,"
+             "\"halo_bytes_expected_max\":%llu",
+             lo[0], hi[0], lo[1], hi[1]);
+}
+
+/* Beside the weights: the running normalizers of inputs and targets. */
+static void checkpoint_extras(void *self, ts_ckpt_contents *c) {
+    mesh_trainer *tr = self;
+    ts_mesh_norm_named(&tr->in_norm, "input", tr->norm_arrays, tr->norm_scalars, tr->norm_names);
+    ts_mesh_norm_named(&tr->out_norm, "target", tr->norm_arrays + 4, tr->norm_scalars + 2, tr->norm_names + 4);
+    c->normalizers = tr->norm_arrays, c->nnormalizers = 8;
+}
+
+static void resume_extras(void *self, ts_ckpt *ck, const char *path) {
+    mesh_trainer *tr = self;
     char err[1024];
-    ts_config *saved = ts_config_new();
-    if (ts_config_apply_json(saved, json, prefix, 2, path, err, sizeof err)) ts_fatal("%s", err);
-    for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++) {
-        const ts_config_key *k = ts_config_find_key(KEYS[i]);
-        char was[256], now[256];
-        if (k->type == TS_CFG_INT) {
-            snprintf(was, sizeof was, "%lld", (long long)ts_config_int(saved, k->name));
-            snprintf(now, sizeof now, "%lld", (long long)ts_config_int(tr->cfg, k->name));
-        } else {
-            snprintf(was, sizeof was, "%s", ts_config_str(saved, k->name));
-            snprintf(now, sizeof now, "%s", ts_config_str(tr->cfg, k->name));
-        }
-        if (strcmp(was, now) != 0)
-            ts_usage_error("%s was trained with %s = %s, this run has %s = %s: resuming needs the same model "
-                           "(use another train.checkpoint for a new run)", path, k->name, was, k->name, now);
-    }
-    ts_config_free(saved);
-}
-
-static void load_block(ts_ckpt *ck, const char *group, const ts_params *layout, float *dst, const char *path) {
-    char err[1024];
-    if (!ts_ckpt_has(ck, group)) ts_fatal("%s lacks the '%s' group a training run needs to resume", path, group);
-    if (ts_ckpt_read_params(ck, group, layout, dst, err, sizeof err)) ts_fatal("%s", err);
-    ts_check_finite_block(layout, dst, path, group);
-}
-
-static long resume(mesh_trainer *tr) {
-    char path[4096], err[1024], names[8][64];
-    checkpoint_path(tr, path, sizeof path);
-    struct stat st;
-    if (stat(path, &st) != 0) return 0;
-    ts_ckpt *ck = ts_ckpt_open(path, "mesh", err, sizeof err);
-    if (!ck) ts_fatal("%s", err);
-    const ts_ckpt_meta *meta = ts_ckpt_get_meta(ck);
-    if (meta->rng_seed != tr->seed)
-        ts_usage_error("%s was trained with seed = %llu, this run has seed = %llu: resuming would not continue the "
-                       "same run (use another train.checkpoint for a new run)",
-                       path, (unsigned long long)meta->rng_seed, (unsigned long long)tr->seed);
-    check_same_setup(tr, meta->config_json, path);
     const ts_mesh_set train = {.key = "mesh.file", .path = tr->train_path};
     ts_mesh_check_ckpt_fields(ck, path, &train, tr->fields);
-    load_block(ck, TS_CKPT_PARAMS, &tr->model.params, tr->model.params.data, path);
-    load_block(ck, TS_CKPT_EMA, &tr->model.params, tr->ema.data, path);
-    load_block(ck, TS_CKPT_ADAM_M, &tr->model.params, tr->m.data, path);
-    load_block(ck, TS_CKPT_ADAM_V, &tr->model.params, tr->v.data, path);
-    ts_ckpt_named arrays[8];
-    double scalars[4];
-    ts_mesh_norm_named(&tr->in_norm, "input", arrays, scalars, names);
-    ts_mesh_norm_named(&tr->out_norm, "target", arrays + 4, scalars + 2, names + 4);
-    if (ts_ckpt_read_named(ck, arrays, 8, err, sizeof err)) ts_fatal("%s", err);
-    ts_mesh_norm_from_named(&tr->in_norm, scalars);
-    ts_mesh_norm_from_named(&tr->out_norm, scalars + 2);
-    long step = (long)meta->step;
-    ts_ckpt_close(ck);
-    ts_info("resuming from %s at step %ld", path, step);
-    return step;
+    checkpoint_extras(tr, &(ts_ckpt_contents){0});
+    if (ts_ckpt_read_named(ck, tr->norm_arrays, 8, err, sizeof err)) ts_fatal("%s", err);
+    ts_mesh_norm_from_named(&tr->in_norm, tr->norm_scalars);
+    ts_mesh_norm_from_named(&tr->out_norm, tr->norm_scalars + 2);
 }
 
-/* ---- the command ------------------------------------------------------------------------ */
-
-int cmd_train_mesh(const ts_command_ctx *ctx) {
-    mesh_trainer tr;
-    setup(&tr, ctx);
-    signal(SIGUSR1, on_signal);
-    signal(SIGTERM, on_signal);
-    long first = resume(&tr) + 1;
-    const long every_log = ts_config_int(ctx->cfg, "train.log_every");
-    const long every_val = ts_config_int(ctx->cfg, "train.val_every");
-    const long every_ckpt = ts_config_int(ctx->cfg, "train.checkpoint_every");
-    ts_info("training %zu parameters of the mesh transformer on %d rank%s (dp %d, sp %d): %d training trajectories "
-            "(%zu pairs) of %s, %d validation trajectories of %s, steps %ld..%ld",
-            ts_params_count(&tr.model.params), ctx->layout->world, ctx->layout->world > 1 ? "s" : "", tr.dp, tr.sp, tr.ntrain,
-            tr.npairs, tr.train_path, tr.nvaltraj, tr.val_path, first, tr.steps);
-    char begin[64];
-    snprintf(begin, sizeof begin, "\"first_step\":%ld", first);
-    ts_log_event("train_begin", begin);
-    double t0 = ts_now(), t_last = t0;
-    long last_step = first - 1;
-    int stopped = 0;
-    for (long step = first; step <= tr.steps; step++) {
-        unsigned long long before[2], after[2];
-        halo_bytes(&tr, before);
-        double gnorm, loss = train_step(&tr, step, &gnorm);
-        halo_bytes(&tr, after);
-        if (!isfinite(loss)) ts_fatal("the loss became %g at step %ld: lower train.lr or check the data", loss, step);
-        int stop = g_stop_signal != 0;
-        if (ctx->layout->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-        double val = NAN;
-        if (tr.nvaltraj && (step % every_val == 0 || step == tr.steps)) {
-            val = validate(&tr);
-            if (tr.val_rollout > 0) validate_rollout(&tr);
-        }
-        if (step % every_log == 0 || step == first || step == tr.steps || !isnan(val) || stop) {
-            double now = ts_now(), dt = (now - t_last) / (double)(step - last_step);
-            char valtext[96] = "", skilltext[96] = "";
-            if (!isnan(val)) {
-                int m = snprintf(valtext, sizeof valtext, "  val %.5f  skill %.3f", val, tr.val_skill);
-                if (tr.val_rollout > 0) snprintf(valtext + m, sizeof valtext - (size_t)m, "  rollout %.3f", tr.val_rollout_skill);
-            }
-            if (!isnan(val) && !isnan(tr.val_skill)) {
-                int m = snprintf(skilltext, sizeof skilltext, ",\"val_skill\":%.6g", tr.val_skill);
-                if (tr.val_rollout > 0 && !isnan(tr.val_rollout_skill))
-                    snprintf(skilltext + m, sizeof skilltext - (size_t)m, ",\"val_rollout\":%.6g", tr.val_rollout_skill);
-            }
-            ts_info("step %ld/%ld  loss %.5f%s  lr %.2e  |g| %.3g  %.2f samples/s  ETA %.0f s", step, tr.steps, loss,
-                    valtext, ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, dt * (double)(tr.steps - step));
-            /* halo bytes each rank sent in this step's training (not validation), and the
-             * analytic count from its chunks' send and halo lists: the least and most over ranks */
-            unsigned long long mine[2] = {after[0] - before[0], after[1] - before[1]}, lo[2] = {mine[0], mine[1]},
-                               hi[2] = {mine[0], mine[1]};
-            if (ctx->layout->world > 1) {
-                TS_MPI_CHECK(MPI_Allreduce(mine, lo, 2, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD));
-                TS_MPI_CHECK(MPI_Allreduce(mine, hi, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD));
-            }
-            char fields[768];
-            snprintf(fields, sizeof fields,
-                     "\"step\":%ld,\"loss\":%.8g,\"val_loss\":%s%.8g%s,\"lr\":%.6g,\"grad_norm\":%.6g,\"samples_per_s\":%.4g,"
-                     "\"halo_bytes_min\":%llu,\"halo_bytes_max\":%llu,\"halo_bytes_expected_min\":%llu,"
-                     "\"halo_bytes_expected_max\":%llu%s",
-                     step, loss, isnan(val) ? "\"" : "", isnan(val) ? 0.0 : val, isnan(val) ? "\"" : "",
-                     ts_optim_lr(&tr.optim, step), gnorm, tr.batch / dt, lo[0], hi[0], lo[1], hi[1], skilltext);
-            ts_log_event("train_step", fields);
-            t_last = now, last_step = step;
-        }
-        if (stop) {
-            write_checkpoint(&tr, step);
-            ts_info("signal %d: stopped after step %ld; rerun the same command to resume", (int)g_stop_signal, step);
-            stopped = 1;
-            break;
-        }
-        if (step % every_ckpt == 0 || step == tr.steps) write_checkpoint(&tr, step);
-    }
-    if (!stopped) ts_info("training done in %.1f s", ts_now() - t0);
-    trainer_free(&tr);
-    return 0;
+ts_train_task *ts_mesh_task_create(const ts_command_ctx *ctx) {
+    /* the keys that shape the network or its graphs */
+    static const char *const RESUME_KEYS[] = {"model.dim",   "model.heads",  "model.hidden",
+                                              "model.depth", "mesh.khop",    "mesh.window",
+                                              "mesh.dilation", "mesh.globals", "mesh.order", NULL};
+    mesh_trainer *tr = ts_malloc(sizeof *tr);
+    setup(tr, ctx);
+    ts_train_task *t = &tr->task;
+    *t = (ts_train_task){.kind = "mesh", .self = tr, .be = tr->be, .params = &tr->model.params,
+                         .grads = &tr->model.grads, .batch = tr->batch, .has_validation = tr->nvaltraj > 0,
+                         .resume_keys = RESUME_KEYS, .loss_and_grad = loss_and_grad, .validate = task_validate,
+                         .log_fields = log_fields, .checkpoint_extras = checkpoint_extras,
+                         .resume_extras = resume_extras, .free = trainer_free};
+    snprintf(t->summary, sizeof t->summary,
+             "(dp %d, sp %d): %d training trajectories (%zu pairs) of %s, %d validation trajectories of %s", tr->dp,
+             tr->sp, tr->ntrain, tr->npairs, tr->train_path, tr->nvaltraj, tr->val_path ? tr->val_path : "-");
+    return t;
 }

@@ -3,8 +3,8 @@
  * skill per channel, mesh rollout errors) against wall-clock minutes since
  * the log's first train_begin event, one PNG per field, one line
  * per log. */
-#include "forecast/plot_curves.h"
-#include "forecast/plot.h"
+#include "eval/plot_curves.h"
+#include "eval/plot.h"
 #include "core/log.h"
 
 #include <math.h>

@@ -1,8 +1,4 @@
-/* The perfect-model ensemble of forecast/perfect_model.c.
- *
- * Unity build (as test_score.c): the forecast/ sources only go into the
- * tessera binary, so this file #includes forecast/perfect_model.c; it needs
- * tessera_sim linked (tests/CMakeLists.txt, the models layer).
+/* The perfect-model ensemble of eval/perfect_model.c.
  *
  * A fixture runs the simulator from a spin-up, saves restart files at two
  * initial times and keeps the uninterrupted run's fields at the valid times
@@ -20,13 +16,24 @@
  * area-weighted ensemble variance), RMSE of the ensemble mean against the
  * unperturbed run.
  */
-#include "forecast/perfect_model.c"
+#include "eval/perfect_model.h"
 
 #include <CUnit/Basic.h>
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "core/caltime.h"
 #include "core/geo.h"
+#include "core/log.h"
+#include "io/forecast_read.h"
+#include "io/forecast_write.h"
+#include "sim/qg.h"
+#include "sim/synth_era5.h"
 
 enum { NLAT = 32, NLON = 64, M = 3, NINIT = 2, NSTEP = 2, NLEV = 3 };
 static const double LEVELS[NLEV] = {850, 700, 500};

@@ -5,7 +5,7 @@
  * fractional edges and could not follow irregular latitudes. Everything
  * else (graticule, axes, text, lines) is cairo vector drawing on top.
  */
-#include "forecast/plot.h"
+#include "eval/plot.h"
 
 #include <cairo.h>
 #include <errno.h>
@@ -83,7 +83,7 @@ static double nice_step(double raw) {
 }
 
 /* Spacing of about six ticks over [lo, hi]: colour bars and y axes. */
-static double tick_step(double lo, double hi) { return nice_step((hi - lo) / 6); }
+double ts_plot_tick_step(double lo, double hi) { return nice_step((hi - lo) / 6); }
 
 void ts_plot_nice_range(double lo, double hi, int symmetric, double *out_lo, double *out_hi) {
     if (!isfinite(lo) || !isfinite(hi)) lo = 0, hi = 1;
@@ -104,11 +104,11 @@ void ts_plot_nice_range(double lo, double hi, int symmetric, double *out_lo, dou
      * repeat until it settles (twice at most in practice). fmin/fmax: a
      * bound already on a step (0.7 = 14 x 0.05) stays itself, not
      * 0.7000000000000001, so the range always holds the data. */
-    double step = tick_step(lo, hi), a = lo, b = hi;
+    double step = ts_plot_tick_step(lo, hi), a = lo, b = hi;
     for (int it = 0; it < 8; it++) {
         a = fmin(floor(lo / step + 1e-9) * step, lo);
         b = fmax(ceil(hi / step - 1e-9) * step, hi);
-        double again = tick_step(a, b);
+        double again = ts_plot_tick_step(a, b);
         if (again <= step) break;
         step = again;
     }
@@ -379,7 +379,7 @@ static void draw_graticule(cairo_t *cr, const ts_map_frame *f) {
 /* Ticks and labels of the colour bar, units turned along its right side. */
 static void draw_colorbar_axis(cairo_t *cr, const ts_map_spec *s, const ts_map_frame *f) {
     const ts_plot_rect *b = &f->colorbar;
-    double step = tick_step(s->vmin, s->vmax);
+    double step = ts_plot_tick_step(s->vmin, s->vmax);
     double vabs = fmax(fabs(s->vmin), fabs(s->vmax));
     char buf[48];
     cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
@@ -466,16 +466,16 @@ int ts_chart_frame_for(const ts_chart_spec *s, ts_chart_frame *f, char *err, siz
     /* a little room so the end markers do not sit on the axes */
     f->xmin = xlo - 0.03 * (xtop - xlo), f->xmax = xtop + 0.03 * (xtop - xlo);
     ts_plot_nice_range(ylo, yhi, 0, &f->ymin, &f->ymax);
-    f->ystep = tick_step(f->ymin, f->ymax);
+    f->ystep = ts_plot_tick_step(f->ymin, f->ymax);
     f->width = CHART_W, f->height = CHART_H;
     f->plot = (ts_plot_rect){CHART_LEFT, CHART_TOP, CHART_W - CHART_LEFT - CHART_RIGHT, CHART_H - CHART_TOP - CHART_BOTTOM};
     return 0;
 }
 
-static double chart_x(const ts_chart_frame *f, double x) { return f->plot.x + (x - f->xmin) / (f->xmax - f->xmin) * f->plot.w; }
+double ts_chart_x(const ts_chart_frame *f, double x) { return f->plot.x + (x - f->xmin) / (f->xmax - f->xmin) * f->plot.w; }
 
 double ts_chart_dodge(size_t k, size_t nseries) { return ((double)k - 0.5 * (double)(nseries - 1)) * 5.0; }
-static double chart_y(const ts_chart_frame *f, double y) {
+double ts_chart_y(const ts_chart_frame *f, double y) {
     return f->plot.y + f->plot.h - (y - f->ymin) / (f->ymax - f->ymin) * f->plot.h;
 }
 
@@ -487,7 +487,7 @@ static void draw_chart_axes(cairo_t *cr, const ts_chart_spec *s, const ts_chart_
     set_font(cr, 12, 0);
     double vabs = fmax(fabs(f->ymin), fabs(f->ymax));
     for (double k = ceil(f->ymin / f->ystep - 1e-9); k * f->ystep <= f->ymax + 1e-9 * f->ystep; k++) {
-        double y = floor(chart_y(f, k * f->ystep)) + 0.5;
+        double y = floor(ts_chart_y(f, k * f->ystep)) + 0.5;
         cairo_set_source_rgb(cr, 0.88, 0.88, 0.88);
         cairo_move_to(cr, p->x, y), cairo_line_to(cr, p->x + p->w, y), cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
@@ -496,7 +496,7 @@ static void draw_chart_axes(cairo_t *cr, const ts_chart_spec *s, const ts_chart_
         draw_text(cr, p->x - 8, y, 1, 0.5, buf);
     }
     for (double k = ceil(f->xmin / f->xstep - 1e-9); k * f->xstep <= f->xmax + 1e-9; k++) {
-        double x = floor(chart_x(f, k * f->xstep)) + 0.5;
+        double x = floor(ts_chart_x(f, k * f->xstep)) + 0.5;
         cairo_move_to(cr, x, p->y + p->h), cairo_line_to(cr, x, p->y + p->h + 5), cairo_stroke(cr);
         snprintf(buf, sizeof buf, "%.0f", k * f->xstep + 0.0); /* + 0.0: -0 prints as 0 */
         draw_text(cr, x, p->y + p->h + 8, 0.5, 0, buf);
@@ -510,7 +510,7 @@ static void draw_chart_axes(cairo_t *cr, const ts_chart_spec *s, const ts_chart_
 
 static void draw_ref_line(cairo_t *cr, const ts_chart_spec *s, const ts_chart_frame *f) {
     if (!isfinite(s->ref_y)) return;
-    double y = floor(chart_y(f, s->ref_y)) + 0.5, dash[] = {6, 4};
+    double y = floor(ts_chart_y(f, s->ref_y)) + 0.5, dash[] = {6, 4};
     cairo_save(cr);
     cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
     cairo_set_line_width(cr, 1.2);
@@ -526,7 +526,7 @@ static void draw_intervals(cairo_t *cr, const ts_chart_series *c, double dodge, 
     cairo_set_line_width(cr, 2);
     for (size_t i = 0; i < c->n; i++) {
         if (!isfinite(c->x[i]) || !isfinite(c->lo[i]) || !isfinite(c->hi[i])) continue;
-        double x = chart_x(f, c->x[i]) + dodge, ylo = chart_y(f, c->lo[i]), yhi = chart_y(f, c->hi[i]);
+        double x = ts_chart_x(f, c->x[i]) + dodge, ylo = ts_chart_y(f, c->lo[i]), yhi = ts_chart_y(f, c->hi[i]);
         cairo_move_to(cr, x, ylo), cairo_line_to(cr, x, yhi);
         cairo_move_to(cr, x - 5, ylo), cairo_line_to(cr, x + 5, ylo);
         cairo_move_to(cr, x - 5, yhi), cairo_line_to(cr, x + 5, yhi);
@@ -545,7 +545,7 @@ static void draw_line(cairo_t *cr, const ts_chart_series *c, double dodge, const
             pen_down = 0;
             continue;
         }
-        double x = chart_x(f, c->x[i]) + dodge, y = chart_y(f, c->y[i]);
+        double x = ts_chart_x(f, c->x[i]) + dodge, y = ts_chart_y(f, c->y[i]);
         if (pen_down)
             cairo_line_to(cr, x, y);
         else
@@ -581,7 +581,7 @@ static void draw_marker(cairo_t *cr, double x, double y, int shape, ts_rgb colou
 static void draw_markers(cairo_t *cr, const ts_chart_series *c, double dodge, const ts_chart_frame *f) {
     for (size_t i = 0; i < c->n; i++)
         if (isfinite(c->x[i]) && isfinite(c->y[i]))
-            draw_marker(cr, chart_x(f, c->x[i]) + dodge, chart_y(f, c->y[i]), c->marker, c->colour);
+            draw_marker(cr, ts_chart_x(f, c->x[i]) + dodge, ts_chart_y(f, c->y[i]), c->marker, c->colour);
 }
 
 /* Outside the plot, to its right, so it never hides data. */

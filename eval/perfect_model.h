@@ -13,8 +13,8 @@
  * steps, variables, levels and grid; level slots that are all NaN in the
  * tessera file (levels it never forecast) are NaN here too.
  */
-#ifndef TESSERA_FORECAST_PERFECT_MODEL_H
-#define TESSERA_FORECAST_PERFECT_MODEL_H
+#ifndef TESSERA_EVAL_PERFECT_MODEL_H
+#define TESSERA_EVAL_PERFECT_MODEL_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -6,8 +6,8 @@
  * the final name is always complete; on an error the temporary file is
  * removed. Functions return 0, or -1 with one line in err naming the file.
  */
-#ifndef TESSERA_FORECAST_PLOT_H
-#define TESSERA_FORECAST_PLOT_H
+#ifndef TESSERA_EVAL_PLOT_H
+#define TESSERA_EVAL_PLOT_H
 
 #include <stddef.h>
 
@@ -34,6 +34,9 @@ ts_rgb ts_colormap_rgb(ts_colormap cmap, double t);
  * around it, non-finite ends give [0, 1]. symmetric: -m..m about zero, for
  * errors on the diverging map. */
 void ts_plot_nice_range(double lo, double hi, int symmetric, double *out_lo, double *out_hi);
+/* The tick spacing of an axis or colour bar over [lo, hi]: about six ticks,
+ * a step of 1, 2, 2.5 or 5 times a power of ten. */
+double ts_plot_tick_step(double lo, double hi);
 
 /* ---- maps ---------------------------------------------------------------------------- */
 
@@ -101,6 +104,9 @@ typedef struct {
 } ts_chart_frame;
 
 int ts_chart_frame_for(const ts_chart_spec *spec, ts_chart_frame *frame, char *err, size_t errcap);
+/* The pixel column of data x, and the pixel row of data y, in frame f. */
+double ts_chart_x(const ts_chart_frame *f, double x);
+double ts_chart_y(const ts_chart_frame *f, double y);
 /* Series k of n is drawn this many pixels right of its x (-7.5, -2.5, 2.5,
  * 7.5 for four), so series with equal values stay visible side by side. */
 double ts_chart_dodge(size_t k, size_t nseries);

@@ -1,6 +1,6 @@
 /* Learning curves of training runs (tessera plot plot.logs=...). */
-#ifndef TESSERA_FORECAST_PLOT_CURVES_H
-#define TESSERA_FORECAST_PLOT_CURVES_H
+#ifndef TESSERA_EVAL_PLOT_CURVES_H
+#define TESSERA_EVAL_PLOT_CURVES_H
 
 #include <stddef.h>
 

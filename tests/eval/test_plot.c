@@ -1,19 +1,17 @@
-/* The PNG renderers of forecast/plot.c: maps and score-vs-lead charts,
+/* The PNG renderers of eval/plot.c: maps and score-vs-lead charts,
  * checked by reading the written PNG back with cairo and sampling pixels
  * where the data says something must be.
- *
- * A unity build: this folder's tests link tessera_models, tessera_io and
- * tessera_core but no forecast/ sources, so the renderer is compiled in
- * here. It links cairo (PkgConfig::CAIRO).
  *
  *   test_plot          run the suite
  *   test_plot DIR      write sample PNGs into DIR to look at, run nothing
  */
-#include "forecast/plot.c"
+#include "eval/plot.h"
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
+#include <cairo.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +113,7 @@ static void test_colormaps_match_published_values(void) {
 
 /* Both ends of a nice range carry a tick of the colour bar or y axis. */
 static void check_ends_on_ticks(double lo, double hi) {
-    double step = tick_step(lo, hi);
+    double step = ts_plot_tick_step(lo, hi);
     CU_ASSERT_DOUBLE_EQUAL(lo / step, round(lo / step), 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(hi / step, round(hi / step), 1e-9);
 }
@@ -311,20 +309,20 @@ static void test_chart_points_lines_and_intervals(void) {
     CU_ASSERT(d0 < 0 && d1 > 0 && d1 - d0 < 10);
     for (int i = 0; i < 5; i++) {
         /* a filled marker at each data point: its centre pixel is the series colour */
-        double x = chart_x(&f, LEADS[i]) + d0, y = chart_y(&f, RISING[i]);
+        double x = ts_chart_x(&f, LEADS[i]) + d0, y = ts_chart_y(&f, RISING[i]);
         CU_ASSERT(close_rgb(png_pixel(&img, x, y), blue, 0));
         /* the whisker between the marker and ci_high, and nothing past its cap */
-        double yhi = chart_y(&f, RISING_HI[i]);
+        double yhi = ts_chart_y(&f, RISING_HI[i]);
         CU_ASSERT(close_rgb(png_pixel(&img, x, (y - 9 + yhi) / 2), blue, 0));
         CU_ASSERT(!close_rgb(png_pixel(&img, x, yhi - 6), blue, 40));
-        if (i != 2) CU_ASSERT(close_rgb(png_pixel(&img, chart_x(&f, LEADS[i]) + d1, chart_y(&f, 650)), orange, 0));
+        if (i != 2) CU_ASSERT(close_rgb(png_pixel(&img, ts_chart_x(&f, LEADS[i]) + d1, ts_chart_y(&f, 650)), orange, 0));
     }
     /* the flat line between two present points; none across the missing lead */
-    double y650 = chart_y(&f, 650);
-    CU_ASSERT(close_rgb(png_pixel(&img, (chart_x(&f, 96) + chart_x(&f, 120)) / 2, y650), orange, 0));
-    CU_ASSERT(close_rgb(png_pixel(&img, chart_x(&f, 72) + d1, y650), white, 0));
+    double y650 = ts_chart_y(&f, 650);
+    CU_ASSERT(close_rgb(png_pixel(&img, (ts_chart_x(&f, 96) + ts_chart_x(&f, 120)) / 2, y650), orange, 0));
+    CU_ASSERT(close_rgb(png_pixel(&img, ts_chart_x(&f, 72) + d1, y650), white, 0));
     /* the rising line between markers lies on the segment */
-    double xm = (chart_x(&f, 24) + chart_x(&f, 48)) / 2 + d0, ym = (chart_y(&f, 100) + chart_y(&f, 200)) / 2;
+    double xm = (ts_chart_x(&f, 24) + ts_chart_x(&f, 48)) / 2 + d0, ym = (ts_chart_y(&f, 100) + ts_chart_y(&f, 200)) / 2;
     CU_ASSERT(close_rgb(png_pixel(&img, xm, ym), blue, 10));
     /* a legend right of the plot shows both colours */
     int has_blue = 0, has_orange = 0;

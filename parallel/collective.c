@@ -1,0 +1,119 @@
+#include "parallel/collective.h"
+
+#include <limits.h>
+#include <stdlib.h>
+
+#include "core/log.h"
+#include "parallel/mpi_env.h"
+
+void ts_par_sum_floats(float *buf, size_t n, MPI_Comm comm) {
+    const size_t chunk = (size_t)1 << 28;
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t m = n - off < chunk ? n - off : chunk;
+        TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)m, MPI_FLOAT, MPI_SUM, comm));
+    }
+}
+
+void ts_par_gather_chunks(float *buf, const int64_t *start, int size, int width, MPI_Comm comm) {
+    int *counts = ts_malloc(sizeof(int) * (size_t)size), *displs = ts_malloc(sizeof(int) * (size_t)size);
+    for (int q = 0; q < size; q++)
+        counts[q] = (int)((start[q + 1] - start[q]) * width), displs[q] = (int)(start[q] * width);
+    TS_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, comm));
+    free(counts), free(displs);
+}
+
+void ts_par_comm_place(MPI_Comm comm, int *rank, int *size) {
+    TS_MPI_CHECK(MPI_Comm_rank(comm, rank));
+    TS_MPI_CHECK(MPI_Comm_size(comm, size));
+}
+
+/* One MPI message of n values. */
+static int message(size_t n) {
+    if (n > (size_t)INT_MAX) ts_fatal("internal: %zu values exceed what one MPI message holds", n);
+    return (int)n;
+}
+
+void ts_par_max_floats(const float *in, float *out, size_t n, MPI_Comm comm) {
+    TS_MPI_CHECK(MPI_Allreduce(in, out, message(n), MPI_FLOAT, MPI_MAX, comm));
+}
+
+void ts_par_bcast_floats_on(float *buf, size_t n, MPI_Comm comm) {
+    TS_MPI_CHECK(MPI_Bcast(buf, message(n), MPI_FLOAT, 0, comm));
+}
+
+void ts_par_reduce_floats(float *buf, size_t n, MPI_Comm comm) {
+    int rank;
+    TS_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+    TS_MPI_CHECK(MPI_Reduce(rank ? buf : MPI_IN_PLACE, rank ? NULL : buf, message(n), MPI_FLOAT, MPI_SUM, 0, comm));
+}
+
+void ts_par_sum_doubles(const ts_layout *lay, double *buf, int n) {
+    if (lay->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, lay->cart));
+}
+
+void ts_par_sum_grads(const ts_layout *lay, const ts_backend *be, ts_params *grads) {
+    if (lay->world == 1) return;
+    float *host = grads->data;
+    if (be->kind != TS_BACKEND_CPU) {
+        host = ts_malloc(sizeof(float) * grads->total);
+        be->sync();
+        be->download(host, grads->data, sizeof(float) * grads->total);
+    }
+    ts_par_sum_floats(host, grads->total, lay->cart);
+    if (host != grads->data) {
+        be->upload(grads->data, host, sizeof(float) * grads->total);
+        free(host);
+    }
+}
+
+int ts_par_any(const ts_layout *lay, int flag) {
+    int any = flag != 0;
+    if (lay->world > 1) TS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, lay->cart));
+    return any;
+}
+
+void ts_par_minmax_u64(const ts_layout *lay, const unsigned long long *mine, unsigned long long *lo,
+                       unsigned long long *hi, int n) {
+    for (int i = 0; i < n; i++) lo[i] = hi[i] = mine[i];
+    if (lay->world == 1) return;
+    TS_MPI_CHECK(MPI_Allreduce(mine, lo, n, MPI_UNSIGNED_LONG_LONG, MPI_MIN, lay->cart));
+    TS_MPI_CHECK(MPI_Allreduce(mine, hi, n, MPI_UNSIGNED_LONG_LONG, MPI_MAX, lay->cart));
+}
+
+void ts_par_barrier(const ts_layout *lay) {
+    if (lay->world > 1) TS_MPI_CHECK(MPI_Barrier(lay->cart));
+}
+
+void ts_par_bcast_ints(const ts_layout *lay, int *buf, int n) {
+    if (lay->world > 1) TS_MPI_CHECK(MPI_Bcast(buf, n, MPI_INT, 0, lay->cart));
+}
+
+void ts_par_bcast_i64(const ts_layout *lay, int64_t *buf, int n) {
+    if (lay->world > 1) TS_MPI_CHECK(MPI_Bcast(buf, n, MPI_INT64_T, 0, lay->cart));
+}
+
+void ts_par_bcast_floats(const ts_layout *lay, float *buf, size_t n) {
+    const size_t chunk = (size_t)1 << 28;
+    for (size_t off = 0; lay->world > 1 && off < n; off += chunk)
+        TS_MPI_CHECK(MPI_Bcast(buf + off, (int)(n - off < chunk ? n - off : chunk), MPI_FLOAT, 0, lay->cart));
+}
+
+void ts_par_gather_ints(const ts_layout *lay, const int *mine, int *all, int n) {
+    TS_MPI_CHECK(MPI_Gather(mine, n, MPI_INT, all, n, MPI_INT, 0, lay->cart));
+}
+
+void ts_par_gather_floats(const ts_layout *lay, const float *mine, float *all, size_t n) {
+    TS_MPI_CHECK(MPI_Gather(mine, message(n), MPI_FLOAT, all, message(n), MPI_FLOAT, 0, lay->cart));
+}
+
+void ts_par_scatter_floats(const ts_layout *lay, const float *all, float *mine, size_t n) {
+    TS_MPI_CHECK(MPI_Scatter(all, message(n), MPI_FLOAT, mine, message(n), MPI_FLOAT, 0, lay->cart));
+}
+
+void ts_par_reduce_doubles(const ts_layout *lay, double *buf, size_t n) {
+    const size_t chunk = (size_t)1 << 26;
+    for (size_t off = 0; off < n; off += chunk) {
+        int m = (int)(n - off < chunk ? n - off : chunk);
+        TS_MPI_CHECK(MPI_Reduce(lay->rank ? buf + off : MPI_IN_PLACE, buf + off, m, MPI_DOUBLE, MPI_SUM, 0, lay->cart));
+    }
+}
