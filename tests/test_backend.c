@@ -22,6 +22,7 @@
 
 #include "core/backend.h"
 #include "core/rng.h"
+#include "tests/cunit_run.h"
 #include "tests/ref_ops.h"
 
 enum { GUARD = 64, CASES = 10 };
@@ -521,10 +522,5 @@ int main(void) {
             if (!CU_add_test(s, TESTS[i].name, TESTS[i].fn)) return 2;
         suites++;
     }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    int failed = (int)CU_get_number_of_tests_failed() + (int)CU_get_number_of_failures();
-    int ran = (int)CU_get_number_of_tests_run();
-    CU_cleanup_registry();
-    return (failed == 0 && ran > 0 && suites > 0) ? 0 : 1;
+    return ts_cunit_run();
 }

@@ -6,13 +6,8 @@
 set -u
 tessera=$1
 src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
+. "$(dirname "$0")/lib.sh"
 
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 
 # expect CODE PATTERN -- command...: exit code CODE and stderr+stdout matching PATTERN;
 # an error (CODE != 0) must be exactly one line on stderr.
@@ -114,5 +109,4 @@ starts = [json.loads(l) for l in lines if json.loads(l)["event"] == "start"]
 assert len(starts) == 8 and all(len(json.dumps(e)) > 2000 for e in starts), len(starts)
 ' "$tmp/shared/tessera.jsonl" && ok || fail "concurrent writers interleaved tessera.jsonl lines"
 
-echo "test_cli: $passed passed, $failed failed"
-[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
+finish

@@ -14,6 +14,7 @@
 
 #include "core/config.h"
 #include "io/config_yaml.h"
+#include "tests/cunit_run.h"
 
 /* A table with the types the real one has no key of yet (float, bool). */
 static const ts_config_key TEST_KEYS[] = {
@@ -504,11 +505,7 @@ int main(void) {
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
         if (!CU_add_test(s, tests[i].name, tests[i].fn)) goto registry_error;
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    if (CU_basic_run_tests() != CUE_SUCCESS) goto registry_error;
-    unsigned failed = CU_get_number_of_tests_failed() + CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return ts_cunit_run();
 
 registry_error:
     fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());

@@ -15,6 +15,7 @@
 #include "core/params.h"
 #include "core/rng.h"
 #include "core/solar.h"
+#include "tests/cunit_run.h"
 
 #define DEG_TO_RAD (3.14159265358979323846 / 180.0)
 
@@ -295,10 +296,5 @@ int main(void) {
         !CU_add_test(s, "solar geometry", test_solar_geometry) ||
         !CU_add_test(s, "latitude weights", test_lat_weights) || !CU_add_test(s, "calendar", test_calendar))
         return 2;
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    int failed = (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
-    int ran = (int)CU_get_number_of_tests_run();
-    CU_cleanup_registry();
-    return failed == 0 && ran > 0 ? 0 : 1;
+    return ts_cunit_run();
 }

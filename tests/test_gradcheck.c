@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "core/backend.h"
+#include "tests/cunit_run.h"
 #include "tests/ref_ops.h"
 
 #define NCASES 5
@@ -845,11 +846,5 @@ int main(void)
         CU_cleanup_registry();
         return 1;
     }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_ErrorCode rc = CU_basic_run_tests();
-    unsigned failures = CU_get_number_of_failures();
-    unsigned tests_failed = CU_get_number_of_tests_failed();
-    unsigned suites_failed = CU_get_number_of_suites_failed();
-    CU_cleanup_registry();
-    return (rc != CUE_SUCCESS || failures || tests_failed || suites_failed) ? 1 : 0;
+    return ts_cunit_run();
 }

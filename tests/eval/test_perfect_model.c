@@ -34,6 +34,7 @@
 #include "io/forecast_write.h"
 #include "sim/qg.h"
 #include "sim/synth_era5.h"
+#include "tests/cunit_run.h"
 
 enum { NLAT = 32, NLON = 64, M = 3, NINIT = 2, NSTEP = 2, NLEV = 3 };
 static const double LEVELS[NLEV] = {850, 700, 500};
@@ -307,12 +308,9 @@ int main(int argc, char **argv) {
     CU_add_test(s, "zero perturbation reproduces the truth", test_zero_perturbation_is_the_truth);
     CU_add_test(s, "default perturbation: members differ, deterministic", test_default_perturbation_spreads);
     CU_add_test(s, "missing restart file", test_missing_restart);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
+    int rc = ts_cunit_run();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (failed == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
-    return failed ? 1 : 0;
+    if (rc == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    return rc;
 }

@@ -6,6 +6,7 @@
  *   test_plot DIR      write sample PNGs into DIR to look at, run nothing
  */
 #include "eval/plot.h"
+#include "tests/cunit_run.h"
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
@@ -421,11 +422,7 @@ int main(int argc, char **argv) {
     CU_add_test(s, "map errors leave no file", test_map_errors_leave_no_file);
     CU_add_test(s, "chart points, lines and intervals", test_chart_points_lines_and_intervals);
     CU_add_test(s, "chart reference line and ticks", test_chart_reference_line_and_ticks);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    /* read before cleanup, which resets the counts */
-    int failed = CU_get_number_of_tests_failed() != 0 || CU_get_number_of_failures() != 0;
-    CU_cleanup_registry();
+    int rc = ts_cunit_run();
     rmdir(tmpdir);
-    return failed;
+    return rc;
 }

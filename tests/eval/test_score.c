@@ -35,6 +35,7 @@
 #include "io/era5_write.h"
 #include "io/forecast_write.h"
 #include "io/stats_file.h"
+#include "tests/cunit_run.h"
 
 #define T0 1582761600LL /* 2020-02-27T00:00:00Z: the cases cross 29 February */
 #define HOUR 3600
@@ -115,10 +116,27 @@ static void test_acc(void) {
     for (size_t p = 0; p < npix; p++) f[p] = c[p] - (y[p] - c[p]); /* opposite anomaly */
     CU_ASSERT(close_rel(ts_score_acc(f, 1, y, c, w, nlat, nlon), -1.0, 1e-6));
     CU_ASSERT(isnan(ts_score_acc(c, 1, y, c, w, nlat, nlon))); /* the climatology has no anomaly */
+    /* An anomaly at a known angle to the truth's: f' = cos(th) o^ + sin(th) q^
+     * with q' the part of a random field orthogonal to o' (weighted inner
+     * product of the latitude weights, as the score averages): ACC = cos(th). */
     float *g = normals(5, npix);
-    double a = ts_score_acc(g, 1, y, c, w, nlat, nlon);
-    CU_ASSERT(a > -1 && a < 1);
-    free(w), free(y), free(c), free(g);
+    double oo = 0, ro = 0;
+    for (size_t p = 0; p < npix; p++) {
+        double o = (double)y[p] - c[p], r = (double)g[p] - c[p], wp = w[p / nlon];
+        oo += wp * o * o, ro += wp * r * o;
+    }
+    double *q = calloc(npix, sizeof(double)), qq = 0;
+    for (size_t p = 0; p < npix; p++) {
+        q[p] = ((double)g[p] - c[p]) - ro / oo * ((double)y[p] - c[p]);
+        qq += w[p / nlon] * q[p] * q[p];
+    }
+    const double angles[3] = {0.3, 1.0, 2.5};
+    for (int k = 0; k < 3; k++) {
+        for (size_t p = 0; p < npix; p++)
+            f[p] = (float)(c[p] + cos(angles[k]) * ((double)y[p] - c[p]) / sqrt(oo) + sin(angles[k]) * q[p] / sqrt(qq));
+        CU_ASSERT_DOUBLE_EQUAL(ts_score_acc(f, 1, y, c, w, nlat, nlon), cos(angles[k]), 1e-5);
+    }
+    free(q), free(w), free(y), free(c), free(g);
 }
 
 /* The sorted-sum spread term equals the pairwise definition. */
@@ -715,10 +733,7 @@ int main(int argc, char **argv) {
         CU_cleanup_registry();
         return 1;
     }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_tests_failed() + CU_get_number_of_failures();
-    CU_cleanup_registry();
+    int rc = ts_cunit_run();
     remove_tree(g_dir);
-    return failed ? 1 : 0;
+    return rc;
 }

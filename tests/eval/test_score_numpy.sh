@@ -20,12 +20,7 @@
 # usage: test_score_numpy.sh path/to/tessera source-dir
 set -u
 tessera=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/../lib.sh"
 export OMP_NUM_THREADS=1
 
 writer="$(dirname "$tessera")/tests/test_score"
@@ -322,5 +317,4 @@ nf=$(grep -c '^FAIL' "$tmp/py.log")
 grep -q '^py: ' "$tmp/py.log" || { fail "the numpy check did not finish"; }
 passed=$((passed + np))
 failed=$((failed + nf))
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -32,6 +32,7 @@
 #include "core/params.h"
 #include "io/checkpoint.h"
 #include "io/stats_file.h"
+#include "tests/cunit_run.h"
 
 enum { SAMPLE_DIM = 16, WITH_EXTRA = 1, WITH_BIG = 2, NNAMED = 3 };
 
@@ -672,9 +673,5 @@ int main(int argc, char **argv) {
         CU_cleanup_registry();
         return 1;
     }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_suites_failed() + CU_get_number_of_tests_failed() + CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return ts_cunit_run();
 }

@@ -7,24 +7,14 @@
 set -u
 tessera=$1
 writer=$(dirname "$tessera")/tests/test_checkpoint
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-    exit
-}
-
-if [ ! -x "$writer" ]; then fail "no test_checkpoint binary at $writer"; finish; fi
+. "$(dirname "$0")/../lib.sh"
+if [ ! -x "$writer" ]; then fail "no test_checkpoint binary at $writer"; finish; exit; fi
 if ! /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
     fail "/usr/bin/python3 cannot import h5py: install python3-h5py"
     finish
+    exit
 fi
-if "$writer" "$tmp/sample.h5" >"$tmp/write.log" 2>&1; then ok; else fail "writing the sample: $(tail -3 "$tmp/write.log")"; finish; fi
+if "$writer" "$tmp/sample.h5" >"$tmp/write.log" 2>&1; then ok; else fail "writing the sample: $(tail -3 "$tmp/write.log")"; finish; exit; fi
 if [ ! -e "$tmp/sample.h5.part" ]; then ok; else fail "sample.h5.part left behind"; fi
 
 # The Python side prints one PASS or FAIL line per check.

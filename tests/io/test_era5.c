@@ -22,6 +22,7 @@
 
 #include "io/era5_read.h"
 #include "io/era5_write.h"
+#include "tests/cunit_run.h"
 
 #define T0 1577836800LL /* 2020-01-01T00:00:00Z */
 #define DT 21600        /* 6 hours */
@@ -909,13 +910,10 @@ int main(int argc, char **argv) {
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
         if (!CU_add_test(s, tests[i].name, tests[i].fn)) goto registry_error;
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    if (CU_basic_run_tests() != CUE_SUCCESS) goto registry_error;
-    unsigned failed = CU_get_number_of_tests_failed() + CU_get_number_of_failures();
-    CU_cleanup_registry();
+    int rc = ts_cunit_run();
     remove_all();
     rmdir(g_dir);
-    return failed ? 1 : 0;
+    return rc;
 
 registry_error:
     fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());

@@ -15,29 +15,12 @@ set -u
 tessera=${1:?usage: test_era5_reader.sh <path/to/tessera> <source dir>}
 writer="$(dirname "$tessera")/tests/test_era5"
 py=/usr/bin/python3
-pass=0
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-# check NAME CMD...: run CMD, count it, show its output when it fails.
-check() {
-    local name=$1
-    shift
-    if "$@" >"$tmp/out" 2>&1; then
-        pass=$((pass + 1))
-        echo "ok   $name"
-    else
-        fail=$((fail + 1))
-        echo "FAIL $name"
-        sed 's/^/     /' "$tmp/out"
-    fi
-}
+. "$(dirname "$0")/../lib.sh"
 
 if [ ! -x "$writer" ]; then
-    echo "FAIL writer: $writer is not built"
-    echo "0 passed, 1 failed"
-    exit 1
+    fail "writer: $writer is not built"
+    finish
+    exit
 fi
 check "write the sample files" "$writer" --write "$tmp"
 
@@ -218,5 +201,4 @@ check "cdo sinfo cds_pl.nc" cdo_sinfo "$tmp/cds_pl.nc" F32z "pressure_level : 85
 check "cdo sinfo packed_sl.nc" cdo_sinfo "$tmp/packed_sl.nc" I16 "surface"
 check "cdo sinfo packed_pl.nc" cdo_sinfo "$tmp/packed_pl.nc" I16 "level : 850 to 500 millibars"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

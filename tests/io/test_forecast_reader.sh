@@ -17,24 +17,7 @@ set -u
 tessera=${1:?usage: test_forecast_reader.sh <path/to/tessera> <source dir>}
 writer="$(dirname "$tessera")/tests/test_forecast_write"
 py=/usr/bin/python3
-pass=0
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-# check NAME CMD...: run CMD, count it, show its output when it fails.
-check() {
-    local name=$1
-    shift
-    if "$@" >"$tmp/out" 2>&1; then
-        pass=$((pass + 1))
-        echo "ok   $name"
-    else
-        fail=$((fail + 1))
-        echo "FAIL $name"
-        sed 's/^/     /' "$tmp/out"
-    fi
-}
+. "$(dirname "$0")/../lib.sh"
 
 # Python snippets get the file as argv[1]; numpy's ABI warning from Debian's
 # netCDF4 build is noise, not a failure.
@@ -181,5 +164,4 @@ else
     check "cdo is installed" false
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

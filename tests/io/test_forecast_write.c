@@ -28,6 +28,7 @@
 
 #include "core/log.h"
 #include "io/forecast_write.h"
+#include "tests/cunit_run.h"
 
 enum { NMEM = 3, NINIT = 2, NSTEP = 4, NLEV = 2, NLAT = 8, NLON = 16, NVARS = 4 };
 
@@ -599,11 +600,8 @@ int main(int argc, char **argv) {
         CU_cleanup_registry();
         return 1;
     }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_suites_failed() + CU_get_number_of_tests_failed() + CU_get_number_of_failures();
-    CU_cleanup_registry();
+    int rc = ts_cunit_run();
     const char *bench = getenv("TESSERA_BENCH");
-    if (!failed && bench && !strcmp(bench, "1")) run_bench();
-    return failed ? 1 : 0;
+    if (rc == 0 && bench && !strcmp(bench, "1")) run_bench();
+    return rc;
 }

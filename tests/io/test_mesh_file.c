@@ -23,6 +23,7 @@
 
 #include "core/log.h"
 #include "io/mesh_file.h"
+#include "tests/cunit_run.h"
 
 static char err[2048], dir[64];
 
@@ -333,12 +334,12 @@ int main(int argc, char **argv) {
     CU_add_test(s, "damaged files are refused with one line", test_damaged);
     CU_add_test(s, "statics declared and stored as MeshGraphNets conversions deliver them", test_delivered_statics);
     CU_add_test(s, "the meta JSON: beside the file, else the folder's meta.json", test_meta_lookup);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
+    int rc = ts_cunit_run();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) failed++;
-    return failed ? 1 : 0;
+    if (system(cmd)) {
+        fprintf(stderr, "could not remove %s\n", dir);
+        rc = 1;
+    }
+    return rc;
 }

@@ -6,13 +6,7 @@
 # usage: test_stats.sh path/to/tessera source-dir
 set -u
 tessera=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+. "$(dirname "$0")/../lib.sh"
 
 if "$tessera" synth-era5 out="$tmp/data" synth.start=2021-03-01 synth.days=20 synth.spinup_days=5 seed=3 \
     >"$tmp/synth.log" 2>&1; then ok; else fail "synth-era5: $(tail -3 "$tmp/synth.log")"; fi
@@ -140,5 +134,4 @@ else fail "missing variable: $(cat "$tmp/e")"; fi
 "$tessera" stats out="$tmp/bad3" data.files="$tmp/nothing*.nc" >"$tmp/o" 2>"$tmp/e"
 if [ $? != 0 ] && [ "$(wc -l <"$tmp/e")" = 1 ] && [ ! -e "$tmp/bad3/stats.nc" ]; then ok; else fail "no files: $(cat "$tmp/e")"; fi
 
-echo "test_stats: $passed passed, $failed failed"
-[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
+finish

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "io/ugrid_write.h"
+#include "tests/cunit_run.h"
 
 enum { NX = 6, NY = 4, NSTEPS = 3 };
 
@@ -206,12 +207,9 @@ int main(int argc, char **argv) {
         CU_cleanup_registry();
         return 1;
     }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_suites_failed() + CU_get_number_of_tests_failed() + CU_get_number_of_failures();
-    CU_cleanup_registry();
+    int rc = ts_cunit_run();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
-    return failed ? 1 : 0;
+    return rc;
 }

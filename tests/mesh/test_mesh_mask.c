@@ -12,6 +12,7 @@
 #include "mesh/graph.h"
 #include "mesh/mask.h"
 #include "mesh_oracle.h"
+#include "tests/cunit_run.h"
 
 enum { CASES = 40 };
 static int g_only = -1;
@@ -125,10 +126,5 @@ int main(void) {
         !CU_add_test(s, "globals see and are seen by every token", test_globals) ||
         !CU_add_test(s, "bad parameters are errors", test_bad_params))
         return 2;
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    int failed = (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
-    int ran = (int)CU_get_number_of_tests_run();
-    CU_cleanup_registry();
-    return failed == 0 && ran > 0 ? 0 : 1;
+    return ts_cunit_run();
 }

@@ -15,6 +15,7 @@
 #include "mesh/graph.h"
 #include "mesh/order.h"
 #include "mesh_oracle.h"
+#include "tests/cunit_run.h"
 
 enum { CASES = 16 };
 static int g_only = -1;
@@ -232,10 +233,5 @@ int main(void) {
         !CU_add_test(s, "ties keep the old order; scale and shift invariant", test_ties_and_invariance) ||
         !CU_add_test(s, "permuting rows, cells and CSRs agree", test_apply))
         return 2;
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    int failed = (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
-    int ran = (int)CU_get_number_of_tests_run();
-    CU_cleanup_registry();
-    return failed == 0 && ran > 0 ? 0 : 1;
+    return ts_cunit_run();
 }

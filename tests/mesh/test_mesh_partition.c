@@ -15,6 +15,7 @@
 #include "mesh/mask.h"
 #include "mesh/partition.h"
 #include "mesh_oracle.h"
+#include "tests/cunit_run.h"
 
 enum { CASES = 40 };
 static int g_only = -1;
@@ -158,10 +159,5 @@ int main(void) {
     if (!s || !CU_add_test(s, "chunks, halos, send lists, local masks against brute force", test_partition) ||
         !CU_add_test(s, "ribbon: halos only across the cuts", test_ribbon_halo))
         return 2;
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    int failed = (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
-    int ran = (int)CU_get_number_of_tests_run();
-    CU_cleanup_registry();
-    return failed == 0 && ran > 0 ? 0 : 1;
+    return ts_cunit_run();
 }

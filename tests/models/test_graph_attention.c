@@ -27,6 +27,7 @@
 #include "core/rng.h"
 #include "mesh/csr.h"
 #include "models/graph_attention.h"
+#include "tests/cunit_run.h"
 
 enum { CASES = 40, FD_CASES = 10, GUARD = 16 };
 static const float SENTINEL = 1234.5f;
@@ -416,10 +417,5 @@ int main(void) {
         !CU_add_test(s, "backward = finite differences", test_finite_differences) ||
         !CU_add_test(s, "partials merged = full (pairwise, all-reduce, split backward)", test_partials))
         return 2;
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    int failed = (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
-    int ran = (int)CU_get_number_of_tests_run();
-    CU_cleanup_registry();
-    return failed == 0 && ran > 0 ? 0 : 1;
+    return ts_cunit_run();
 }

@@ -18,13 +18,8 @@
 # usage: test_mesh.sh path/to/tessera source-dir
 set -u
 tessera=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
+. "$(dirname "$0")/../lib.sh"
+export OMP_NUM_THREADS=1
 
 "$tessera" synth-mesh out="$tmp/data" synth_mesh.lattice=24 synth_mesh.trajectories=3 synth_mesh.steps=24 \
   synth_mesh.re_min=40 synth_mesh.re_max=70 synth_mesh.spinup=0.5 >"$tmp/synth.log" 2>&1 \
@@ -215,5 +210,4 @@ bad 2 "$tmp/x5" "mesh.train_trajectories" "$tessera" train out="$tmp/x5" "${comm
 bad 1 "$tmp/x6" "nothing-swin.h5" "$tessera" forecast out="$tmp/x6" model.kind=mesh \
   mesh.file="$h5" forecast.checkpoint="$tmp/nothing-swin.h5"
 
-echo "test_mesh: $passed passed, $failed failed"
-[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
+finish

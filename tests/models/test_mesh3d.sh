@@ -24,13 +24,8 @@
 # usage: test_mesh3d.sh path/to/tessera source-dir
 set -u
 tessera=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
+. "$(dirname "$0")/../lib.sh"
+export OMP_NUM_THREADS=1
 
 # the files: cube.h5 (3-D, good), flat4.h5 (2-D positions, 4-node cells),
 # vel2.h5 (3-D mesh, 2-component velocity), square.h5 (a good 2-D file)
@@ -189,5 +184,4 @@ bad 1 "a/checkpoint\.h5 was trained on 3 velocity components .*square\.h5 has 2"
 bad 1 "sq/checkpoint\.h5 was trained on 2 velocity components .*cube\.h5 has 3" \
   "$tessera" train out="$tmp/sq" "${small[@]}" mesh.file="$h5" train.steps=4
 
-echo "test_mesh3d: $passed passed, $failed failed"
-[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
+finish

@@ -27,6 +27,7 @@
 #include "mesh/csr.h"
 #include "models/mesh_model.h"
 #include "models/mesh_norm.h"
+#include "tests/cunit_run.h"
 
 enum { N_NODES = 30, N_GLOBALS = 2, N_FIELDS = 3, C_OUT = 2 };
 static const double REL_TOL = 3e-3, ABS_TOL = 1e-4;
@@ -378,10 +379,5 @@ int main(void) {
         !CU_add_test(s, "bad masks refused", test_bad_mask) ||
         !CU_add_test(s, "running normalizer", test_normalizer))
         return 2;
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    int failed = (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
-    int ran = (int)CU_get_number_of_tests_run();
-    CU_cleanup_registry();
-    return failed == 0 && ran > 0 ? 0 : 1;
+    return ts_cunit_run();
 }

@@ -12,6 +12,7 @@
 #include "core/rng.h"
 #include "models/sampler.h"
 #include "models/trigflow.h"
+#include "tests/cunit_run.h"
 
 typedef struct {
     double s2; /* data variance */
@@ -126,10 +127,5 @@ int main(void) {
         !CU_add_test(s, "churn keeps the variance", test_churn_variance) ||
         !CU_add_test(s, "the regressor's step", test_regress))
         return 2;
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    int failed = (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
-    int ran = (int)CU_get_number_of_tests_run();
-    CU_cleanup_registry();
-    return failed == 0 && ran > 0 ? 0 : 1;
+    return ts_cunit_run();
 }

@@ -18,12 +18,7 @@
 # usage: test_skill.sh path/to/tessera source-dir
 set -u
 tessera=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/../lib.sh"
 export OMP_NUM_THREADS=2
 
 "$tessera" synth-era5 out="$tmp/data" synth.start=2021-01-01 synth.days=365 synth.spinup_days=30 >"$tmp/synth.log" 2>&1 ||
@@ -77,5 +72,4 @@ print("mean", round(sum(ratios[v] for v in base) / len(base), 4))
 PY
 )
 
-echo "test_skill: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -ge 6 ]
+finish 6

@@ -15,12 +15,7 @@
 # usage: test_skill_mesh.sh path/to/tessera source-dir
 set -u
 tessera=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/../lib.sh"
 export OMP_NUM_THREADS=1
 
 "$tessera" synth-mesh out="$tmp/data" synth_mesh.lattice=24 synth_mesh.trajectories=4 synth_mesh.steps=40 \
@@ -81,5 +76,4 @@ if [ $rc = 1 ] && [ "$(grep -c '^tessera: ' "$tmp/err")" = 1 ] && grep -q missin
   [ -z "$(ls "$tmp/run/plots" 2>/dev/null)" ]; then ok
 else fail "a missing log: exit $rc, $(cat "$tmp/err")"; fi
 
-echo "test_skill_mesh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -ge 7 ]
+finish 7

@@ -22,6 +22,7 @@
 #include "core/backend.h"
 #include "core/rng.h"
 #include "models/swin.h"
+#include "tests/cunit_run.h"
 
 static const ts_backend *g_be;
 
@@ -235,30 +236,28 @@ static void test_bad_config(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "heads"));
 }
 
+static const ts_backend *g_backends[2];
+static int use_cpu(void) { return g_be = g_backends[0], 0; }
+static int use_cuda(void) { return g_be = g_backends[1], 0; }
+
 int main(void) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     const char *why = NULL;
-    const ts_backend *bes[2] = {ts_backend_cpu(), ts_backend_cuda(&why)};
-    int failed = 0, ran = 0;
+    g_backends[0] = ts_backend_cpu(), g_backends[1] = ts_backend_cuda(&why);
     for (int k = 0; k < 2; k++) {
-        if (!bes[k]) {
+        if (!g_backends[k]) {
             printf("cuda: skipped: no GPU (%s)\n", why ? why : "unavailable");
             continue;
         }
-        g_be = bes[k];
         char name[64];
-        snprintf(name, sizeof name, "swin model on %s", g_be->name);
-        CU_pSuite s = CU_add_suite(name, NULL, NULL);
+        snprintf(name, sizeof name, "swin model on %s", g_backends[k]->name);
+        CU_pSuite s = CU_add_suite(name, k ? use_cuda : use_cpu, NULL);
         if (!s || !CU_add_test(s, "gradient check, tiny", test_tiny) ||
             !CU_add_test(s, "gradient check, 3 blocks", test_taller_windows) ||
             !CU_add_test(s, "adaLN-zero output", test_zero_init) ||
-            !CU_add_test(s, "every tensor trains from the real init", test_trainable_from_init) || !CU_add_test(s, "bad config", test_bad_config))
+            !CU_add_test(s, "every tensor trains from the real init", test_trainable_from_init) ||
+            !CU_add_test(s, "bad config", test_bad_config))
             return 2;
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        CU_basic_run_suite(s);
-        failed += (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
-        ran += (int)CU_get_number_of_tests_run();
     }
-    CU_cleanup_registry();
-    return failed == 0 && ran > 0 ? 0 : 1;
+    return ts_cunit_run();
 }

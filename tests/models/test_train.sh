@@ -12,13 +12,8 @@
 # usage: test_train.sh path/to/tessera source-dir
 set -u
 tessera=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
+. "$(dirname "$0")/../lib.sh"
+export OMP_NUM_THREADS=1
 
 # data: the era5 test program writes small CDS-layout files (13 x 24, 4 times, 6-hourly)
 mkdir -p "$tmp/data"
@@ -155,5 +150,4 @@ expect2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 model.heads=3
 expect2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 train.var_weights=q900=1
 [ ! -e "$tmp/x/checkpoint.h5" ] && ok || fail "a refused run left a checkpoint"
 
-echo "test_train: $passed passed, $failed failed"
-[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
+finish

@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "models/optim.h"
 #include "models/trigflow.h"
+#include "tests/cunit_run.h"
 
 #define M_PI_2_VALUE 1.57079632679489661923
 
@@ -130,10 +131,5 @@ int main(void) {
         !CU_add_test(s, "loss gradient", test_loss_gradient) || !CU_add_test(s, "latitude weights", test_lat_weights) ||
         !CU_add_test(s, "schedule", test_schedule) || !CU_add_test(s, "clip, AdamW, EMA", test_step))
         return 2;
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    int failed = (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
-    int ran = (int)CU_get_number_of_tests_run();
-    CU_cleanup_registry();
-    return failed == 0 && ran > 0 ? 0 : 1;
+    return ts_cunit_run();
 }

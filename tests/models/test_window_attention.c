@@ -18,6 +18,7 @@
 #include "core/rng.h"
 #include "models/window.h"
 #include "models/window_attention.h"
+#include "tests/cunit_run.h"
 
 enum { CASES = 12 };
 static int g_only = -1;
@@ -266,29 +267,24 @@ static void test_window_index(void) {
     }
 }
 
+static const ts_backend *g_cuda;
+static int use_cpu(void) { return g_be = ts_backend_cpu(), 0; }
+static int use_cuda(void) { return g_be = g_cuda, 0; }
+
 int main(void) {
     const char *only = getenv("TESSERA_CASE");
     if (only) g_only = atoi(only);
-    if (CU_initialize_registry() != CUE_SUCCESS) return 2;
-    CU_pSuite s = CU_add_suite("window attention", NULL, NULL);
-    if (!s || !CU_add_test(s, "window index maths", test_window_index)) return 2;
-    g_be = ts_backend_cpu();
-    if (!CU_add_test(s, "cpu: against masked full attention", test_against_oracle)) return 2;
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
     const char *why = NULL;
-    const ts_backend *cuda = ts_backend_cuda(&why);
-    int failed = (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
-    if (cuda) {
-        g_be = cuda;
-        CU_pSuite s2 = CU_add_suite("window attention cuda", NULL, NULL);
+    g_cuda = ts_backend_cuda(&why);
+    if (CU_initialize_registry() != CUE_SUCCESS) return 2;
+    CU_pSuite s = CU_add_suite("window attention", use_cpu, NULL);
+    if (!s || !CU_add_test(s, "window index maths", test_window_index)) return 2;
+    if (!CU_add_test(s, "cpu: against masked full attention", test_against_oracle)) return 2;
+    if (g_cuda) {
+        CU_pSuite s2 = CU_add_suite("window attention cuda", use_cuda, NULL);
         if (!s2 || !CU_add_test(s2, "cuda: against masked full attention", test_against_oracle)) return 2;
-        CU_basic_run_suite(s2);
-        failed += (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
     } else {
         printf("cuda: skipped: no GPU (%s)\n", why ? why : "unavailable");
     }
-    int ran = (int)CU_get_number_of_tests_run();
-    CU_cleanup_registry();
-    return failed == 0 && ran > 0 ? 0 : 1;
+    return ts_cunit_run();
 }

@@ -20,6 +20,7 @@
 
 #include "core/log.h"
 #include "sim/lbm.h"
+#include "tests/cunit_run.h"
 
 #define PI 3.14159265358979323846
 
@@ -213,9 +214,5 @@ int main(int argc, char **argv) {
     CU_add_test(s, "open channel: constant mass flux, parabolic profile", test_open_channel);
     CU_add_test(s, "Schaefer-Turek 2D-2 cylinder sheds at the benchmark Strouhal number", test_strouhal);
     CU_add_test(s, "bad parameters are refused", test_bad_parameters);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return ts_cunit_run();
 }

@@ -21,6 +21,7 @@
 #include "core/caltime.h"
 #include "core/solar.h"
 #include "sim/qg.h"
+#include "tests/cunit_run.h"
 
 #define PI 3.14159265358979323846
 #define DAY 86400
@@ -410,9 +411,5 @@ int main(int argc, char **argv) {
         CU_cleanup_registry();
         return 2;
     }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    int failed = (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return ts_cunit_run();
 }

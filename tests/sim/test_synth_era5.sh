@@ -8,24 +8,9 @@
 set -u
 TESSERA=${1:?usage: test_synth_era5.sh <path/to/tessera> <source dir>}
 PY=/usr/bin/python3
-TMP=$(mktemp -d /tmp/tessera_synth_era5.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
+. "$(dirname "$0")/../lib.sh"
+TMP=$tmp
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-passed=0
-failed=0
-
-check() { # check "what" command...
-    local what=$1
-    shift
-    if "$@" >"$TMP/check.log" 2>&1; then
-        passed=$((passed + 1))
-        echo "ok   $what"
-    else
-        failed=$((failed + 1))
-        echo "FAIL $what"
-        sed 's/^/     /' "$TMP/check.log" | tail -20
-    fi
-}
 
 run_synth() { # run_synth DIR key=value...
     local dir=$1
@@ -232,5 +217,4 @@ check "restart time outside the run -> exit 2 naming synth.restart_times" \
 check "restart time that is no time -> exit 2 naming synth.restart_times" \
     bad_config synth.restart_times synth.restart_times=2020-01-02T07:30
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -10,20 +10,9 @@ set -u
 TESSERA=${1:?usage: test_synth_mesh.sh <path/to/tessera> <source dir>}
 READER=$(dirname "$TESSERA")/tests/test_mesh_file
 PY=/usr/bin/python3
-TMP=$(mktemp -d /tmp/tessera_synth_mesh.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
+. "$(dirname "$0")/../lib.sh"
+TMP=$tmp
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-passed=0
-failed=0
-check() { # check "what" command...
-    local what=$1
-    shift
-    if "$@" >"$TMP/check.log" 2>&1; then
-        passed=$((passed + 1)); echo "ok   $what"
-    else
-        failed=$((failed + 1)); echo "FAIL $what"; sed 's/^/     /' "$TMP/check.log" | tail -20
-    fi
-}
 # The tiny setting: a coarse lattice forces a low Reynolds range (Re/17 cells rule).
 TINY="synth_mesh.lattice=24 synth_mesh.trajectories=2 synth_mesh.steps=20 synth_mesh.re_min=40 synth_mesh.re_max=70 synth_mesh.spinup=0.5"
 out=$TMP/out
@@ -108,5 +97,4 @@ check "cells naming a missing node are refused, naming trajectory and dataset" \
     bash -c "! '$READER' --check '$TMP/bad.h5' 2>'$TMP/e' && grep -q 'trajectory 1: dataset cells' '$TMP/e'"
 check "too coarse a lattice for re_max -> exit 2 naming synth_mesh.lattice" \
     bash -c "'$TESSERA' synth-mesh out='$TMP/x' synth_mesh.re_max=300 >/dev/null 2>'$TMP/e'; [ \$? -eq 2 ] && grep -q synth_mesh.lattice '$TMP/e'"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

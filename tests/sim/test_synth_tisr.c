@@ -18,6 +18,7 @@
 
 #include "core/solar.h"
 #include "sim/synth_era5.h"
+#include "tests/cunit_run.h"
 
 #define T2020 INT64_C(1577836800)
 
@@ -166,9 +167,5 @@ int main(void) {
         CU_cleanup_registry();
         return 2;
     }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    int failed = (int)(CU_get_number_of_tests_failed() + CU_get_number_of_failures());
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return ts_cunit_run();
 }
