@@ -37,14 +37,17 @@ static double loss(ts_swin *m, float *d_out_dev, const float *x_dev, const float
     return L;
 }
 
-static void check_model(const ts_swin_config *cfg, int B, uint64_t seed) {
+/* Every parameter tensor's gradient against central differences along a
+ * random direction, at random weights (real_init 0) or at the weights
+ * training starts from (real_init 1: adaLN modulation and head at zero). */
+static void check_model(const ts_swin_config *cfg, int B, uint64_t seed, int real_init) {
     char err[256];
     ts_swin m;
     if (ts_swin_create(&m, g_be, cfg, B, NULL, err, sizeof err)) {
         CU_FAIL(err);
         return;
     }
-    ts_swin_init_weights(&m, seed, 0);
+    ts_swin_init_weights(&m, seed, real_init);
     const size_t nin = (size_t)m.T * cfg->c_in, nout = (size_t)m.T * cfg->c_out;
     ts_rng_key key = ts_rng_key_make(seed, TS_RNG_TEST);
     float *x = malloc(sizeof(float) * nin), *R = malloc(sizeof(float) * nout), t[8];
@@ -93,8 +96,8 @@ static void check_model(const ts_swin_config *cfg, int B, uint64_t seed) {
         if (!ok || getenv("VERBOSE")) printf("\n  %s %s %-28s analytic %.6e fd %.6e rel %.2e", ok ? "ok" : "FAIL", g_be->name, e->name, analytic, fd, rel);
         free(v), free(shifted);
     }
-    printf("\n  %s: %d parameter tensors, grid %dx%d win %d dim %d heads %d hidden %d depth %d B %d: %d failed",
-           g_be->name, m.params.count, cfg->H, cfg->W, cfg->window, cfg->dim, cfg->heads, cfg->hidden, cfg->depth,
+    printf("\n  %s, %s weights: %d parameter tensors, grid %dx%d win %d dim %d heads %d hidden %d depth %d B %d: %d failed",
+           g_be->name, real_init ? "initial" : "random", m.params.count, cfg->H, cfg->W, cfg->window, cfg->dim, cfg->heads, cfg->hidden, cfg->depth,
            B, failed);
     CU_ASSERT_EQUAL(failed, 0);
     free(x), free(R), free(grad), free(theta);
@@ -105,13 +108,19 @@ static void check_model(const ts_swin_config *cfg, int B, uint64_t seed) {
 static void test_tiny(void) {
     ts_swin_config cfg = {.H = 4, .W = 8, .window = 2, .c_in = 5, .c_out = 3, .dim = 8, .heads = 2, .hidden = 12,
                           .depth = 2, .t_freq = 8};
-    check_model(&cfg, 2, 5);
+    check_model(&cfg, 2, 5, 0);
+}
+
+static void test_from_real_init(void) {
+    ts_swin_config cfg = {.H = 4, .W = 8, .window = 2, .c_in = 5, .c_out = 3, .dim = 8, .heads = 2, .hidden = 12,
+                          .depth = 2, .t_freq = 8};
+    check_model(&cfg, 2, 7, 1);
 }
 
 static void test_taller_windows(void) {
     ts_swin_config cfg = {.H = 8, .W = 8, .window = 4, .c_in = 3, .c_out = 2, .dim = 12, .heads = 3, .hidden = 10,
                           .depth = 3, .t_freq = 6};
-    check_model(&cfg, 1, 6);
+    check_model(&cfg, 1, 6, 0);
 }
 
 /* adaLN-zero: the untrained network outputs exactly zero. */
@@ -253,6 +262,7 @@ int main(void) {
         snprintf(name, sizeof name, "swin model on %s", g_backends[k]->name);
         CU_pSuite s = CU_add_suite(name, k ? use_cuda : use_cpu, NULL);
         if (!s || !CU_add_test(s, "gradient check, tiny", test_tiny) ||
+            !CU_add_test(s, "gradient check from the real initialization", test_from_real_init) ||
             !CU_add_test(s, "gradient check, 3 blocks", test_taller_windows) ||
             !CU_add_test(s, "adaLN-zero output", test_zero_init) ||
             !CU_add_test(s, "every tensor trains from the real init", test_trainable_from_init) ||
