@@ -2,8 +2,8 @@
  *
  * Every op has one meaning, written here once; the CPU backend (OpenBLAS +
  * OpenMP) and the CUDA backend (cuBLAS + kernels under core/cuda/) implement
- * it, and tests/test_backend.c checks each against an independent
- * double-precision reference (tests/ref_ops.c).
+ * it, and tests/core/test_backend.c checks each against an independent
+ * double-precision reference (tests/core/ref_ops.c).
  *
  * Conventions (llm.c style):
  * - All tensors are fp32, row-major, contiguous unless a leading dimension or

@@ -2,7 +2,7 @@
  *
  * Backward ops are derived by hand from the forward formulas (derivations in
  * the comments) and accumulate (+=) into every gradient. */
-#include "tests/ref_ops.h"
+#include "tests/core/ref_ops.h"
 
 #include <math.h>
 

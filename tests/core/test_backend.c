@@ -1,5 +1,5 @@
 /* The backend harness: every op of every available backend against the
- * double-precision reference of tests/ref_ops.c, over random shapes.
+ * double-precision reference of tests/core/ref_ops.c, over random shapes.
  *
  * - Case c of an op draws its shapes and values from the counter RNG with
  *   stream = op id and index = c, so a failing case replays alone
@@ -23,7 +23,7 @@
 #include "core/backend.h"
 #include "core/rng.h"
 #include "tests/cunit_run.h"
-#include "tests/ref_ops.h"
+#include "tests/core/ref_ops.h"
 
 enum { GUARD = 64, CASES = 10 };
 static const float GUARD_VALUE = -7777.25f;

@@ -15,7 +15,7 @@
 #include "parallel/layout.h"
 #include "parallel/mpi_env.h"
 #include "parallel/roll.h"
-#include "tests/mpi_check.h"
+#include "tests/parallel/mpi_check.h"
 
 typedef struct {
     int h, w, C, sy, sx; /* block shape and shift */

@@ -16,7 +16,7 @@
 
 #include "parallel/halo.h"
 #include "parallel/mpi_env.h"
-#include "tests/mpi_check.h"
+#include "tests/parallel/mpi_check.h"
 
 enum { CASES = 20 };
 

@@ -6,7 +6,7 @@
 set -u
 tessera=$1
 src=$2
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 
 # expect CODE PATTERN -- command...: exit code CODE and stderr+stdout matching PATTERN;

@@ -14,7 +14,7 @@
 #include "models/swin.h"
 #include "parallel/layout.h"
 #include "parallel/mpi_env.h"
-#include "tests/mpi_check.h"
+#include "tests/parallel/mpi_check.h"
 
 static double rel(const float *a, const float *b, size_t n) {
     double num = 0, den = 0;

@@ -6,7 +6,7 @@
 #include "core/rng.h"
 #include "parallel/layout.h"
 #include "parallel/mpi_env.h"
-#include "tests/mpi_check.h"
+#include "tests/parallel/mpi_check.h"
 
 /* Every factorisation of the world size into the five axes. */
 static int next_layout(int size[TS_AXIS_COUNT], int world) {

@@ -27,7 +27,7 @@
 #include "models/mesh_model.h"
 #include "models/mesh_sp.h"
 #include "parallel/mpi_env.h"
-#include "tests/mpi_check.h"
+#include "tests/parallel/mpi_check.h"
 
 enum { NX = 12, NY = 10, N_FIELDS = 3, C_OUT = 2, G = 2 };
 

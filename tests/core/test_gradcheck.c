@@ -7,7 +7,7 @@
  *     gradient buffers that already hold a random G0, so the result must be
  *     G0 + dL/dx (the table's "+=" contract);
  *   - oracle: central finite differences of L computed with the DOUBLE
- *     reference forward ops of tests/ref_ops.c at the very same (fp32-exact)
+ *     reference forward ops of tests/core/ref_ops.c at the very same (fp32-exact)
  *     inputs;
  *   - every device buffer sits between guard zones holding a sentinel that
  *     must survive the op.
@@ -33,7 +33,7 @@
 
 #include "core/backend.h"
 #include "tests/cunit_run.h"
-#include "tests/ref_ops.h"
+#include "tests/core/ref_ops.h"
 
 #define NCASES 5
 #define FD_H 1e-4
