@@ -46,6 +46,9 @@ size_t ts_config_key_count(void);
 const ts_config_key *ts_config_key_at(size_t i);
 /* NULL when `name` is not declared. */
 const ts_config_key *ts_config_find_key(const char *name);
+/* The title of the section named by the first n characters of section
+ * ("train" -> "Training (`tessera train`)"), NULL when it has none. */
+const char *ts_config_section_title(const char *section, size_t n);
 
 /* A config holding every key's default. Aborts (ts_fatal) if the table is
  * inconsistent (duplicate name, default that does not parse), since that is

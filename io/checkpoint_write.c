@@ -1,0 +1,326 @@
+/* Writing a checkpoint: the contents checked, written to PATH.part with
+ * checksums, synced, renamed over PATH. */
+#include "io/checkpoint_internal.h"
+#include "core/log.h"
+#include "core/rng.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- write --------------------------------------------------------------------------------- */
+
+static int write_attr(const ck_where *w, hid_t loc, const char *name, hid_t ftype, hid_t mtype, const void *value) {
+    hid_t space = H5I_INVALID_HID, a = H5I_INVALID_HID;
+    CK_TRY(space = H5Screate(H5S_SCALAR), "attribute '%s'", name);
+    CK_TRY(a = H5Acreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT), "creating attribute '%s'", name);
+    CK_TRY(H5Awrite(a, mtype, value), "writing attribute '%s'", name);
+    CK_TRY(ck_close_id(&a), "closing attribute '%s'", name);
+    CK_TRY(ck_close_id(&space), "attribute '%s'", name);
+    return 0;
+fail:
+    ck_close_id(&a), ck_close_id(&space);
+    return -1;
+}
+
+static int write_attr_str(const ck_where *w, hid_t loc, const char *name, const char *value) {
+    hid_t t = H5I_INVALID_HID;
+    CK_TRY(t = ck_string_type(), "string type for attribute '%s'", name);
+    if (write_attr(w, loc, name, t, t, &value)) goto fail;
+    CK_TRY(ck_close_id(&t), "attribute '%s'", name);
+    return 0;
+fail:
+    ck_close_id(&t);
+    return -1;
+}
+
+static int write_attr_i64(const ck_where *w, hid_t loc, const char *name, int64_t value) {
+    return write_attr(w, loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+static hid_t create_group(const ck_where *w, hid_t file, const char *name) {
+    hid_t gcpl = H5I_INVALID_HID, g = H5I_INVALID_HID;
+    CK_TRY(gcpl = ck_ordered_gcpl(), "group '%s/'", name);
+    CK_TRY(g = H5Gcreate2(file, name, H5P_DEFAULT, gcpl, H5P_DEFAULT), "creating group '%s/'", name);
+    CK_TRY(ck_close_id(&gcpl), "group '%s/'", name);
+    return g;
+fail:
+    ck_close_id(&g), ck_close_id(&gcpl);
+    return H5I_INVALID_HID;
+}
+
+/* Chunk = the whole array, halved along leading dimensions until it fits
+ * CHUNK_MAX_ELEMENTS, so small tensors are one chunk and one checksum. */
+static void chunk_dims(int ndim, const hsize_t *dims, hsize_t *chunk) {
+    hsize_t n = 1;
+    for (int d = 0; d < ndim; d++) chunk[d] = dims[d], n *= dims[d];
+    for (int d = 0; d < ndim && n > CHUNK_MAX_ELEMENTS; d++)
+        while (chunk[d] > 1 && n > CHUNK_MAX_ELEMENTS) {
+            n = n / chunk[d] * ((chunk[d] + 1) / 2);
+            chunk[d] = (chunk[d] + 1) / 2;
+        }
+}
+
+/* Dataset creation: a Fletcher-32 checksum on every non-empty array, so
+ * a bit flipped on disk is an error at load rather than a silently wrong
+ * weight; no fill pass, since every element is written. */
+static hid_t array_dcpl(int ndim, const hsize_t *dims, hsize_t numel) {
+    hid_t p = H5Pcreate(H5P_DATASET_CREATE);
+    if (p < 0) return p;
+    hsize_t chunk[TS_PARAM_MAX_DIMS];
+    int bad = H5Pset_fill_time(p, H5D_FILL_TIME_NEVER) < 0;
+    if (!bad && ndim > 0 && numel > 0) {
+        chunk_dims(ndim, dims, chunk);
+        bad = H5Pset_chunk(p, ndim, chunk) < 0 || H5Pset_fletcher32(p) < 0;
+    }
+    if (bad) {
+        H5Pclose(p);
+        return H5I_INVALID_HID;
+    }
+    return p;
+}
+
+/* One n-dimensional array (ndim 0: a scalar) of ftype in the file from
+ * mtype in memory. */
+static int write_array(const ck_where *w, hid_t loc, const char *name, int ndim, const int64_t *shape, hid_t ftype,
+                       hid_t mtype, const void *data) {
+    hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    hsize_t dims[TS_PARAM_MAX_DIMS], numel = 1;
+    for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i], numel *= dims[i];
+    CK_TRY(space = ndim ? H5Screate_simple(ndim, dims, NULL) : H5Screate(H5S_SCALAR), "dataspace of '%s'", name);
+    CK_TRY(dcpl = array_dcpl(ndim, dims, numel), "creation properties of '%s'", name);
+    CK_TRY(d = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), "creating dataset '%s'", name);
+    if (numel) CK_TRY(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "writing dataset '%s'", name);
+    CK_TRY(ck_close_id(&d), "closing dataset '%s'", name);
+    CK_TRY(ck_close_id(&dcpl), "dataset '%s'", name);
+    CK_TRY(ck_close_id(&space), "dataset '%s'", name);
+    return 0;
+fail:
+    ck_close_id(&d), ck_close_id(&dcpl), ck_close_id(&space);
+    return -1;
+}
+
+/* A 1-D array of n variable-length strings from fixed-size rows. */
+static int write_strings(const ck_where *w, hid_t loc, const char *name, size_t n,
+                         const char (*rows)[TS_STATS_NAME_MAX]) {
+    hid_t t = H5I_INVALID_HID, space = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    const char **ptrs = ts_malloc(sizeof(char *) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) ptrs[i] = rows[i];
+    hsize_t dim = n;
+    CK_TRY(t = ck_string_type(), "string type of '%s'", name);
+    CK_TRY(space = H5Screate_simple(1, &dim, NULL), "dataspace of '%s'", name);
+    CK_TRY(d = H5Dcreate2(loc, name, t, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating dataset '%s'", name);
+    if (n) CK_TRY(H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs), "writing dataset '%s'", name);
+    CK_TRY(ck_close_id(&d), "closing dataset '%s'", name);
+    CK_TRY(ck_close_id(&space), "dataset '%s'", name);
+    CK_TRY(ck_close_id(&t), "dataset '%s'", name);
+    free(ptrs);
+    return 0;
+fail:
+    ck_close_id(&d), ck_close_id(&space), ck_close_id(&t);
+    free(ptrs);
+    return -1;
+}
+
+static int write_root_attrs(const ck_where *w, hid_t f, const ts_ckpt_meta *m) {
+    int version = TS_CKPT_FORMAT_VERSION;
+    const char *source = "tessera " TESSERA_VERSION;
+    if (write_attr_str(w, f, "format", CKPT_FORMAT) ||
+        write_attr(w, f, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, &version) ||
+        write_attr_str(w, f, "source", source) || write_attr_str(w, f, "model_kind", m->model_kind) ||
+        write_attr_str(w, f, "config", m->config_json) || write_attr_i64(w, f, "step", m->step) ||
+        write_attr_i64(w, f, "optimizer_step", m->optimizer_step) ||
+        write_attr_i64(w, f, "data_position", m->data_position) ||
+        write_attr(w, f, "rng_seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &m->rng_seed))
+        return -1;
+    return 0;
+}
+
+/* One block of the parameter layout as one group of float32 datasets. */
+static int write_block(const ck_where *w, hid_t f, const char *group, const ts_params *layout, const float *block) {
+    hid_t g = create_group(w, f, group);
+    if (g < 0) return -1;
+    for (int i = 0; i < layout->count; i++) {
+        const ts_param_entry *e = &layout->entries[i];
+        if (write_array(w, g, e->name, e->ndim, e->shape, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, block + e->offset))
+            goto fail;
+    }
+    CK_TRY(ck_close_id(&g), "closing group '%s/'", group);
+    return 0;
+fail:
+    ck_close_id(&g);
+    return -1;
+}
+
+static int write_stats(const ck_where *w, hid_t f, const ts_stats *s) {
+    hid_t g = create_group(w, f, STATS_GROUP);
+    if (g < 0) return -1;
+    int64_t chan[1] = {(int64_t)s->nchan}, res[1] = {(int64_t)s->nres};
+    int64_t res2[2] = {(int64_t)s->nres, (int64_t)s->nstate};
+    if (write_attr_i64(w, g, "nstate", (int64_t)s->nstate) || write_attr_i64(w, g, "time_first", s->time_first) ||
+        write_attr_i64(w, g, "time_last", s->time_last) || write_attr_i64(w, g, "ntimes", (int64_t)s->ntimes) ||
+        write_attr_str(w, g, "comment",
+                       "a copy of the normalization statistics; the climatology stays in the statistics file") ||
+        write_strings(w, g, "channel_name", s->nchan, (const char(*)[TS_STATS_NAME_MAX])s->name) ||
+        write_strings(w, g, "channel_units", s->nchan, (const char(*)[TS_STATS_NAME_MAX])s->units) ||
+        write_array(w, g, "mean", 1, chan, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->mean) ||
+        write_array(w, g, "std", 1, chan, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->std) ||
+        write_array(w, g, "residual_hours", 1, res, H5T_STD_I32LE, H5T_NATIVE_INT, s->res_hours) ||
+        write_array(w, g, "residual_mean", 2, res2, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->res_mean) ||
+        write_array(w, g, "residual_std", 2, res2, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->res_std))
+        goto fail;
+    CK_TRY(ck_close_id(&g), "closing group '%s/'", STATS_GROUP);
+    return 0;
+fail:
+    ck_close_id(&g);
+    return -1;
+}
+
+static int write_named(const ck_where *w, hid_t f, const ts_ckpt_named *a, size_t n) {
+    hid_t g = create_group(w, f, NORMALIZERS_GROUP);
+    if (g < 0) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (write_array(w, g, a[i].name, a[i].ndim, a[i].shape, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, a[i].data))
+            goto fail;
+    CK_TRY(ck_close_id(&g), "closing group '%s/'", NORMALIZERS_GROUP);
+    return 0;
+fail:
+    ck_close_id(&g);
+    return -1;
+}
+
+/* A name becomes one link in a group: no '/', which would make subgroups. */
+static int check_name(const ck_where *w, const char *what, const char *name) {
+    if (!name || !name[0] || strchr(name, '/') || strcmp(name, ".") == 0)
+        return ck_fail(w, "%s name '%s' cannot be a dataset name (empty, '.' or containing '/')", what,
+                    name ? name : "(null)");
+    return 0;
+}
+
+static int check_meta(const ck_where *w, const ts_ckpt_meta *m) {
+    if (!m || !m->model_kind || !m->model_kind[0] || !m->config_json)
+        return ck_fail(w, "checkpoint metadata needs a model_kind and the configuration");
+    if (m->step < 0 || m->optimizer_step < 0 || m->data_position < 0)
+        return ck_fail(w, "negative step (%lld), optimizer_step (%lld) or data_position (%lld)", (long long)m->step,
+                    (long long)m->optimizer_step, (long long)m->data_position);
+    if (m->rng_seed > TS_RNG_SEED_MAX)
+        return ck_fail(w, "rng_seed %llu exceeds the RNG's 56 bits", (unsigned long long)m->rng_seed);
+    return 0;
+}
+
+/* A block the table says lives on a device cannot be written from here. */
+int ck_check_host_block(const ck_where *w, const ts_params *l, const float *block, const char *group) {
+    if (block && l->be && l->be->kind != TS_BACKEND_CPU && block == l->data)
+        return ck_fail(w, "the %s block lives on the %s device: download it to host memory first", group, l->be->name);
+    return 0;
+}
+
+int ck_check_named(const ck_where *w, const ts_ckpt_named *a, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (check_name(w, "normalizer", a[i].name)) return -1;
+        if (a[i].ndim < 0 || a[i].ndim > TS_PARAM_MAX_DIMS)
+            return ck_fail(w, "normalizer array '%s' has %d dimensions", a[i].name, a[i].ndim);
+        for (int d = 0; d < a[i].ndim; d++)
+            if (a[i].shape[d] < 0) return ck_fail(w, "normalizer array '%s' has a negative dimension", a[i].name);
+        if (!a[i].data) return ck_fail(w, "normalizer array '%s' has no data", a[i].name);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(a[i].name, a[j].name) == 0) return ck_fail(w, "normalizer array '%s' given twice", a[i].name);
+    }
+    return 0;
+}
+
+static int check_contents(const ck_where *w, const ts_ckpt_contents *c) {
+    if (!c || !c->layout || !c->params) return ck_fail(w, "a checkpoint needs a parameter layout and its block");
+    const ts_params *l = c->layout;
+    for (int i = 0; i < l->count; i++)
+        if (check_name(w, "parameter", l->entries[i].name)) return -1;
+    if (ck_check_host_block(w, l, c->params, TS_CKPT_PARAMS) || ck_check_host_block(w, l, c->ema, TS_CKPT_EMA) ||
+        ck_check_host_block(w, l, c->adam_m, TS_CKPT_ADAM_M) || ck_check_host_block(w, l, c->adam_v, TS_CKPT_ADAM_V))
+        return -1;
+    if (c->stats && c->stats->nstate > c->stats->nchan)
+        return ck_fail(w, "statistics with %zu state channels of %zu", c->stats->nstate, c->stats->nchan);
+    if (c->nnormalizers && !c->normalizers) return ck_fail(w, "%zu normalizer arrays but no table", c->nnormalizers);
+    return ck_check_named(w, c->normalizers, c->nnormalizers);
+}
+
+static hid_t create_part(const ck_where *w, const char *tmp) {
+    hid_t fcpl = H5I_INVALID_HID, fapl = H5I_INVALID_HID, f = H5I_INVALID_HID;
+    CK_TRY(fcpl = H5Pcreate(H5P_FILE_CREATE), "file creation properties");
+    CK_TRY(H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), "file creation properties");
+    CK_TRY(fapl = ck_strong_close_fapl(), "file access properties");
+    CK_TRY(f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl), "cannot create %s", tmp);
+    CK_TRY(ck_close_id(&fcpl), "file creation properties");
+    CK_TRY(ck_close_id(&fapl), "file access properties");
+    return f;
+fail:
+    ck_close_id(&f), ck_close_id(&fcpl), ck_close_id(&fapl);
+    return H5I_INVALID_HID;
+}
+
+static int write_contents(const ck_where *w, hid_t f, const ts_ckpt_meta *meta, const ts_ckpt_contents *c) {
+    const ts_params *l = c->layout;
+    if (write_root_attrs(w, f, meta) || write_block(w, f, TS_CKPT_PARAMS, l, c->params)) return -1;
+    if (c->ema && write_block(w, f, TS_CKPT_EMA, l, c->ema)) return -1;
+    if (c->adam_m && write_block(w, f, TS_CKPT_ADAM_M, l, c->adam_m)) return -1;
+    if (c->adam_v && write_block(w, f, TS_CKPT_ADAM_V, l, c->adam_v)) return -1;
+    if (c->stats && write_stats(w, f, c->stats)) return -1;
+    if (c->nnormalizers && write_named(w, f, c->normalizers, c->nnormalizers)) return -1;
+    return 0;
+}
+
+/* The bytes must be on disk before the rename makes them the checkpoint;
+ * otherwise a power cut can leave the new name pointing at a hole. */
+static int sync_file(const ck_where *w, const char *tmp) {
+    int fd = open(tmp, O_RDWR);
+    if (fd < 0) return ck_fail(w, "cannot open %s to sync it: %s", tmp, strerror(errno));
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return ck_fail(w, "cannot sync %s: %s", tmp, strerror(e));
+    }
+    if (close(fd) != 0) return ck_fail(w, "cannot close %s: %s", tmp, strerror(errno));
+    return 0;
+}
+
+/* Make the rename itself durable. Best effort: the checkpoint is already
+ * complete under its name, and some file systems refuse fsync on a folder. */
+static void sync_parent_dir(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return;
+    (void)fsync(fd);
+    close(fd);
+}
+
+int ts_ckpt_write(const char *path, const ts_ckpt_meta *meta, const ts_ckpt_contents *c, char *err, size_t cap) {
+    ck_where where = {path ? path : "(null)", err, cap}, *w = &where;
+    if (!path || !path[0]) return ck_fail(w, "no checkpoint path");
+    if (check_meta(w, meta) || check_contents(w, c) || ck_silence_hdf5(w)) return -1;
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.part", path) >= sizeof tmp) return ck_fail(w, "path too long");
+
+    hid_t f = create_part(w, tmp);
+    if (f < 0) return -1;
+    int rc = write_contents(w, f, meta, c);
+    if (!rc && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rc = ck_fail_h5(w, __FILE__, __LINE__, "flushing %s", tmp);
+    if (ck_close_id(&f) < 0 && !rc) rc = ck_fail_h5(w, __FILE__, __LINE__, "closing %s", tmp);
+    if (!rc) rc = sync_file(w, tmp);
+    if (!rc && rename(tmp, path) != 0) rc = ck_fail(w, "cannot rename %s into place: %s", tmp, strerror(errno));
+    if (rc) {
+        unlink(tmp); /* the old checkpoint, if any, was never touched */
+        return -1;
+    }
+    sync_parent_dir(path);
+    return 0;
+}
