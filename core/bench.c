@@ -132,13 +132,11 @@ static float *dev_random(const ts_backend *be, size_t n, uint64_t stream, float 
 
 static int check_shape(const ts_bench_shape *s, char *err, size_t cap) {
     if (s->dim % s->heads) {
-        snprintf(err, cap, "bench.heads = %d does not divide bench.dim = %d", s->heads, s->dim);
-        return -1;
+        return TS_FAIL(err, cap, "bench.heads = %d does not divide bench.dim = %d", s->heads, s->dim);
     }
     if (s->grid_h % s->window || s->grid_w % s->window) {
-        snprintf(err, cap, "bench.window = %d does not divide the grid %d x %d", s->window, s->grid_h,
+        return TS_FAIL(err, cap, "bench.window = %d does not divide the grid %d x %d", s->window, s->grid_h,
                  s->grid_w);
-        return -1;
     }
     return 0;
 }

@@ -48,11 +48,20 @@ void ts_log_event(const char *event, const char *fields_json);
 /* Fatal errors: print "tessera: error: <msg> (file:line)" on every rank that
  * hits it and exit with `code`. A hook set by the MPI layer may abort the job
  * instead of exiting one rank. */
-/* A library-style error: "<message> (<src>:<line>)" into err (one line, for
- * the caller to report); returns -1. FAIL(...) in a file that defines
- * `err` and `errcap` is the usual way to call it. */
+/* The error family. A library error is one line, "<message> (<file>:<line>)",
+ * written into the caller's buffer err (errcap bytes) for the caller to
+ * report; every check macro ends in ts_fail_at, which returns -1:
+ *   return TS_FAIL(err, errcap, fmt, ...);
+ *   TS_CHECK(cond, err, errcap, fmt, ...);    returns -1 unless cond
+ * The NetCDF and HDF5 variants are in io/io_error.h, the MPI one
+ * (TS_MPI_CHECK, fatal) in parallel/mpi_env.h. */
 int ts_fail_at(char *err, size_t errcap, const char *src, int line, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+#define TS_FAIL(err, errcap, ...) ts_fail_at((err), (errcap), __FILE__, __LINE__, __VA_ARGS__)
+#define TS_CHECK(cond, err, errcap, ...)                             \
+    do {                                                            \
+        if (!(cond)) return TS_FAIL((err), (errcap), __VA_ARGS__);  \
+    } while (0)
 
 TS_NORETURN void ts_fatal_at(const char *file, int line, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

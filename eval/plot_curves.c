@@ -61,8 +61,7 @@ static void add_row(run_log *r, double minutes) {
 static int read_log(const char *path, run_log *r, metric_set *m, char *err, size_t cap) {
     FILE *f = fopen(path, "r");
     if (!f) {
-        snprintf(err, cap, "%s: cannot open the training log", path);
-        return -1;
+        return TS_FAIL(err, cap, "%s: cannot open the training log", path);
     }
     char *line = NULL;
     size_t lcap = 0;
@@ -95,13 +94,11 @@ static int read_log(const char *path, run_log *r, metric_set *m, char *err, size
     free(line);
     fclose(f);
     if (lines == 0 || isnan(t0)) {
-        snprintf(err, cap, "%s: not a tessera JSON-lines log (no line with a time)", path);
-        return -1;
+        return TS_FAIL(err, cap, "%s: not a tessera JSON-lines log (no line with a time)", path);
     }
     if (values == 0) {
-        snprintf(err, cap, "%s: no validation in this log (train with train.val_start, or mesh validation trajectories)",
+        return TS_FAIL(err, cap, "%s: no validation in this log (train with train.val_start, or mesh validation trajectories)",
                  path);
-        return -1;
     }
     return 0;
 }
@@ -147,8 +144,7 @@ int ts_plot_learning_curves(const char *const *logs, const char *const *labels, 
     int rc = 0;
     memset(runs, 0, sizeof runs);
     if (nlogs == 0 || nlogs > MAX_LOGS) {
-        snprintf(err, cap, "plot.logs names %zu logs: give 1 to %d", nlogs, MAX_LOGS);
-        return -1;
+        return TS_FAIL(err, cap, "plot.logs names %zu logs: give 1 to %d", nlogs, MAX_LOGS);
     }
     for (; nruns < nlogs; nruns++) {
         run_log *r = &runs[nruns];

@@ -50,12 +50,10 @@ static int parse_hours(const char *text, int *out, int max, char *err, size_t ca
         char *end;
         long v = strtol(p, &end, 10);
         if (end == p || v <= 0 || v > 24 * 366) {
-            snprintf(err, cap, "stats.residual_hours = '%s': want positive whole hours, comma-separated", text);
-            return -1;
+            return TS_FAIL(err, cap, "stats.residual_hours = '%s': want positive whole hours, comma-separated", text);
         }
         if (n == max) {
-            snprintf(err, cap, "stats.residual_hours = '%s': at most %d steps", text, max);
-            return -1;
+            return TS_FAIL(err, cap, "stats.residual_hours = '%s': at most %d steps", text, max);
         }
         out[n++] = (int)v;
         p = end;

@@ -78,9 +78,8 @@ void ts_mesh_split(const ts_config *cfg, ts_mesh_set *train, ts_mesh_set *valid)
 static int file_fields(ts_mesh_file *f, const char *path, char *err, size_t cap) {
     const int dim = ts_mesh_file_dim(f);
     if (ts_mesh_file_channels(f, "velocity") != (size_t)dim) {
-        snprintf(err, cap, "%s has no %d-component dynamic field 'velocity' (its mesh is %d-D: mesh_pos (N, %d))", path,
+        return TS_FAIL(err, cap, "%s has no %d-component dynamic field 'velocity' (its mesh is %d-D: mesh_pos (N, %d))", path,
                  dim, dim, dim);
-        return -1;
     }
     return dim;
 }

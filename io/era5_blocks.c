@@ -352,8 +352,7 @@ int ts_era5_expand_files(const char *spec, char ***paths, size_t *npaths, char *
         p += len + (p[len] == ',');
     }
     if (n == 0) {
-        snprintf(err, errcap, "data.files is empty: name the ERA5 NetCDF files (paths or globs, comma-separated)");
-        return -1;
+        return TS_FAIL(err, errcap, "data.files is empty: name the ERA5 NetCDF files (paths or globs, comma-separated)");
     }
     qsort(out, n, sizeof *out, by_string);
     size_t k = 0;

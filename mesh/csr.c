@@ -70,15 +70,12 @@ static void sort_rows_and_compact(ts_csr *m) {
 int ts_csr_from_pairs(int64_t n_rows, int64_t n_cols, int64_t n_pairs, const int32_t *row, const int32_t *col,
                       ts_csr *out, char *err, size_t err_cap) {
     if (n_rows < 0 || n_rows > INT32_MAX || n_cols < 0 || n_cols > INT32_MAX || n_pairs < 0) {
-        if (err) snprintf(err, err_cap, "csr: bad shape %lld x %lld", (long long)n_rows, (long long)n_cols);
-        return -1;
+        return TS_FAIL(err, err_cap, "csr: bad shape %lld x %lld", (long long)n_rows, (long long)n_cols);
     }
     for (int64_t e = 0; e < n_pairs; e++)
         if (row[e] < 0 || row[e] >= n_rows || col[e] < 0 || col[e] >= n_cols) {
-            if (err)
-                snprintf(err, err_cap, "pair %lld is (%d, %d), outside %lld x %lld", (long long)e, (int)row[e],
+            return TS_FAIL(err, err_cap, "pair %lld is (%d, %d), outside %lld x %lld", (long long)e, (int)row[e],
                          (int)col[e], (long long)n_rows, (long long)n_cols);
-            return -1;
         }
     ts_csr_alloc(out, n_rows, n_cols, n_pairs);
     /* Counting sort by row, then each row on its own. */
@@ -157,21 +154,17 @@ int ts_csr_equal(const ts_csr *a, const ts_csr *b) {
 
 int ts_csr_check(const ts_csr *m, char *err, size_t err_cap) {
     if (m->n_rows < 0 || m->n_cols < 0 || m->n_cols > INT32_MAX || !m->rowptr || m->rowptr[0] != 0) {
-        if (err) snprintf(err, err_cap, "csr: bad shape %lld x %lld or row pointers", (long long)m->n_rows,
+        return TS_FAIL(err, err_cap, "csr: bad shape %lld x %lld or row pointers", (long long)m->n_rows,
                           (long long)m->n_cols);
-        return -1;
     }
     for (int64_t i = 0; i < m->n_rows; i++) {
         if (m->rowptr[i + 1] < m->rowptr[i]) {
-            if (err) snprintf(err, err_cap, "csr: row %lld ends before it starts", (long long)i);
-            return -1;
+            return TS_FAIL(err, err_cap, "csr: row %lld ends before it starts", (long long)i);
         }
         for (int64_t e = m->rowptr[i]; e < m->rowptr[i + 1]; e++) {
             if (m->col[e] < 0 || m->col[e] >= m->n_cols || (e > m->rowptr[i] && m->col[e] <= m->col[e - 1])) {
-                if (err)
-                    snprintf(err, err_cap, "csr: row %lld, entry %lld: column %d out of range or not ascending",
+                return TS_FAIL(err, err_cap, "csr: row %lld, entry %lld: column %d out of range or not ascending",
                              (long long)i, (long long)(e - m->rowptr[i]), (int)m->col[e]);
-                return -1;
             }
         }
     }

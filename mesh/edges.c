@@ -13,8 +13,7 @@ int ts_mesh_edges_from_cells(int64_t n_nodes, int64_t n_cells, int nodes_per_cel
         return -1;
     }
     if (n_nodes < 0 || n_nodes > INT32_MAX || n_cells < 0) {
-        if (err) snprintf(err, err_cap, "bad mesh size: %lld nodes, %lld cells", (long long)n_nodes, (long long)n_cells);
-        return -1;
+        return TS_FAIL(err, err_cap, "bad mesh size: %lld nodes, %lld cells", (long long)n_nodes, (long long)n_cells);
     }
     /* Check every cell before allocating, so the error names the first bad
      * cell whatever its size. */
@@ -22,10 +21,8 @@ int ts_mesh_edges_from_cells(int64_t n_nodes, int64_t n_cells, int nodes_per_cel
         for (int a = 0; a < k; a++) {
             int32_t v = cells[c * k + a];
             if (v < 0 || v >= n_nodes) {
-                if (err)
-                    snprintf(err, err_cap, "cell %lld names node %d, outside [0, %lld)", (long long)c, (int)v,
+                return TS_FAIL(err, err_cap, "cell %lld names node %d, outside [0, %lld)", (long long)c, (int)v,
                              (long long)n_nodes);
-                return -1;
             }
         }
     /* Both directions of each pair; the shared edges of neighbouring cells

@@ -41,10 +41,8 @@ static int bad_params(const ts_csr *near, int khop, int window, int dilation, in
     if (near->n_rows == near->n_cols && khop >= 1 && window >= 0 && dilation >= 1 && globals >= 0 &&
         near->n_rows + globals <= INT32_MAX)
         return 0;
-    if (err)
-        snprintf(err, err_cap, "mask: bad parameters (%lld x %lld mesh, khop %d, window %d, dilation %d, %d globals)",
+    return TS_FAIL(err, err_cap, "mask: bad parameters (%lld x %lld mesh, khop %d, window %d, dilation %d, %d globals)",
                  (long long)near->n_rows, (long long)near->n_cols, khop, window, dilation, globals);
-    return -1;
 }
 
 int ts_mesh_mask_from_near(const ts_csr *near, int window, int dilation, int globals, ts_csr *mask, char *err,

@@ -74,18 +74,15 @@ int ts_curve_order(const float *pos, int64_t n, int dim, ts_curve curve, int bit
     if (bits == 0) bits = TS_CURVE_BITS_DEFAULT;
     if ((dim != 2 && dim != 3) || n < 0 || n > INT32_MAX || bits < 1 || bits > (dim == 2 ? 32 : 21) ||
         (curve != TS_CURVE_HILBERT && curve != TS_CURVE_MORTON)) {
-        if (err)
-            snprintf(err, err_cap, "curve order: bad arguments (%lld nodes, %d dimensions, %d bits, curve %d)",
+        return TS_FAIL(err, err_cap, "curve order: bad arguments (%lld nodes, %d dimensions, %d bits, curve %d)",
                      (long long)n, dim, bits, (int)curve);
-        return -1;
     }
     double lo[3] = {0, 0, 0}, hi[3] = {0, 0, 0};
     for (int64_t i = 0; i < n; i++)
         for (int a = 0; a < dim; a++) {
             double x = pos[i * dim + a];
             if (!isfinite(x)) {
-                if (err) snprintf(err, err_cap, "node %lld has a non-finite position (axis %d)", (long long)i, a);
-                return -1;
+                return TS_FAIL(err, err_cap, "node %lld has a non-finite position (axis %d)", (long long)i, a);
             }
             if (i == 0 || x < lo[a]) lo[a] = x;
             if (i == 0 || x > hi[a]) hi[a] = x;

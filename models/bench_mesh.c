@@ -184,9 +184,8 @@ static int profile_step(mesh_bench *b, const ts_bench_mesh_shape *s, const ts_cs
 
 int ts_bench_mesh(const ts_backend *be, const ts_bench_mesh_shape *s, FILE *jsonl, char *err, size_t errcap) {
     if (be->kind != TS_BACKEND_CPU) {
-        snprintf(err, errcap, "the mesh model runs on the cpu backend only (its sparse attention has no %s kernel yet)",
+        return TS_FAIL(err, errcap, "the mesh model runs on the cpu backend only (its sparse attention has no %s kernel yet)",
                  be->name);
-        return -1;
     }
     mesh_bench b = {be, jsonl, 0, "", s->reps};
     int64_t side = (int64_t)ceil(sqrt((double)s->nodes)), N = side * side;

@@ -23,13 +23,11 @@ static int check_config(const ts_mesh_model_config *c, const ts_backend *be, cha
         return -1;
     }
     if (c->dim % c->heads) {
-        snprintf(err, cap, "model.heads = %d does not divide model.dim = %d", c->heads, c->dim);
-        return -1;
+        return TS_FAIL(err, cap, "model.heads = %d does not divide model.dim = %d", c->heads, c->dim);
     }
     if (be->kind != TS_BACKEND_CPU) {
-        snprintf(err, cap, "the mesh model runs on the CPU only (its sparse attention has no %s kernel yet): use "
+        return TS_FAIL(err, cap, "the mesh model runs on the CPU only (its sparse attention has no %s kernel yet): use "
                            "device=cpu", be->name);
-        return -1;
     }
     return 0;
 }
@@ -133,34 +131,29 @@ static int check_mask(const ts_csr *a, int64_t N, int64_t G, char *err, size_t c
         return -1;
     }
     if (T > INT32_MAX) {
-        snprintf(err, cap, "%lld tokens do not fit 32-bit column indices", (long long)T);
-        return -1;
+        return TS_FAIL(err, cap, "%lld tokens do not fit 32-bit column indices", (long long)T);
     }
     if (a->rowptr[0] != 0) {
-        snprintf(err, cap, "the attention mask's rowptr[0] is %lld, not 0", (long long)a->rowptr[0]);
-        return -1;
+        return TS_FAIL(err, cap, "the attention mask's rowptr[0] is %lld, not 0", (long long)a->rowptr[0]);
     }
     for (int64_t i = 0; i < T; i++) {
         int64_t b = a->rowptr[i], e = a->rowptr[i + 1];
         if (e < b) {
-            snprintf(err, cap, "the attention mask's rowptr decreases at row %lld", (long long)i);
-            return -1;
+            return TS_FAIL(err, cap, "the attention mask's rowptr decreases at row %lld", (long long)i);
         }
         for (int64_t t = b; t < e; t++)
             if (a->col[t] < 0 || a->col[t] >= T || (t > b && a->col[t] <= a->col[t - 1])) {
-                snprintf(err, cap, "the attention mask's row %lld has column %d out of range or out of order",
+                return TS_FAIL(err, cap, "the attention mask's row %lld has column %d out of range or out of order",
                          (long long)i, a->col[t]);
-                return -1;
             }
         /* columns ascend, so the globals N..T-1 are the last G of a node row, and a global row is everything */
         int64_t need = i < N ? G : T;
         int ok = e - b >= need;
         for (int64_t g = 0; ok && g < need; g++) ok = a->col[e - need + g] == T - need + g;
         if (!ok) {
-            snprintf(err, cap, "row %lld of the attention mask lacks %s", (long long)i,
+            return TS_FAIL(err, cap, "row %lld of the attention mask lacks %s", (long long)i,
                      i < N ? "some global tokens (every node attends to all of them)"
                            : "some tokens (a global token attends to all of them)");
-            return -1;
         }
     }
     return 0;
@@ -231,8 +224,7 @@ static void take_all(ts_mesh_model *m, ts_arena *a) {
 
 int ts_mesh_model_prepare(ts_mesh_model *m, int64_t n_nodes, const ts_csr *mask, char *err, size_t cap) {
     if (n_nodes < 1) {
-        snprintf(err, cap, "a graph of %lld mesh nodes", (long long)n_nodes);
-        return -1;
+        return TS_FAIL(err, cap, "a graph of %lld mesh nodes", (long long)n_nodes);
     }
     if (check_mask(mask, n_nodes, m->cfg.n_globals, err, cap)) return -1;
     free_graph(m);
@@ -253,14 +245,12 @@ int ts_mesh_model_prepare(ts_mesh_model *m, int64_t n_nodes, const ts_csr *mask,
 int ts_mesh_model_prepare_sp(ts_mesh_model *m, int64_t n_nodes, const ts_csr *mask, ts_mesh_sp *sp, char *err,
                              size_t cap) {
     if (n_nodes < 1) {
-        snprintf(err, cap, "a graph of %lld mesh nodes", (long long)n_nodes);
-        return -1;
+        return TS_FAIL(err, cap, "a graph of %lld mesh nodes", (long long)n_nodes);
     }
     if (check_mask(mask, n_nodes, m->cfg.n_globals, err, cap)) return -1;
     if (sp->chunk.n_nodes != n_nodes || sp->G != m->cfg.n_globals) {
-        snprintf(err, cap, "the sequence-parallel chunks were built for %lld nodes + %lld globals, the graph has %lld + %d",
+        return TS_FAIL(err, cap, "the sequence-parallel chunks were built for %lld nodes + %lld globals, the graph has %lld + %d",
                  (long long)sp->chunk.n_nodes, (long long)sp->G, (long long)n_nodes, m->cfg.n_globals);
-        return -1;
     }
     free_graph(m);
     m->N = n_nodes, m->T = n_nodes + m->cfg.n_globals;

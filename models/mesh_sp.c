@@ -18,9 +18,8 @@ int ts_mesh_sp_create(ts_mesh_sp *sp, MPI_Comm comm, const ts_csr *mask, int64_t
     sp->comm = comm;
     ts_par_comm_place(comm, &sp->rank, &sp->size);
     if (n_nodes < 1 || n_globals < 0 || mask->n_rows != n_nodes + n_globals || mask->n_cols != mask->n_rows) {
-        snprintf(err, cap, "sequence parallelism: a %lld x %lld mask for %lld nodes + %d global tokens",
+        return TS_FAIL(err, cap, "sequence parallelism: a %lld x %lld mask for %lld nodes + %d global tokens",
                  (long long)mask->n_rows, (long long)mask->n_cols, (long long)n_nodes, n_globals);
-        return -1;
     }
     const int P = sp->size;
     sp->start = ts_malloc(sizeof(int64_t) * ((size_t)P + 1));

@@ -14,21 +14,17 @@ static const double HALF_PI = 1.57079632679489661923;
 static int check_config(const ts_swin_config *c, char *err, size_t cap) {
     if (c->H < 1 || c->W < 1 || c->window < 1 || c->c_in < 1 || c->c_out < 1 || c->dim < 1 || c->heads < 1 ||
         c->hidden < 1 || c->depth < 1 || c->t_freq < 2) {
-        snprintf(err, cap, "model sizes must be positive (grid %dx%d, window %d, dim %d, heads %d, hidden %d, depth %d)",
+        return TS_FAIL(err, cap, "model sizes must be positive (grid %dx%d, window %d, dim %d, heads %d, hidden %d, depth %d)",
                  c->H, c->W, c->window, c->dim, c->heads, c->hidden, c->depth);
-        return -1;
     }
     if (c->H % c->window || c->W % c->window) {
-        snprintf(err, cap, "model.window = %d does not divide the grid %d x %d", c->window, c->H, c->W);
-        return -1;
+        return TS_FAIL(err, cap, "model.window = %d does not divide the grid %d x %d", c->window, c->H, c->W);
     }
     if (c->dim % c->heads) {
-        snprintf(err, cap, "model.heads = %d does not divide model.dim = %d", c->heads, c->dim);
-        return -1;
+        return TS_FAIL(err, cap, "model.heads = %d does not divide model.dim = %d", c->heads, c->dim);
     }
     if (c->t_freq % 2) {
-        snprintf(err, cap, "model.t_freq = %d: the size of the time embedding must be even", c->t_freq);
-        return -1;
+        return TS_FAIL(err, cap, "model.t_freq = %d: the size of the time embedding must be even", c->t_freq);
     }
     return 0;
 }
@@ -154,8 +150,7 @@ int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, 
     memset(m, 0, sizeof *m);
     if (check_config(cfg, err, cap)) return -1;
     if (B < 1) {
-        snprintf(err, cap, "batch of %d samples", B);
-        return -1;
+        return TS_FAIL(err, cap, "batch of %d samples", B);
     }
     m->cfg = *cfg, m->be = be, m->B = B;
     m->h = cfg->H, m->w = cfg->W, m->wp_y = m->wp_x = 1;

@@ -2,18 +2,17 @@
 
 #include <stdio.h>
 
+#include "core/log.h"
+
 int ts_win_check(const ts_win_geom *g, char *err, size_t cap) {
     if (g->H < 1 || g->W < 1 || g->wy < 1 || g->wx < 1) {
-        snprintf(err, cap, "grid %d x %d and window %d x %d must be positive", g->H, g->W, g->wy, g->wx);
-        return -1;
+        return TS_FAIL(err, cap, "grid %d x %d and window %d x %d must be positive", g->H, g->W, g->wy, g->wx);
     }
     if (g->H % g->wy || g->W % g->wx) {
-        snprintf(err, cap, "window %d x %d does not divide the grid %d x %d", g->wy, g->wx, g->H, g->W);
-        return -1;
+        return TS_FAIL(err, cap, "window %d x %d does not divide the grid %d x %d", g->wy, g->wx, g->H, g->W);
     }
     if (g->sy < 0 || g->sy >= g->wy || g->sx < 0 || g->sx >= g->wx) {
-        snprintf(err, cap, "shift (%d, %d) must lie inside the window %d x %d", g->sy, g->sx, g->wy, g->wx);
-        return -1;
+        return TS_FAIL(err, cap, "shift (%d, %d) must lie inside the window %d x %d", g->sy, g->sx, g->wy, g->wx);
     }
     return 0;
 }

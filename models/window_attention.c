@@ -8,8 +8,7 @@ int ts_wattn_plan_make(ts_wattn_plan *p, const ts_backend *be, const ts_win_geom
                        int C, int heads, char *err, size_t cap) {
     if (ts_win_check(g, err, cap)) return -1;
     if (heads < 1 || C % heads) {
-        snprintf(err, cap, "heads = %d does not divide dim = %d", heads, C);
-        return -1;
+        return TS_FAIL(err, cap, "heads = %d does not divide dim = %d", heads, C);
     }
     p->be = be;
     p->geom = *g;

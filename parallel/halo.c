@@ -38,9 +38,8 @@ int ts_halo_plan_create(ts_halo_plan *p, MPI_Comm comm, const int64_t *chunk_sta
     int any_bad = 0;
     TS_MPI_CHECK(MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, comm));
     if (any_bad) {
-        snprintf(err, errcap, "halo plan: %s halo list is not ascending remote node ids within the mesh",
+        return TS_FAIL(err, errcap, "halo plan: %s halo list is not ascending remote node ids within the mesh",
                  bad ? "this rank's" : "another rank's");
-        return -1;
     }
 
     /* what this rank reads from each owner, and what each reader reads from it */

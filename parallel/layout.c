@@ -1,8 +1,10 @@
 #include "parallel/layout.h"
-#include "parallel/mpi_env.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include "core/log.h"
+#include "parallel/mpi_env.h"
 
 const char *const TS_AXIS_NAMES[TS_AXIS_COUNT] = {"parallel.dp", "parallel.pp", "parallel.wp_y",
                                                   "parallel.wp_x", "parallel.sp"};
@@ -11,8 +13,7 @@ int ts_layout_check(const int size[TS_AXIS_COUNT], int world, char *err, size_t 
     long long product = 1;
     for (int a = 0; a < TS_AXIS_COUNT; a++) {
         if (size[a] < 1) {
-            snprintf(err, cap, "%s = %d: every layout axis needs at least 1 rank", TS_AXIS_NAMES[a], size[a]);
-            return -1;
+            return TS_FAIL(err, cap, "%s = %d: every layout axis needs at least 1 rank", TS_AXIS_NAMES[a], size[a]);
         }
         product *= size[a];
     }

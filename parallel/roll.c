@@ -43,17 +43,14 @@ size_t ts_roll_expected_bytes(int h, int w, int C, int sy, int sx, int wp_y, int
 
 static int roll_check_args(int h, int w, int C, int sy, int sx, char *err, size_t cap) {
     if (h < 1 || w < 1 || C < 1) {
-        snprintf(err, cap, "roll: block %d x %d x %d must have at least 1 row, column and channel", h, w, C);
-        return -1;
+        return TS_FAIL(err, cap, "roll: block %d x %d x %d must have at least 1 row, column and channel", h, w, C);
     }
     if (sy < 0 || sy >= h || sx < 0 || sx >= w) {
-        snprintf(err, cap, "roll: shift (%d, %d) must lie in [0, %d) x [0, %d), within one block", sy, sx, h, w);
-        return -1;
+        return TS_FAIL(err, cap, "roll: shift (%d, %d) must lie in [0, %d) x [0, %d), within one block", sy, sx, h, w);
     }
     /* Message counts are MPI ints; a strip is never larger than the block. */
     if ((size_t)h * (size_t)w * (size_t)C > (size_t)INT_MAX) {
-        snprintf(err, cap, "roll: block %d x %d x %d exceeds %d floats", h, w, C, INT_MAX);
-        return -1;
+        return TS_FAIL(err, cap, "roll: block %d x %d x %d exceeds %d floats", h, w, C, INT_MAX);
     }
     return 0;
 }
@@ -72,9 +69,8 @@ static int roll_check_agree(MPI_Comm comm, int ok, const int shape[5], char *err
     }
     for (int k = 1; k < 6; k++)
         if (r[k] != -r[6 + k]) {
-            snprintf(err, cap, "roll: ranks disagree on block h, w, C, sy, sx (argument %d ranges %d..%d)", k,
+            return TS_FAIL(err, cap, "roll: ranks disagree on block h, w, C, sy, sx (argument %d ranges %d..%d)", k,
                      r[k], -r[6 + k]);
-            return -1;
         }
     return 0;
 }
@@ -127,8 +123,7 @@ int ts_roll_plan_create(ts_roll_plan *plan, MPI_Comm comm, int h, int w, int C, 
     TS_MPI_CHECK(MPI_Topo_test(comm, &topo));
     if (topo == MPI_CART) TS_MPI_CHECK(MPI_Cartdim_get(comm, &ndims));
     if (topo != MPI_CART || ndims != 2) {
-        snprintf(err, cap, "roll: the communicator needs a 2-d Cartesian topology (WP_y x WP_x), like the layout's wp");
-        return -1;
+        return TS_FAIL(err, cap, "roll: the communicator needs a 2-d Cartesian topology (WP_y x WP_x), like the layout's wp");
     }
     int ok = roll_check_args(h, w, C, sy, sx, err, cap) == 0;
     if (roll_check_agree(comm, ok, (const int[5]){h, w, C, sy, sx}, err, cap)) return -1;

@@ -214,8 +214,7 @@ static int get_params(int nc, ts_qg_params *p, const char *path, char *err, size
             long long v;
             NC(nc_get_att_longlong(nc, NC_GLOBAL, name, &v));
             if (v < 0) {
-                snprintf(err, errcap, "%s: attribute %s is negative (%lld)", path, name, v);
-                return -1;
+                return TS_FAIL(err, errcap, "%s: attribute %s is negative (%lld)", path, name, v);
             }
             *(size_t *)field = (size_t)v;
             break;
@@ -249,9 +248,8 @@ static int check_format(int nc, const char *path, char *err, size_t errcap) {
     fmt[len] = '\0';
     NC(nc_get_att_int(nc, NC_GLOBAL, "format_version", &version));
     if (strcmp(fmt, RESTART_FORMAT) != 0 || version != RESTART_VERSION) {
-        snprintf(err, errcap, "%s: not a %s file of version %d (format '%s', version %d)", path, RESTART_FORMAT,
+        return TS_FAIL(err, errcap, "%s: not a %s file of version %d (format '%s', version %d)", path, RESTART_FORMAT,
                  RESTART_VERSION, fmt, version);
-        return -1;
     }
     return 0;
 fail:
@@ -265,8 +263,7 @@ static int check_dim(int nc, const char *name, size_t want, const char *path, ch
     NC(nc_inq_dimid(nc, name, &id));
     NC(nc_inq_dimlen(nc, id, &len));
     if (len != want) {
-        snprintf(err, errcap, "%s: dimension %s has %zu entries, its parameters say %zu", path, name, len, want);
-        return -1;
+        return TS_FAIL(err, errcap, "%s: dimension %s has %zu entries, its parameters say %zu", path, name, len, want);
     }
     return 0;
 fail:

@@ -124,8 +124,7 @@ static int open_year(year_files *yf, int64_t t, char *err, size_t errcap) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%s/era5_single_levels_%04d", o->out_dir, year_of(t));
         if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-            snprintf(err, errcap, "%s: cannot create the folder: %s", dir, strerror(errno));
-            return -1;
+            return TS_FAIL(err, errcap, "%s: cannot create the folder: %s", dir, strerror(errno));
         }
     }
     size_t nsingle = o->split_accum ? TISR_INDEX : NSINGLE_VARS;
@@ -198,21 +197,18 @@ static int advance(run_state *r, int64_t t, char *err, size_t errcap) {
     if (ts_qg_check_finite(r->m)) {
         char when[32];
         format_time(t, when, sizeof when);
-        snprintf(err, errcap, "synth-era5: the model state became NaN or infinite by %s (numerical instability)", when);
-        return -1;
+        return TS_FAIL(err, errcap, "synth-era5: the model state became NaN or infinite by %s (numerical instability)", when);
     }
     return 0;
 }
 
 static int check_opts(const ts_synth_era5_opts *o, char *err, size_t errcap) {
     if (o->step_hours <= 0 || 24 % o->step_hours || o->days <= 0 || o->spinup_days < 0 || o->start % 3600) {
-        snprintf(err, errcap, "synth-era5: need step_hours dividing 24, days > 0, spinup_days >= 0, start on the hour");
-        return -1;
+        return TS_FAIL(err, errcap, "synth-era5: need step_hours dividing 24, days > 0, spinup_days >= 0, start on the hour");
     }
     for (size_t i = 0; i < o->nrestart; i++)
         if (o->restart_times[i] % 3600 || (i && o->restart_times[i] <= o->restart_times[i - 1])) {
-            snprintf(err, errcap, "synth-era5: restart times must be whole hours in increasing order");
-            return -1;
+            return TS_FAIL(err, errcap, "synth-era5: restart times must be whole hours in increasing order");
         }
     return 0;
 }
@@ -221,14 +217,12 @@ int ts_synth_era5_run(const ts_synth_era5_opts *o, char *err, size_t errcap) {
     if (check_opts(o, err, errcap)) return -1;
     ts_qg_params p;
     if (ts_qg_params_default(&p, o->nlat, o->nlon)) {
-        snprintf(err, errcap, "synth-era5: no model resolution for a %zu x %zu grid", o->nlat, o->nlon);
-        return -1;
+        return TS_FAIL(err, errcap, "synth-era5: no model resolution for a %zu x %zu grid", o->nlat, o->nlon);
     }
     char why[1024];
     ts_qg *m = ts_qg_create(&p, why, sizeof why);
     if (!m) {
-        snprintf(err, errcap, "synth-era5: %s", why);
-        return -1;
+        return TS_FAIL(err, errcap, "synth-era5: %s", why);
     }
     int64_t step = (int64_t)o->step_hours * 3600, ntimes = (int64_t)o->days * 24 / o->step_hours;
     run_state r = {o, m, 0, ts_now(), ts_now(), o->start - (int64_t)o->spinup_days * 86400,
