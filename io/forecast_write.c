@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "io/io_error.h"
 
 #ifndef TESSERA_VERSION
 #define TESSERA_VERSION "unknown"
@@ -41,17 +42,7 @@ struct ts_forecast_writer {
     int complete;           /* renamed to path; nothing more to write */
 };
 
-/* ---- errors ------------------------------------------------------------------------- */
-
 /* One line: "<message> (<our file>:<line>)"; the message names the file. */
-#define FAIL(...) ts_fail_at(err, errcap, __FILE__, __LINE__, __VA_ARGS__)
-/* Every netCDF call goes through NC_TRY: file, the library's message, our line. */
-#define NC_TRY(file, call)                                                   \
-    do {                                                                     \
-        int nc_rc_ = (call);                                                 \
-        if (nc_rc_ != NC_NOERR) return FAIL("%s: %s", (file), nc_strerror(nc_rc_)); \
-    } while (0)
-
 /* ---- the spec ----------------------------------------------------------------------- */
 
 static int strictly_monotonic(const double *x, size_t n, int sign) {
@@ -63,31 +54,30 @@ static int strictly_monotonic(const double *x, size_t n, int sign) {
 }
 
 static int validate_sizes(const ts_forecast_spec *s, char *err, size_t errcap) {
-    if (!s->path || !*s->path) return FAIL("forecast file: no path given");
+    if (!s->path || !*s->path) return TS_FAIL(err, errcap, "forecast file: no path given");
     if (!s->nmembers || !s->ninits || !s->nsteps || !s->nlat || !s->nlon || !s->nvars)
-        return FAIL("%s: members, inits, steps, latitudes, longitudes and variables must all be > 0",
-                    s->path);
+        return TS_FAIL(err, errcap, "%s: members, inits, steps, latitudes, longitudes and variables must all be > 0", s->path);
     if (s->nmembers > INT_MAX || s->nsteps > INT_MAX)
-        return FAIL("%s: %zu members or %zu leads do not fit int32", s->path, s->nmembers, s->nsteps);
+        return TS_FAIL(err, errcap, "%s: %zu members or %zu leads do not fit int32", s->path, s->nmembers, s->nsteps);
     if (!s->init_times || !s->step_hours || !s->lat || !s->lon || !s->vars || !s->history ||
         (s->nlev && !s->levels))
-        return FAIL("%s: a coordinate array, the variables or the history text is missing", s->path);
+        return TS_FAIL(err, errcap, "%s: a coordinate array, the variables or the history text is missing", s->path);
     return 0;
 }
 
 static int validate_coords(const ts_forecast_spec *s, char *err, size_t errcap) {
     for (size_t i = 1; i < s->ninits; i++)
         if (s->init_times[i] <= s->init_times[i - 1])
-            return FAIL("%s: initial times must increase", s->path);
+            return TS_FAIL(err, errcap, "%s: initial times must increase", s->path);
     if (!strictly_monotonic(s->step_hours, s->nsteps, +1))
-        return FAIL("%s: lead hours must be finite and increase", s->path);
+        return TS_FAIL(err, errcap, "%s: lead hours must be finite and increase", s->path);
     if (!strictly_monotonic(s->lat, s->nlat, -1))
-        return FAIL("%s: latitudes must be finite and decrease (90 -> -90, as ERA5 stores them)", s->path);
+        return TS_FAIL(err, errcap, "%s: latitudes must be finite and decrease (90 -> -90, as ERA5 stores them)", s->path);
     if (!strictly_monotonic(s->lon, s->nlon, +1))
-        return FAIL("%s: longitudes must be finite and increase", s->path);
+        return TS_FAIL(err, errcap, "%s: longitudes must be finite and increase", s->path);
     if (s->nlev && !strictly_monotonic(s->levels, s->nlev, +1) &&
         !strictly_monotonic(s->levels, s->nlev, -1))
-        return FAIL("%s: pressure levels must be finite and monotonic", s->path);
+        return TS_FAIL(err, errcap, "%s: pressure levels must be finite and monotonic", s->path);
     return 0;
 }
 
@@ -103,15 +93,14 @@ static int validate_vars(const ts_forecast_spec *s, char *err, size_t errcap) {
     for (size_t v = 0; v < s->nvars; v++) {
         const ts_forecast_var *var = &s->vars[v];
         if (!var->name || !*var->name || strlen(var->name) > NC_MAX_NAME || !var->units || !var->long_name)
-            return FAIL("%s: variable %zu needs a name (at most %d characters), units and long_name",
-                        s->path, v, NC_MAX_NAME);
+            return TS_FAIL(err, errcap, "%s: variable %zu needs a name (at most %d characters), units and long_name", s->path, v, NC_MAX_NAME);
         if (is_coordinate_name(var->name))
-            return FAIL("%s: variable name '%s' is taken by a coordinate", s->path, var->name);
+            return TS_FAIL(err, errcap, "%s: variable name '%s' is taken by a coordinate", s->path, var->name);
         if (var->on_levels && !s->nlev)
-            return FAIL("%s: variable '%s' is on levels but no pressure levels are given", s->path, var->name);
+            return TS_FAIL(err, errcap, "%s: variable '%s' is on levels but no pressure levels are given", s->path, var->name);
         for (size_t u = 0; u < v; u++)
             if (!strcmp(s->vars[u].name, var->name))
-                return FAIL("%s: variable '%s' is listed twice", s->path, var->name);
+                return TS_FAIL(err, errcap, "%s: variable '%s' is listed twice", s->path, var->name);
     }
     return 0;
 }
@@ -186,18 +175,18 @@ static int put_text_atts(const char *file, int ncid, int varid, const text_att *
                          size_t errcap) {
     for (size_t i = 0; i < n; i++)
         if (atts[i].value)
-            NC_TRY(file, nc_put_att_text(ncid, varid, atts[i].key, strlen(atts[i].value), atts[i].value));
+            TS_NC_CHECK(nc_put_att_text(ncid, varid, atts[i].key, strlen(atts[i].value), atts[i].value), err, errcap, "%s", file);
     return 0;
 }
 
 static int def_dims(const char *file, int ncid, const ts_forecast_spec *s, dim_ids *d, char *err, size_t errcap) {
-    NC_TRY(file, nc_def_dim(ncid, "number", s->nmembers, &d->number));
-    NC_TRY(file, nc_def_dim(ncid, "time", s->ninits, &d->time));
-    NC_TRY(file, nc_def_dim(ncid, "step", s->nsteps, &d->step));
+    TS_NC_CHECK(nc_def_dim(ncid, "number", s->nmembers, &d->number), err, errcap, "%s", file);
+    TS_NC_CHECK(nc_def_dim(ncid, "time", s->ninits, &d->time), err, errcap, "%s", file);
+    TS_NC_CHECK(nc_def_dim(ncid, "step", s->nsteps, &d->step), err, errcap, "%s", file);
     d->level = -1;
-    if (s->nlev) NC_TRY(file, nc_def_dim(ncid, "pressure_level", s->nlev, &d->level));
-    NC_TRY(file, nc_def_dim(ncid, "latitude", s->nlat, &d->lat));
-    NC_TRY(file, nc_def_dim(ncid, "longitude", s->nlon, &d->lon));
+    if (s->nlev) TS_NC_CHECK(nc_def_dim(ncid, "pressure_level", s->nlev, &d->level), err, errcap, "%s", file);
+    TS_NC_CHECK(nc_def_dim(ncid, "latitude", s->nlat, &d->lat), err, errcap, "%s", file);
+    TS_NC_CHECK(nc_def_dim(ncid, "longitude", s->nlon, &d->lon), err, errcap, "%s", file);
     return 0;
 }
 
@@ -205,7 +194,7 @@ static int def_dims(const char *file, int ncid, const ts_forecast_spec *s, dim_i
 static int def_coord(const char *file, int ncid, const char *name, nc_type type, int ndims, const int *dims,
                      const text_att *atts, size_t natts, char *err, size_t errcap) {
     int varid;
-    NC_TRY(file, nc_def_var(ncid, name, type, ndims, dims, &varid));
+    TS_NC_CHECK(nc_def_var(ncid, name, type, ndims, dims, &varid), err, errcap, "%s", file);
     return put_text_atts(file, ncid, varid, atts, natts, err, errcap);
 }
 
@@ -254,19 +243,19 @@ static int def_data_var(const char *file, int ncid, const ts_forecast_var *v, co
     chunk[nd - 2] = nlat;
     chunk[nd - 1] = nlon;
     const float fill = NAN;
-    NC_TRY(file, nc_def_var(ncid, v->name, NC_FLOAT, nd, dims, varid));
-    NC_TRY(file, nc_def_var_chunking(ncid, *varid, NC_CHUNKED, chunk));
-    NC_TRY(file, nc_def_var_deflate(ncid, *varid, 1, 1, 1));
-    NC_TRY(file, nc_def_var_fill(ncid, *varid, 0, &fill));
+    TS_NC_CHECK(nc_def_var(ncid, v->name, NC_FLOAT, nd, dims, varid), err, errcap, "%s", file);
+    TS_NC_CHECK(nc_def_var_chunking(ncid, *varid, NC_CHUNKED, chunk), err, errcap, "%s", file);
+    TS_NC_CHECK(nc_def_var_deflate(ncid, *varid, 1, 1, 1), err, errcap, "%s", file);
+    TS_NC_CHECK(nc_def_var_fill(ncid, *varid, 0, &fill), err, errcap, "%s", file);
     /* Every write and read covers whole chunks, so a chunk cache would only
      * hold memory and delay the data reaching the file. */
-    NC_TRY(file, nc_set_var_chunk_cache(ncid, *varid, 0, 0, 0.75f));
+    TS_NC_CHECK(nc_set_var_chunk_cache(ncid, *varid, 0, 0, 0.75f), err, errcap, "%s", file);
     const text_att atts[] = {{"units", v->units}, {"long_name", v->long_name},
                              {"standard_name", v->standard_name}, {"coordinates", "valid_time"}};
     if (put_text_atts(file, ncid, *varid, atts, sizeof atts / sizeof atts[0], err, errcap)) return -1;
     if (v->grib_param_id) {
         const long long id = v->grib_param_id;
-        NC_TRY(file, nc_put_att_longlong(ncid, *varid, "GRIB_paramId", NC_INT64, 1, &id));
+        TS_NC_CHECK(nc_put_att_longlong(ncid, *varid, "GRIB_paramId", NC_INT64, 1, &id), err, errcap, "%s", file);
     }
     return 0;
 }
@@ -283,8 +272,8 @@ static int def_globals(const char *file, int ncid, const char *history, char *er
     };
     if (put_text_atts(file, ncid, NC_GLOBAL, atts, sizeof atts / sizeof atts[0], err, errcap)) return -1;
     const int version = FORMAT_VERSION, none = 0;
-    NC_TRY(file, nc_put_att_int(ncid, NC_GLOBAL, FORMAT_ATT, NC_INT, 1, &version));
-    NC_TRY(file, nc_put_att_int(ncid, NC_GLOBAL, COMPLETE_ATT, NC_INT, 1, &none));
+    TS_NC_CHECK(nc_put_att_int(ncid, NC_GLOBAL, FORMAT_ATT, NC_INT, 1, &version), err, errcap, "%s", file);
+    TS_NC_CHECK(nc_put_att_int(ncid, NC_GLOBAL, COMPLETE_ATT, NC_INT, 1, &none), err, errcap, "%s", file);
     return 0;
 }
 
@@ -300,23 +289,23 @@ static long long *valid_times(const ts_forecast_spec *s) {
 static int put_coord_double(const char *file, int ncid, const char *name, const double *x, char *err,
                             size_t errcap) {
     int varid;
-    NC_TRY(file, nc_inq_varid(ncid, name, &varid));
-    NC_TRY(file, nc_put_var_double(ncid, varid, x));
+    TS_NC_CHECK(nc_inq_varid(ncid, name, &varid), err, errcap, "%s", file);
+    TS_NC_CHECK(nc_put_var_double(ncid, varid, x), err, errcap, "%s", file);
     return 0;
 }
 
 static int put_coord_int(const char *file, int ncid, const char *name, const int *x, char *err, size_t errcap) {
     int varid;
-    NC_TRY(file, nc_inq_varid(ncid, name, &varid));
-    NC_TRY(file, nc_put_var_int(ncid, varid, x));
+    TS_NC_CHECK(nc_inq_varid(ncid, name, &varid), err, errcap, "%s", file);
+    TS_NC_CHECK(nc_put_var_int(ncid, varid, x), err, errcap, "%s", file);
     return 0;
 }
 
 static int put_coord_int64(const char *file, int ncid, const char *name, const long long *x, char *err,
                            size_t errcap) {
     int varid;
-    NC_TRY(file, nc_inq_varid(ncid, name, &varid));
-    NC_TRY(file, nc_put_var_longlong(ncid, varid, x));
+    TS_NC_CHECK(nc_inq_varid(ncid, name, &varid), err, errcap, "%s", file);
+    TS_NC_CHECK(nc_put_var_longlong(ncid, varid, x), err, errcap, "%s", file);
     return 0;
 }
 
@@ -347,9 +336,9 @@ static int create_error(const char *f, int rc, char *err, size_t errcap) {
     snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - f) : 1, slash ? f : ".");
     if (!dir[0]) snprintf(dir, sizeof dir, "/");
     struct stat st;
-    if (stat(dir, &st) != 0) return FAIL("%s: cannot create: folder %s: %s", f, dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) return FAIL("%s: cannot create: %s is not a folder", f, dir);
-    return FAIL("%s: cannot create: %s", f, nc_strerror(rc));
+    if (stat(dir, &st) != 0) return TS_FAIL(err, errcap, "%s: cannot create: folder %s: %s", f, dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return TS_FAIL(err, errcap, "%s: cannot create: %s is not a folder", f, dir);
+    return TS_FAIL(err, errcap, "%s: cannot create: %s", f, nc_strerror(rc));
 }
 
 static int define_part(ts_forecast_writer *w, const ts_forecast_spec *s, const char *f, char *err,
@@ -361,9 +350,9 @@ static int define_part(ts_forecast_writer *w, const ts_forecast_spec *s, const c
     for (size_t v = 0; v < s->nvars; v++)
         if (def_data_var(f, w->ncid, &s->vars[v], &d, s->nlat, s->nlon, &w->varid[v], err, errcap)) return -1;
     if (def_globals(f, w->ncid, s->history, err, errcap)) return -1;
-    NC_TRY(f, nc_enddef(w->ncid));
+    TS_NC_CHECK(nc_enddef(w->ncid), err, errcap, "%s", f);
     if (put_coords(f, w->ncid, s, err, errcap)) return -1;
-    NC_TRY(f, nc_sync(w->ncid));
+    TS_NC_CHECK(nc_sync(w->ncid), err, errcap, "%s", f);
     return 0;
 }
 
@@ -374,7 +363,7 @@ static int define_part(ts_forecast_writer *w, const ts_forecast_spec *s, const c
 static int create_part(ts_forecast_writer *w, const ts_forecast_spec *s, char *err, size_t errcap) {
     char *f = dup_cat(w->part, ".new");
     int bad = define_part(w, s, f, err, errcap);
-    if (!bad && rename(f, w->part) != 0) bad = FAIL("%s: cannot rename to %s: %s", f, w->part, strerror(errno));
+    if (!bad && rename(f, w->part) != 0) bad = TS_FAIL(err, errcap, "%s: cannot rename to %s: %s", f, w->part, strerror(errno));
     if (bad) {
         /* Already failing: the first error is the one to report. */
         if (w->ncid >= 0) (void)nc_close(w->ncid);
@@ -408,8 +397,8 @@ static int check_dim(ts_forecast_writer *w, const char *name, size_t want, int *
     size_t len;
     int rc = nc_inq_dimid(w->ncid, name, dimid);
     if (rc == NC_EBADDIM) return MISMATCH("it has no dimension '%s'", name);
-    NC_TRY(w->part, rc);
-    NC_TRY(w->part, nc_inq_dimlen(w->ncid, *dimid, &len));
+    TS_NC_CHECK(rc, err, errcap, "%s", w->part);
+    TS_NC_CHECK(nc_inq_dimlen(w->ncid, *dimid, &len), err, errcap, "%s", w->part);
     if (len != want) return MISMATCH("dimension '%s' has %zu entries, this forecast %zu", name, len, want);
     return 0;
 }
@@ -424,7 +413,7 @@ static int check_dims(ts_forecast_writer *w, dim_ids *d, char *err, size_t errca
         check_dim(w, "latitude", w->nlat, &d->lat, err, errcap) ||
         check_dim(w, "longitude", w->nlon, &d->lon, err, errcap))
         return -1;
-    NC_TRY(w->part, nc_inq_ndims(w->ncid, &ndims));
+    TS_NC_CHECK(nc_inq_ndims(w->ncid, &ndims), err, errcap, "%s", w->part);
     if (ndims != expect) return MISMATCH("it has %d dimensions, this forecast %d", ndims, expect);
     return 0;
 }
@@ -439,7 +428,7 @@ static int check_coord(ts_forecast_writer *w, const char *name, const double *wa
     int same = rc == NC_NOERR && memcmp(have, want, n * sizeof *have) == 0;
     free(have);
     if (rc == NC_ENOTVAR) return MISMATCH("it has no coordinate '%s'", name);
-    NC_TRY(w->part, rc);
+    TS_NC_CHECK(rc, err, errcap, "%s", w->part);
     return same ? 0 : MISMATCH("the '%s' values differ", name);
 }
 
@@ -464,10 +453,10 @@ static int check_var(ts_forecast_writer *w, size_t v, const dim_ids *d, char *er
     int nwant = data_dims(d, w->on_levels[v], want);
     int rc = nc_inq_varid(w->ncid, w->names[v], &w->varid[v]);
     if (rc == NC_ENOTVAR) return MISMATCH("it has no variable '%s'", w->names[v]);
-    NC_TRY(w->part, rc);
-    NC_TRY(w->part, nc_inq_varndims(w->ncid, w->varid[v], &ndims));
+    TS_NC_CHECK(rc, err, errcap, "%s", w->part);
+    TS_NC_CHECK(nc_inq_varndims(w->ncid, w->varid[v], &ndims), err, errcap, "%s", w->part);
     if (ndims != nwant) return MISMATCH("variable '%s' has %d dimensions, this forecast %d", w->names[v], ndims, nwant);
-    NC_TRY(w->part, nc_inq_var(w->ncid, w->varid[v], NULL, &type, NULL, have, NULL));
+    TS_NC_CHECK(nc_inq_var(w->ncid, w->varid[v], NULL, &type, NULL, have, NULL), err, errcap, "%s", w->part);
     if (type != NC_FLOAT || memcmp(have, want, (size_t)nwant * sizeof *have))
         return MISMATCH("variable '%s' has another type or dimension order", w->names[v]);
     return 0;
@@ -477,7 +466,7 @@ static int check_vars(ts_forecast_writer *w, const dim_ids *d, char *err, size_t
     int nvars, ncoords = w->nlev ? 7 : 6;
     for (size_t v = 0; v < w->nvars; v++)
         if (check_var(w, v, d, err, errcap)) return -1;
-    NC_TRY(w->part, nc_inq_nvars(w->ncid, &nvars));
+    TS_NC_CHECK(nc_inq_nvars(w->ncid, &nvars), err, errcap, "%s", w->part);
     if ((size_t)nvars != (size_t)ncoords + w->nvars)
         return MISMATCH("it holds %d variables with coordinates, this forecast %zu", nvars, ncoords + w->nvars);
     return 0;
@@ -487,20 +476,20 @@ static int check_history(ts_forecast_writer *w, const char *history, char *err, 
     size_t len;
     int rc = nc_inq_attlen(w->ncid, NC_GLOBAL, "history", &len);
     if (rc == NC_ENOTATT) return MISMATCH("it has no history attribute");
-    NC_TRY(w->part, rc);
+    TS_NC_CHECK(rc, err, errcap, "%s", w->part);
     if (len != strlen(history)) return MISMATCH("the resolved configuration in its history attribute differs");
     char *have = ts_malloc(len + 1);
     rc = nc_get_att_text(w->ncid, NC_GLOBAL, "history", have);
     int same = rc == NC_NOERR && memcmp(have, history, len) == 0;
     free(have);
-    NC_TRY(w->part, rc);
+    TS_NC_CHECK(rc, err, errcap, "%s", w->part);
     return same ? 0 : MISMATCH("history (the resolved configuration) differs");
 }
 
 static int read_int_att(ts_forecast_writer *w, const char *name, int *value, char *err, size_t errcap) {
     int rc = nc_get_att_int(w->ncid, NC_GLOBAL, name, value);
     if (rc == NC_ENOTATT) return MISMATCH("no %s attribute: not a tessera forecast file", name);
-    NC_TRY(w->part, rc);
+    TS_NC_CHECK(rc, err, errcap, "%s", w->part);
     return 0;
 }
 
@@ -509,16 +498,15 @@ static int resume_part(ts_forecast_writer *w, const ts_forecast_spec *s, char *e
     dim_ids d;
     int rc = nc_open(w->part, NC_WRITE, &w->ncid);
     if (rc != NC_NOERR)
-        return FAIL("%s: cannot resume this partial forecast: %s (is another job writing it? if not, it is "
-                    "damaged: delete it to start again)",
-                    w->part, nc_strerror(rc));
+        return TS_FAIL(err, errcap, "%s: cannot resume this partial forecast: %s (is another job writing it? if not, it is "
+                    "damaged: delete it to start again)", w->part, nc_strerror(rc));
     if (read_int_att(w, FORMAT_ATT, &version, err, errcap)) return -1;
     if (version != FORMAT_VERSION) return MISMATCH("format version %d, this writer %d", version, FORMAT_VERSION);
     if (check_dims(w, &d, err, errcap) || check_coords(w, s, err, errcap) || check_vars(w, &d, err, errcap) ||
         check_history(w, s->history, err, errcap) || read_int_att(w, COMPLETE_ATT, &done, err, errcap))
         return -1;
     if (done < 0 || (size_t)done > w->nstep) return MISMATCH("%s = %d is out of range", COMPLETE_ATT, done);
-    for (size_t v = 0; v < w->nvars; v++) NC_TRY(w->part, nc_set_var_chunk_cache(w->ncid, w->varid[v], 0, 0, 0.75f));
+    for (size_t v = 0; v < w->nvars; v++) TS_NC_CHECK(nc_set_var_chunk_cache(w->ncid, w->varid[v], 0, 0, 0.75f), err, errcap, "%s", w->part);
     w->leads_done = (size_t)done;
     return 0;
 }
@@ -530,16 +518,16 @@ static int resume_part(ts_forecast_writer *w, const ts_forecast_spec *s, char *e
 static int finish_file(ts_forecast_writer *w, char *err, size_t errcap) {
     int ncid = w->ncid;
     w->ncid = -1;
-    NC_TRY(w->part, nc_close(ncid));
+    TS_NC_CHECK(nc_close(ncid), err, errcap, "%s", w->part);
     int fd = open(w->part, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0) {
         int e = errno;
         if (fd >= 0) close(fd);
-        return FAIL("%s: cannot flush to disk: %s", w->part, strerror(e));
+        return TS_FAIL(err, errcap, "%s: cannot flush to disk: %s", w->part, strerror(e));
     }
     close(fd);
     if (rename(w->part, w->path) != 0)
-        return FAIL("%s: cannot rename to %s: %s", w->part, w->path, strerror(errno));
+        return TS_FAIL(err, errcap, "%s: cannot rename to %s: %s", w->part, w->path, strerror(errno));
     w->complete = 1;
     return 0;
 }
@@ -570,10 +558,9 @@ int ts_forecast_is_complete(const ts_forecast_writer *w) { return w->complete; }
 /* Common checks of write and read: the field exists and the file is open. */
 static int check_field(const ts_forecast_writer *w, size_t var, size_t member, size_t init, size_t lead,
                        const void *field, char *err, size_t errcap) {
-    if (w->complete) return FAIL("%s: the forecast is complete and closed", w->path);
+    if (w->complete) return TS_FAIL(err, errcap, "%s: the forecast is complete and closed", w->path);
     if (var >= w->nvars || member >= w->nmem || init >= w->ninit || lead >= w->nstep || !field)
-        return FAIL("%s: no field (variable %zu, member %zu, init %zu, lead %zu) in a file of %zu x %zu x %zu x %zu",
-                    w->part, var, member, init, lead, w->nvars, w->nmem, w->ninit, w->nstep);
+        return TS_FAIL(err, errcap, "%s: no field (variable %zu, member %zu, init %zu, lead %zu) in a file of %zu x %zu x %zu x %zu", w->part, var, member, init, lead, w->nvars, w->nmem, w->ninit, w->nstep);
     return 0;
 }
 
@@ -594,30 +581,28 @@ int ts_forecast_write(ts_forecast_writer *w, size_t var, size_t member, size_t i
     size_t start[MAX_DIMS], count[MAX_DIMS];
     if (check_field(w, var, member, init, lead, field, err, errcap)) return -1;
     if (lead != w->leads_done)
-        return FAIL("%s: writing lead %zu, but lead %zu is the next to complete", w->part, lead, w->leads_done);
+        return TS_FAIL(err, errcap, "%s: writing lead %zu, but lead %zu is the next to complete", w->part, lead, w->leads_done);
     field_region(w, var, member, init, lead, start, count);
-    NC_TRY(w->part, nc_put_vara_float(w->ncid, w->varid[var], start, count, field));
+    TS_NC_CHECK(nc_put_vara_float(w->ncid, w->varid[var], start, count, field), err, errcap, "%s", w->part);
     w->written[(var * w->nmem + member) * w->ninit + init] = 1;
     return 0;
 }
 
 int ts_forecast_lead_complete(ts_forecast_writer *w, size_t lead, char *err, size_t errcap) {
-    if (w->complete) return FAIL("%s: the forecast is already complete", w->path);
+    if (w->complete) return TS_FAIL(err, errcap, "%s: the forecast is already complete", w->path);
     if (lead != w->leads_done)
-        return FAIL("%s: lead %zu declared complete, but lead %zu is the next to complete", w->part, lead,
-                    w->leads_done);
+        return TS_FAIL(err, errcap, "%s: lead %zu declared complete, but lead %zu is the next to complete", w->part, lead, w->leads_done);
     for (size_t v = 0; v < w->nvars; v++)
         for (size_t m = 0; m < w->nmem; m++)
             for (size_t n = 0; n < w->ninit; n++)
                 if (!w->written[(v * w->nmem + m) * w->ninit + n])
-                    return FAIL("%s: lead %zu is not complete: '%s' of member %zu, init %zu is not written",
-                                w->part, lead, w->names[v], m, n);
+                    return TS_FAIL(err, errcap, "%s: lead %zu is not complete: '%s' of member %zu, init %zu is not written", w->part, lead, w->names[v], m, n);
     /* Data first, then the count: a kill between the two syncs leaves a
      * count that undercounts, never one that overcounts. */
     const int done = (int)lead + 1;
-    NC_TRY(w->part, nc_sync(w->ncid));
-    NC_TRY(w->part, nc_put_att_int(w->ncid, NC_GLOBAL, COMPLETE_ATT, NC_INT, 1, &done));
-    NC_TRY(w->part, nc_sync(w->ncid));
+    TS_NC_CHECK(nc_sync(w->ncid), err, errcap, "%s", w->part);
+    TS_NC_CHECK(nc_put_att_int(w->ncid, NC_GLOBAL, COMPLETE_ATT, NC_INT, 1, &done), err, errcap, "%s", w->part);
+    TS_NC_CHECK(nc_sync(w->ncid), err, errcap, "%s", w->part);
     memset(w->written, 0, w->nvars * w->nmem * w->ninit);
     w->leads_done = lead + 1;
     return w->leads_done == w->nstep ? finish_file(w, err, errcap) : 0;
@@ -628,9 +613,9 @@ int ts_forecast_read(ts_forecast_writer *w, size_t var, size_t member, size_t in
     size_t start[MAX_DIMS], count[MAX_DIMS];
     if (check_field(w, var, member, init, lead, field, err, errcap)) return -1;
     if (lead >= w->leads_done)
-        return FAIL("%s: lead %zu is not complete (%zu leads are)", w->part, lead, w->leads_done);
+        return TS_FAIL(err, errcap, "%s: lead %zu is not complete (%zu leads are)", w->part, lead, w->leads_done);
     field_region(w, var, member, init, lead, start, count);
-    NC_TRY(w->part, nc_get_vara_float(w->ncid, w->varid[var], start, count, field));
+    TS_NC_CHECK(nc_get_vara_float(w->ncid, w->varid[var], start, count, field), err, errcap, "%s", w->part);
     return 0;
 }
 
@@ -641,6 +626,6 @@ int ts_forecast_close(ts_forecast_writer *w, char *err, size_t errcap) {
     snprintf(part, sizeof part, "%s", w->part);
     if (ncid >= 0) rc = nc_close(ncid);
     writer_free(w);
-    NC_TRY(part, rc);
+    TS_NC_CHECK(rc, err, errcap, "%s", part);
     return 0;
 }
