@@ -42,7 +42,6 @@ struct ts_forecast_writer {
     int complete;           /* renamed to path; nothing more to write */
 };
 
-/* One line: "<message> (<our file>:<line>)"; the message names the file. */
 /* ---- the spec ----------------------------------------------------------------------- */
 
 static int strictly_monotonic(const double *x, size_t n, int sign) {
