@@ -169,6 +169,8 @@ int ts_fail_at(char *err, size_t errcap, const char *src, int line, const char *
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    for (char *c = msg; *c; c++) /* one line, whatever a library's message held */
+        if (*c == '\n' || *c == '\r') *c = ' ';
     if (err && errcap) snprintf(err, errcap, "%s (%s:%d)", msg, src, line);
     return -1;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "io/io_error.h"
 
 /* Packed layout (ERA5's int16 packing). -32767 is both _FillValue and
  * missing_value, so real data uses [-32766, 32767]. */
@@ -49,42 +50,8 @@ struct ts_era5_writer {
     size_t errcap;
 };
 
-/* "io/era5_write.c" rather than the absolute path the compiler was given. */
-static const char *src_name(const char *file) {
-    const char *last = strrchr(file, '/');
-    if (!last) return file;
-    const char *p = last;
-    while (p > file && p[-1] != '/') p--;
-    return p;
-}
-
-__attribute__((format(printf, 2, 3))) static int fail(ts_era5_writer *w, const char *fmt, ...) {
-    if (w->err && w->errcap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(w->err, w->errcap, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-/* One line: the file, the variable, the netCDF function, its message, and
- * our source line. `call` is the stringified call; its name is the text
- * before the parenthesis. */
-static int nc_fail(ts_era5_writer *w, int rc, const char *what, const char *call, int line) {
-    int n = (int)strcspn(call, "( ");
-    return fail(w, "%s: %s: %.*s: %s (%s:%d)", w->tmp_path, what, n, call, nc_strerror(rc),
-                src_name(__FILE__), line);
-}
-
-#define NC_CHECK(w, what, call)                                                  \
-    do {                                                                         \
-        int rc_ = (call);                                                        \
-        if (rc_ != NC_NOERR) return nc_fail((w), rc_, (what), #call, __LINE__); \
-    } while (0)
-
 static int put_text(ts_era5_writer *w, int varid, const char *what, const char *name, const char *text) {
-    NC_CHECK(w, what, nc_put_att_text(w->ncid, varid, name, strlen(text), text));
+    TS_NC_CHECK(nc_put_att_text(w->ncid, varid, name, strlen(text), text), w->err, w->errcap, "%s: %s", w->tmp_path, what);
     return 0;
 }
 
@@ -100,31 +67,29 @@ static char *dup_str(const char *s) {
 static int check_var(ts_era5_writer *w, const ts_era5_file_spec *s, size_t v) {
     const ts_era5_var *var = &s->vars[v];
     if (!var->name || !var->name[0] || !var->units || !var->long_name)
-        return fail(w, "%s: variable %zu: name, units and long_name are required", s->path, v);
+        return TS_FAIL(w->err, w->errcap, "%s: variable %zu: name, units and long_name are required", s->path, v);
     for (size_t u = 0; u < v; u++)
         if (strcmp(s->vars[u].name, var->name) == 0)
-            return fail(w, "%s: variable %s listed twice", s->path, var->name);
+            return TS_FAIL(w->err, w->errcap, "%s: variable %s listed twice", s->path, var->name);
     if (var->on_levels && s->nlev == 0)
-        return fail(w, "%s: variable %s is on pressure levels but the file has none", s->path, var->name);
+        return TS_FAIL(w->err, w->errcap, "%s: variable %s is on pressure levels but the file has none", s->path, var->name);
     if (s->layout == TS_ERA5_LAYOUT_PACKED &&
         !(isfinite(var->pack_min) && isfinite(var->pack_max) && var->pack_max > var->pack_min))
-        return fail(w, "%s: variable %s: packing range [%g, %g] is empty (set pack_min < pack_max)", s->path,
-                    var->name, var->pack_min, var->pack_max);
+        return TS_FAIL(w->err, w->errcap, "%s: variable %s: packing range [%g, %g] is empty (set pack_min < pack_max)", s->path, var->name, var->pack_min, var->pack_max);
     return 0;
 }
 
 static int check_spec(ts_era5_writer *w, const ts_era5_file_spec *s) {
-    if (!s->path || !s->path[0]) return fail(w, "era5 writer: no path given");
+    if (!s->path || !s->path[0]) return TS_FAIL(w->err, w->errcap, "era5 writer: no path given");
     if (s->layout != TS_ERA5_LAYOUT_CDS && s->layout != TS_ERA5_LAYOUT_PACKED)
-        return fail(w, "%s: unknown layout %d", s->path, (int)s->layout);
+        return TS_FAIL(w->err, w->errcap, "%s: unknown layout %d", s->path, (int)s->layout);
     if (!s->nlat || !s->nlon || !s->lat || !s->lon)
-        return fail(w, "%s: latitude and longitude are required", s->path);
-    if (s->nlev && !s->levels) return fail(w, "%s: %zu levels but no level values", s->path, s->nlev);
-    if (!s->nvars || !s->vars) return fail(w, "%s: no variables to write", s->path);
+        return TS_FAIL(w->err, w->errcap, "%s: latitude and longitude are required", s->path);
+    if (s->nlev && !s->levels) return TS_FAIL(w->err, w->errcap, "%s: %zu levels but no level values", s->path, s->nlev);
+    if (!s->nvars || !s->vars) return TS_FAIL(w->err, w->errcap, "%s: no variables to write", s->path);
     for (size_t k = 0; k < s->nlev; k++) /* the packed layout stores levels as int32 millibars */
         if (s->layout == TS_ERA5_LAYOUT_PACKED && (s->levels[k] != floor(s->levels[k]) || s->levels[k] <= 0))
-            return fail(w, "%s: level %g hPa is not a positive whole number (packed layout stores int)", s->path,
-                        s->levels[k]);
+            return TS_FAIL(w->err, w->errcap, "%s: level %g hPa is not a positive whole number (packed layout stores int)", s->path, s->levels[k]);
     for (size_t v = 0; v < s->nvars; v++)
         if (check_var(w, s, v)) return -1;
     return 0;
@@ -137,7 +102,7 @@ static const char *direction(const double *x, size_t n) { return n > 1 && x[1] >
 
 static int def_coord(ts_era5_writer *w, const char *name, nc_type type, int dimid, const char *units,
                      const char *long_name, const char *standard_name, int *varid) {
-    NC_CHECK(w, name, nc_def_var(w->ncid, name, type, 1, &dimid, varid));
+    TS_NC_CHECK(nc_def_var(w->ncid, name, type, 1, &dimid, varid), w->err, w->errcap, "%s: %s", w->tmp_path, name);
     if (units && put_text(w, *varid, name, "units", units)) return -1;
     if (long_name && put_text(w, *varid, name, "long_name", long_name)) return -1;
     if (standard_name && put_text(w, *varid, name, "standard_name", standard_name)) return -1;
@@ -153,21 +118,21 @@ static int def_dims(ts_era5_writer *w, const ts_era5_file_spec *s, file_ids *id)
     int cds = s->layout == TS_ERA5_LAYOUT_CDS;
     id->lev = -1;
     if (cds) { /* the CDS's order: valid_time, pressure_level, latitude, longitude */
-        NC_CHECK(w, "valid_time", nc_def_dim(w->ncid, "valid_time", NC_UNLIMITED, &id->time));
-        if (s->nlev) NC_CHECK(w, "pressure_level", nc_def_dim(w->ncid, "pressure_level", s->nlev, &id->lev));
-        NC_CHECK(w, "latitude", nc_def_dim(w->ncid, "latitude", s->nlat, &id->lat));
-        NC_CHECK(w, "longitude", nc_def_dim(w->ncid, "longitude", s->nlon, &id->lon));
+        TS_NC_CHECK(nc_def_dim(w->ncid, "valid_time", NC_UNLIMITED, &id->time), w->err, w->errcap, "%s: %s", w->tmp_path, "valid_time");
+        if (s->nlev) TS_NC_CHECK(nc_def_dim(w->ncid, "pressure_level", s->nlev, &id->lev), w->err, w->errcap, "%s: %s", w->tmp_path, "pressure_level");
+        TS_NC_CHECK(nc_def_dim(w->ncid, "latitude", s->nlat, &id->lat), w->err, w->errcap, "%s: %s", w->tmp_path, "latitude");
+        TS_NC_CHECK(nc_def_dim(w->ncid, "longitude", s->nlon, &id->lon), w->err, w->errcap, "%s: %s", w->tmp_path, "longitude");
     } else { /* the old files define longitude, latitude, level, time */
-        NC_CHECK(w, "longitude", nc_def_dim(w->ncid, "longitude", s->nlon, &id->lon));
-        NC_CHECK(w, "latitude", nc_def_dim(w->ncid, "latitude", s->nlat, &id->lat));
-        if (s->nlev) NC_CHECK(w, "level", nc_def_dim(w->ncid, "level", s->nlev, &id->lev));
-        NC_CHECK(w, "time", nc_def_dim(w->ncid, "time", NC_UNLIMITED, &id->time));
+        TS_NC_CHECK(nc_def_dim(w->ncid, "longitude", s->nlon, &id->lon), w->err, w->errcap, "%s: %s", w->tmp_path, "longitude");
+        TS_NC_CHECK(nc_def_dim(w->ncid, "latitude", s->nlat, &id->lat), w->err, w->errcap, "%s: %s", w->tmp_path, "latitude");
+        if (s->nlev) TS_NC_CHECK(nc_def_dim(w->ncid, "level", s->nlev, &id->lev), w->err, w->errcap, "%s: %s", w->tmp_path, "level");
+        TS_NC_CHECK(nc_def_dim(w->ncid, "time", NC_UNLIMITED, &id->time), w->err, w->errcap, "%s: %s", w->tmp_path, "time");
     }
     return 0;
 }
 
 static int def_cds_coords(ts_era5_writer *w, const ts_era5_file_spec *s, file_ids *id) {
-    NC_CHECK(w, "number", nc_def_var(w->ncid, "number", NC_INT64, 0, NULL, &id->number_var));
+    TS_NC_CHECK(nc_def_var(w->ncid, "number", NC_INT64, 0, NULL, &id->number_var), w->err, w->errcap, "%s: %s", w->tmp_path, "number");
     if (put_text(w, id->number_var, "number", "long_name", "ensemble member numerical id") ||
         put_text(w, id->number_var, "number", "units", "1") ||
         put_text(w, id->number_var, "number", "standard_name", "realization"))
@@ -183,7 +148,7 @@ static int def_cds_coords(ts_era5_writer *w, const ts_era5_file_spec *s, file_id
         put_text(w, id->lat_var, "latitude", "stored_direction", direction(s->lat, s->nlat)) ||
         def_coord(w, "longitude", NC_DOUBLE, id->lon, "degrees_east", "longitude", "longitude", &id->lon_var))
         return -1;
-    NC_CHECK(w, "expver", nc_def_var(w->ncid, "expver", NC_STRING, 1, &id->time, &w->expver_varid));
+    TS_NC_CHECK(nc_def_var(w->ncid, "expver", NC_STRING, 1, &id->time, &w->expver_varid), w->err, w->errcap, "%s: %s", w->tmp_path, "expver");
     return put_text(w, w->expver_varid, "expver", "long_name", "experiment version");
 }
 
@@ -217,15 +182,15 @@ static int def_cds_var(ts_era5_writer *w, const ts_era5_var *var, const file_ids
     if (var->on_levels) dims[nd] = id->lev, chunk[nd++] = 1;
     dims[nd] = id->lat, chunk[nd++] = w->nlat;
     dims[nd] = id->lon, chunk[nd++] = w->nlon;
-    NC_CHECK(w, var->name, nc_def_var(w->ncid, var->name, NC_FLOAT, nd, dims, &out->varid));
-    NC_CHECK(w, var->name, nc_def_var_chunking(w->ncid, out->varid, NC_CHUNKED, chunk));
-    NC_CHECK(w, var->name, nc_def_var_deflate(w->ncid, out->varid, 1, 1, 1));
+    TS_NC_CHECK(nc_def_var(w->ncid, var->name, NC_FLOAT, nd, dims, &out->varid), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
+    TS_NC_CHECK(nc_def_var_chunking(w->ncid, out->varid, NC_CHUNKED, chunk), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
+    TS_NC_CHECK(nc_def_var_deflate(w->ncid, out->varid, 1, 1, 1), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
     const float nan_fill = NAN;
-    NC_CHECK(w, var->name, nc_put_att_float(w->ncid, out->varid, "_FillValue", NC_FLOAT, 1, &nan_fill));
+    TS_NC_CHECK(nc_put_att_float(w->ncid, out->varid, "_FillValue", NC_FLOAT, 1, &nan_fill), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
     if (def_var_attrs(w, var, out->varid)) return -1;
     if (var->grib_param_id) {
         long long id64 = var->grib_param_id;
-        NC_CHECK(w, var->name, nc_put_att_longlong(w->ncid, out->varid, "GRIB_paramId", NC_INT64, 1, &id64));
+        TS_NC_CHECK(nc_put_att_longlong(w->ncid, out->varid, "GRIB_paramId", NC_INT64, 1, &id64), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
     }
     return put_text(w, out->varid, var->name, "coordinates", "number expver");
 }
@@ -238,14 +203,14 @@ static int def_packed_var(ts_era5_writer *w, const ts_era5_var *var, const file_
     if (var->on_levels) dims[nd++] = id->lev;
     dims[nd++] = id->lat;
     dims[nd++] = id->lon;
-    NC_CHECK(w, var->name, nc_def_var(w->ncid, var->name, NC_SHORT, nd, dims, &out->varid));
+    TS_NC_CHECK(nc_def_var(w->ncid, var->name, NC_SHORT, nd, dims, &out->varid), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
     out->scale = (var->pack_max - var->pack_min) / PACK_STEPS;
     out->offset = 0.5 * (var->pack_max + var->pack_min);
     const short fill = PACK_FILL;
-    NC_CHECK(w, var->name, nc_put_att_double(w->ncid, out->varid, "scale_factor", NC_DOUBLE, 1, &out->scale));
-    NC_CHECK(w, var->name, nc_put_att_double(w->ncid, out->varid, "add_offset", NC_DOUBLE, 1, &out->offset));
-    NC_CHECK(w, var->name, nc_put_att_short(w->ncid, out->varid, "_FillValue", NC_SHORT, 1, &fill));
-    NC_CHECK(w, var->name, nc_put_att_short(w->ncid, out->varid, "missing_value", NC_SHORT, 1, &fill));
+    TS_NC_CHECK(nc_put_att_double(w->ncid, out->varid, "scale_factor", NC_DOUBLE, 1, &out->scale), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
+    TS_NC_CHECK(nc_put_att_double(w->ncid, out->varid, "add_offset", NC_DOUBLE, 1, &out->offset), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
+    TS_NC_CHECK(nc_put_att_short(w->ncid, out->varid, "_FillValue", NC_SHORT, 1, &fill), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
+    TS_NC_CHECK(nc_put_att_short(w->ncid, out->varid, "missing_value", NC_SHORT, 1, &fill), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
     return def_var_attrs(w, var, out->varid);
 }
 
@@ -259,12 +224,12 @@ static int def_globals(ts_era5_writer *w, const ts_era5_file_spec *s) {
 }
 
 static int put_coords(ts_era5_writer *w, const ts_era5_file_spec *s, const file_ids *id) {
-    NC_CHECK(w, "latitude", nc_put_var_double(w->ncid, id->lat_var, s->lat)); /* converts for float coords */
-    NC_CHECK(w, "longitude", nc_put_var_double(w->ncid, id->lon_var, s->lon));
-    if (s->nlev) NC_CHECK(w, "level", nc_put_var_double(w->ncid, id->lev_var, s->levels));
+    TS_NC_CHECK(nc_put_var_double(w->ncid, id->lat_var, s->lat), w->err, w->errcap, "%s: %s", w->tmp_path, "latitude"); /* converts for float coords */
+    TS_NC_CHECK(nc_put_var_double(w->ncid, id->lon_var, s->lon), w->err, w->errcap, "%s: %s", w->tmp_path, "longitude");
+    if (s->nlev) TS_NC_CHECK(nc_put_var_double(w->ncid, id->lev_var, s->levels), w->err, w->errcap, "%s: %s", w->tmp_path, "level");
     if (id->number_var >= 0) {
         const long long zero = 0; /* the CDS's deterministic reanalysis is member 0 */
-        NC_CHECK(w, "number", nc_put_var_longlong(w->ncid, id->number_var, &zero));
+        TS_NC_CHECK(nc_put_var_longlong(w->ncid, id->number_var, &zero), w->err, w->errcap, "%s: %s", w->tmp_path, "number");
     }
     return 0;
 }
@@ -280,9 +245,9 @@ static int define_file(ts_era5_writer *w, const ts_era5_file_spec *s) {
     if (def_globals(w, s)) return -1;
     if (!cds) { /* every value of every record is written, so prefilling is wasted I/O */
         int old;
-        NC_CHECK(w, "file", nc_set_fill(w->ncid, NC_NOFILL, &old));
+        TS_NC_CHECK(nc_set_fill(w->ncid, NC_NOFILL, &old), w->err, w->errcap, "%s: %s", w->tmp_path, "file");
     }
-    NC_CHECK(w, "file", nc_enddef(w->ncid));
+    TS_NC_CHECK(nc_enddef(w->ncid), w->err, w->errcap, "%s: %s", w->tmp_path, "file");
     return put_coords(w, s, &id);
 }
 
@@ -320,7 +285,7 @@ static ts_era5_writer *new_writer(const ts_era5_file_spec *s) {
 ts_era5_writer *ts_era5_create(const ts_era5_file_spec *spec, char *err, size_t errcap) {
     ts_era5_writer probe = {.err = err, .errcap = errcap, .tmp_path = "era5 writer"};
     if (!spec) {
-        fail(&probe, "era5 writer: no file spec given");
+        TS_FAIL(err, errcap, "era5 writer: no file spec given");
         return NULL;
     }
     if (check_spec(&probe, spec)) return NULL;
@@ -330,7 +295,7 @@ ts_era5_writer *ts_era5_create(const ts_era5_file_spec *spec, char *err, size_t 
     int mode = spec->layout == TS_ERA5_LAYOUT_CDS ? NC_NETCDF4 | NC_CLOBBER : NC_64BIT_OFFSET | NC_CLOBBER;
     int rc = nc_create(w->tmp_path, mode, &w->ncid);
     if (rc != NC_NOERR) {
-        nc_fail(w, rc, "file", "nc_create", __LINE__);
+        ts_nc_fail_at(w->err, w->errcap, rc, "nc_create", __FILE__, __LINE__, "%s: file", w->tmp_path);
         free_writer(w);
         return NULL;
     }
@@ -354,8 +319,7 @@ static int check_pack_range(ts_era5_writer *w, const wvar *v, const float *x, in
     const double half = 0.5 * v->scale;
     for (size_t i = 0, n = field_size(w, v); i < n; i++)
         if (!isnan(x[i]) && !(x[i] >= v->pack_min - half && x[i] <= v->pack_max + half))
-            return fail(w, "%s: variable %s at valid time %lld: value %g is outside its packing range [%g, %g]",
-                        w->tmp_path, v->name, (long long)t, x[i], v->pack_min, v->pack_max);
+            return TS_FAIL(w->err, w->errcap, "%s: variable %s at valid time %lld: value %g is outside its packing range [%g, %g]", w->tmp_path, v->name, (long long)t, x[i], v->pack_min, v->pack_max);
     return 0;
 }
 
@@ -387,13 +351,13 @@ static int put_time(ts_era5_writer *w, int64_t t) {
         long long t64 = t;
         static const char expver[] = "0001"; /* ERA5 final, as the CDS labels it */
         const char *ev = expver;
-        NC_CHECK(w, "valid_time", nc_put_vara_longlong(w->ncid, w->time_varid, &start, &one, &t64));
-        NC_CHECK(w, "expver", nc_put_vara_string(w->ncid, w->expver_varid, &start, &one, &ev));
+        TS_NC_CHECK(nc_put_vara_longlong(w->ncid, w->time_varid, &start, &one, &t64), w->err, w->errcap, "%s: %s", w->tmp_path, "valid_time");
+        TS_NC_CHECK(nc_put_vara_string(w->ncid, w->expver_varid, &start, &one, &ev), w->err, w->errcap, "%s: %s", w->tmp_path, "expver");
         return 0;
     }
     int hours;
     hours_since_1900(t, &hours); /* checked by ts_era5_append */
-    NC_CHECK(w, "time", nc_put_vara_int(w->ncid, w->time_varid, &start, &one, &hours));
+    TS_NC_CHECK(nc_put_vara_int(w->ncid, w->time_varid, &start, &one, &hours), w->err, w->errcap, "%s: %s", w->tmp_path, "time");
     return 0;
 }
 
@@ -403,28 +367,26 @@ static int put_var(ts_era5_writer *w, const wvar *v, const float *field) {
     count[nd++] = w->nlat;
     count[nd++] = w->nlon;
     if (w->layout == TS_ERA5_LAYOUT_CDS) {
-        NC_CHECK(w, v->name, nc_put_vara_float(w->ncid, v->varid, start, count, field));
+        TS_NC_CHECK(nc_put_vara_float(w->ncid, v->varid, start, count, field), w->err, w->errcap, "%s: %s", w->tmp_path, v->name);
         return 0;
     }
     pack_field(w, v, field);
-    NC_CHECK(w, v->name, nc_put_vara_short(w->ncid, v->varid, start, count, w->packed));
+    TS_NC_CHECK(nc_put_vara_short(w->ncid, v->varid, start, count, w->packed), w->err, w->errcap, "%s: %s", w->tmp_path, v->name);
     return 0;
 }
 
 int ts_era5_append(ts_era5_writer *w, int64_t valid_time_unix, const float *const *fields, char *err,
                    size_t errcap) {
     w->err = err, w->errcap = errcap;
-    if (w->ncid < 0) return fail(w, "%s: append after close", w->tmp_path);
+    if (w->ncid < 0) return TS_FAIL(w->err, w->errcap, "%s: append after close", w->tmp_path);
     if (w->ntime > 0 && valid_time_unix <= w->last_time)
-        return fail(w, "%s: valid time %lld does not follow the previous one (%lld); times must increase",
-                    w->tmp_path, (long long)valid_time_unix, (long long)w->last_time);
+        return TS_FAIL(w->err, w->errcap, "%s: valid time %lld does not follow the previous one (%lld); times must increase", w->tmp_path, (long long)valid_time_unix, (long long)w->last_time);
     for (size_t v = 0; v < w->nvars; v++)
-        if (!fields || !fields[v]) return fail(w, "%s: variable %s: no data given", w->tmp_path, w->vars[v].name);
+        if (!fields || !fields[v]) return TS_FAIL(w->err, w->errcap, "%s: variable %s: no data given", w->tmp_path, w->vars[v].name);
     if (w->layout == TS_ERA5_LAYOUT_PACKED) {
         int hours;
         if (hours_since_1900(valid_time_unix, &hours))
-            return fail(w, "%s: time: valid time %lld is not a whole hour after 1900 that int32 hours can hold",
-                        w->tmp_path, (long long)valid_time_unix);
+            return TS_FAIL(w->err, w->errcap, "%s: time: valid time %lld is not a whole hour after 1900 that int32 hours can hold", w->tmp_path, (long long)valid_time_unix);
         for (size_t v = 0; v < w->nvars; v++)
             if (check_pack_range(w, &w->vars[v], fields[v], valid_time_unix)) return -1;
     }
@@ -442,16 +404,15 @@ int ts_era5_close(ts_era5_writer *w, int finalize, char *err, size_t errcap) {
     int rc = w->ncid >= 0 ? nc_close(w->ncid) : NC_NOERR, status = 0;
     w->ncid = -1;
     if (rc != NC_NOERR) {
-        status = nc_fail(w, rc, "file", "nc_close", __LINE__);
+        status = ts_nc_fail_at(w->err, w->errcap, rc, "nc_close", __FILE__, __LINE__, "%s: file", w->tmp_path);
         finalize = 0; /* a file that did not close cleanly is not complete */
     }
     if (finalize && rename(w->tmp_path, w->path) != 0) {
-        status = fail(w, "%s: rename to %s: %s (%s:%d)", w->tmp_path, w->path, strerror(errno), src_name(__FILE__),
-                      __LINE__);
+        status = TS_FAIL(w->err, w->errcap, "%s: rename to %s: %s", w->tmp_path, w->path, strerror(errno));
         finalize = 0;
     }
     if (!finalize && unlink(w->tmp_path) != 0 && errno != ENOENT && status == 0)
-        status = fail(w, "%s: unlink: %s (%s:%d)", w->tmp_path, strerror(errno), src_name(__FILE__), __LINE__);
+        status = TS_FAIL(w->err, w->errcap, "%s: unlink: %s", w->tmp_path, strerror(errno));
     free_writer(w);
     return status;
 }

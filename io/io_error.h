@@ -4,7 +4,12 @@
  *
  * runs a netCDF call; when it fails, writes one line into err,
  * "<fmt ...>: <netCDF function>: <netCDF's message> (<file>:<line>)",
- * and returns -1 from the calling function. */
+ * and returns -1 from the calling function.
+ *
+ *   TS_NC_CHECK_GOTO(call, err, errcap, fmt, ...);
+ *
+ * the same for a function that releases what it holds first: it jumps to
+ * the function's label `fail` instead of returning. */
 #ifndef TESSERA_IO_IO_ERROR_H
 #define TESSERA_IO_IO_ERROR_H
 
@@ -19,6 +24,15 @@ int ts_nc_fail_at(char *err, size_t errcap, int rc, const char *call, const char
     do {                                                                                            \
         int ts_nc_rc_ = (call);                                                                     \
         if (ts_nc_rc_ != 0) return ts_nc_fail_at((err), (errcap), ts_nc_rc_, #call, __FILE__, __LINE__, __VA_ARGS__); \
+    } while (0)
+
+#define TS_NC_CHECK_GOTO(call, err, errcap, ...)                                                    \
+    do {                                                                                            \
+        int ts_nc_rc_ = (call);                                                                     \
+        if (ts_nc_rc_ != 0) {                                                                       \
+            ts_nc_fail_at((err), (errcap), ts_nc_rc_, #call, __FILE__, __LINE__, __VA_ARGS__);      \
+            goto fail;                                                                              \
+        }                                                                                           \
     } while (0)
 
 #endif

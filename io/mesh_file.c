@@ -15,18 +15,6 @@
 
 enum { MAX_FEATURES = 16, MAX_TRAJ_NAME = 32, MAX_JSON = 1 << 20 };
 
-static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t cap, const char *fmt, ...) {
-    if (!err || !cap) return -1;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-    for (char *c = err; *c; c++)
-        if (*c == '\n' || *c == '\r') *c = ' ';
-    return -1;
-}
-
 void ts_mesh_meta_path(const char *h5_path, char *buf, size_t cap) {
     const char *slash = strrchr(h5_path, '/'), *dot = strrchr(h5_path, '.');
     size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - h5_path) : strlen(h5_path);
@@ -42,8 +30,8 @@ int ts_mesh_meta_find(const char *h5_path, char *buf, size_t cap, char *err, siz
     if (access(beside, F_OK) == 0) return snprintf(buf, cap, "%s", beside), 0;
     if (access(shared, F_OK) == 0) return snprintf(buf, cap, "%s", shared), 0;
     if (!strcmp(beside, shared))
-        return fail(err, errcap, "%s: cannot read its meta JSON: %s does not exist", h5_path, shared);
-    return fail(err, errcap, "%s: cannot read its meta JSON: neither %s nor %s exists", h5_path, beside, shared);
+        return TS_FAIL(err, errcap, "%s: cannot read its meta JSON: %s does not exist", h5_path, shared);
+    return TS_FAIL(err, errcap, "%s: cannot read its meta JSON: neither %s nor %s exists", h5_path, beside, shared);
 }
 
 /* ---- writer ------------------------------------------------------------------------------------ */
@@ -74,7 +62,7 @@ ts_mesh_writer *ts_mesh_writer_create(const char *path, size_t steps, double dt,
 ts_mesh_writer *ts_mesh_writer_create_dim(const char *path, int dim, size_t steps, double dt, const char *history,
                                           char *err, size_t cap) {
     if (dim != 2 && dim != 3) {
-        fail(err, cap, "%s: meshes are 2-D (triangles) or 3-D (tetrahedra), not %d-D", path, dim);
+        TS_FAIL(err, cap, "%s: meshes are 2-D (triangles) or 3-D (tetrahedra), not %d-D", path, dim);
         return NULL;
     }
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -87,7 +75,7 @@ ts_mesh_writer *ts_mesh_writer_create_dim(const char *path, int dim, size_t step
     w->steps = steps, w->dt = dt;
     w->file = H5Fcreate(w->part, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (w->file < 0) {
-        fail(err, cap, "%s: cannot create the file: %s", w->part, strerror(errno));
+        TS_FAIL(err, cap, "%s: cannot create the file: %s", w->part, strerror(errno));
         free(w);
         return NULL;
     }
@@ -106,7 +94,7 @@ int ts_mesh_writer_add(ts_mesh_writer *w, size_t nodes, size_t cells, const floa
     char name[MAX_TRAJ_NAME];
     snprintf(name, sizeof name, "%zu", w->count);
     hid_t g = H5Gcreate2(w->file, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0) return fail(err, cap, "%s: cannot create trajectory group %s", w->part, name);
+    if (g < 0) return TS_FAIL(err, cap, "%s: cannot create trajectory group %s", w->part, name);
     const hsize_t D = (hsize_t)w->dim;
     hsize_t pd[2] = {nodes, D}, cd[2] = {cells, D + 1}, td[2] = {nodes, 1};
     hsize_t vd[3] = {w->steps, nodes, D}, prd[3] = {w->steps, nodes, 1};
@@ -116,7 +104,7 @@ int ts_mesh_writer_add(ts_mesh_writer *w, size_t nodes, size_t cells, const floa
              write_dataset(g, "velocity", H5T_NATIVE_FLOAT, 3, vd, velocity) ||
              write_dataset(g, "pressure", H5T_NATIVE_FLOAT, 3, prd, pressure);
     H5Gclose(g);
-    if (rc) return fail(err, cap, "%s: cannot write trajectory %s (disk full?)", w->part, name);
+    if (rc) return TS_FAIL(err, cap, "%s: cannot write trajectory %s (disk full?)", w->part, name);
     w->count++;
     return 0;
 }
@@ -135,10 +123,10 @@ void ts_mesh_writer_abandon(ts_mesh_writer *w) {
 
 int ts_mesh_writer_finish(ts_mesh_writer *w, char *err, size_t cap) {
     int rc = 0;
-    if (H5Fclose(w->file) < 0) rc = fail(err, cap, "%s: cannot close the file", w->part);
+    if (H5Fclose(w->file) < 0) rc = TS_FAIL(err, cap, "%s: cannot close the file", w->part);
     w->file = H5I_INVALID_HID;
     FILE *m = rc ? NULL : fopen(w->meta_part, "w");
-    if (!rc && !m) rc = fail(err, cap, "%s: cannot create: %s", w->meta_part, strerror(errno));
+    if (!rc && !m) rc = TS_FAIL(err, cap, "%s: cannot create: %s", w->meta_part, strerror(errno));
     if (m) {
         long long t = (long long)w->steps;
         fprintf(m,
@@ -151,11 +139,11 @@ int ts_mesh_writer_finish(ts_mesh_writer *w, char *err, size_t cap) {
                 "    \"pressure\": {\"type\": \"dynamic\", \"shape\": [%lld, -1, 1], \"dtype\": \"float32\"}\n"
                 "  },\n  \"trajectory_length\": %lld,\n  \"dt\": %.17g\n}\n",
                 w->dim, w->dim + 1, t, w->dim, t, t, w->dt);
-        if (fclose(m) != 0) rc = fail(err, cap, "%s: cannot write: %s", w->meta_part, strerror(errno));
+        if (fclose(m) != 0) rc = TS_FAIL(err, cap, "%s: cannot write: %s", w->meta_part, strerror(errno));
     }
     /* the meta first, the data last: a complete .h5 always has its meta */
-    if (!rc && rename(w->meta_part, w->meta)) rc = fail(err, cap, "cannot rename %s: %s", w->meta_part, strerror(errno));
-    if (!rc && rename(w->part, w->path)) rc = fail(err, cap, "cannot rename %s: %s", w->part, strerror(errno));
+    if (!rc && rename(w->meta_part, w->meta)) rc = TS_FAIL(err, cap, "cannot rename %s: %s", w->meta_part, strerror(errno));
+    if (!rc && rename(w->part, w->path)) rc = TS_FAIL(err, cap, "cannot rename %s: %s", w->part, strerror(errno));
     if (rc) remove_parts(w);
     free(w);
     return rc;
@@ -347,12 +335,11 @@ static const feature *find_feature(const ts_mesh_file *f, const char *name) {
 static hid_t open_checked(ts_mesh_file *f, const traj_info *t, const feature *ft, size_t *count, int *rank_out,
                           char *err, size_t cap) {
     hid_t g = H5Gopen2(f->file, t->name, H5P_DEFAULT);
-    if (g < 0) return fail(err, cap, "%s: trajectory %s: cannot open the group", f->path, t->name), -1;
+    if (g < 0) return TS_FAIL(err, cap, "%s: trajectory %s: cannot open the group", f->path, t->name), -1;
     hid_t d = H5Dopen2(g, ft->name, H5P_DEFAULT);
     H5Gclose(g);
     if (d < 0)
-        return fail(err, cap, "%s: trajectory %s: dataset %s is missing (the meta JSON %s lists it)", f->path, t->name,
-                    ft->name, f->meta_path),
+        return TS_FAIL(err, cap, "%s: trajectory %s: dataset %s is missing (the meta JSON %s lists it)", f->path, t->name, ft->name, f->meta_path),
                -1;
     hid_t type = H5Dget_type(d), space = H5Dget_space(d);
     int want_float = !strcmp(ft->dtype, "float32");
@@ -363,8 +350,7 @@ static hid_t open_checked(ts_mesh_file *f, const traj_info *t, const feature *ft
     if (rank >= 1 && rank <= 4) H5Sget_simple_extent_dims(space, dims, NULL);
     H5Tclose(type), H5Sclose(space);
     if (cls != (want_float ? H5T_FLOAT : H5T_INTEGER) || size != 4) {
-        fail(err, cap, "%s: trajectory %s: dataset %s is not %s as the meta JSON says", f->path, t->name, ft->name,
-             ft->dtype);
+        TS_FAIL(err, cap, "%s: trajectory %s: dataset %s is not %s as the meta JSON says", f->path, t->name, ft->name, ft->dtype);
         return H5Dclose(d), -1;
     }
     /* a dynamic feature is stored (T, N, C); a static one (N, C), (1, N, C)
@@ -385,12 +371,10 @@ static hid_t open_checked(ts_mesh_file *f, const traj_info *t, const feature *ft
                      (unsigned long long)dims[2]);
         else snprintf(got, sizeof got, "rank %d", rank);
         if (ft->dynamic)
-            fail(err, cap, "%s: trajectory %s: dataset %s has shape %s, the meta JSON wants [%lld, -1, %lld] (T = %lld)",
-                 f->path, t->name, ft->name, got, lead, channels, f->meta.length);
+            TS_FAIL(err, cap, "%s: trajectory %s: dataset %s has shape %s, the meta JSON wants [%lld, -1, %lld] (T = %lld)", f->path, t->name, ft->name, got, lead, channels, f->meta.length);
         else
-            fail(err, cap, "%s: trajectory %s: dataset %s has shape %s; a static feature is stored (N, %lld), "
-                 "(1, N, %lld) or tiled (T, N, %lld) with T = %lld, the trajectory_length of %s",
-                 f->path, t->name, ft->name, got, channels, channels, channels, f->meta.length, f->meta_path);
+            TS_FAIL(err, cap, "%s: trajectory %s: dataset %s has shape %s; a static feature is stored (N, %lld), "
+                 "(1, N, %lld) or tiled (T, N, %lld) with T = %lld, the trajectory_length of %s", f->path, t->name, ft->name, got, channels, channels, channels, f->meta.length, f->meta_path);
         return H5Dclose(d), -1;
     }
     if (rank_out) *rank_out = rank;
@@ -423,9 +407,8 @@ static int check_trajectory(ts_mesh_file *f, traj_info *t, char *err, size_t cap
     /* the datasets agree with the meta, so the meta's channels are theirs */
     long long pos_c = find_feature(f, "mesh_pos")->shape[2], cell_c = find_feature(f, "cells")->shape[2];
     if (!((pos_c == 2 && cell_c == 3) || (pos_c == 3 && cell_c == 4)))
-        return fail(err, cap, "%s: trajectory %s: dataset cells has %lld nodes per cell with %lld-D mesh_pos: want "
-                    "triangles (F, 3) with mesh_pos (N, 2), or tetrahedra (F, 4) with mesh_pos (N, 3)",
-                    f->path, t->name, cell_c, pos_c);
+        return TS_FAIL(err, cap, "%s: trajectory %s: dataset cells has %lld nodes per cell with %lld-D mesh_pos: want "
+                    "triangles (F, 3) with mesh_pos (N, 2), or tetrahedra (F, 4) with mesh_pos (N, 3)", f->path, t->name, cell_c, pos_c);
     f->dim = (int)pos_c;
     const size_t D = (size_t)f->dim, per = D + 1;
     t->nodes = 0;
@@ -435,27 +418,23 @@ static int check_trajectory(ts_mesh_file *f, traj_info *t, char *err, size_t cap
         const char *name = f->meta.feat[k].name;
         if (!strcmp(name, "cells")) t->cells = n[k];
         else if (n[k] != t->nodes)
-            return fail(err, cap, "%s: trajectory %s: dataset %s has %zu nodes, mesh_pos has %zu", f->path, t->name,
-                        name, n[k], t->nodes);
+            return TS_FAIL(err, cap, "%s: trajectory %s: dataset %s has %zu nodes, mesh_pos has %zu", f->path, t->name, name, n[k], t->nodes);
     }
     /* the static arrays must be usable: positions finite, cells inside, types known */
     float *pos = ts_malloc(t->nodes * D * sizeof *pos + 1);
     int32_t *tri = ts_malloc(t->cells * per * sizeof *tri + 1), *type = ts_malloc(t->nodes * sizeof *type + 1);
     char e2[1024];
     int rc = ts_mesh_file_read_static(f, (size_t)(t - f->traj), pos, tri, type, e2, sizeof e2);
-    if (rc) fail(err, cap, "%s", e2);
+    if (rc) TS_FAIL(err, cap, "%s", e2);
     for (size_t i = 0; !rc && i < D * t->nodes; i++)
         if (!isfinite(pos[i]))
-            rc = fail(err, cap, "%s: trajectory %s: dataset mesh_pos holds a non-finite value at node %zu", f->path,
-                      t->name, i / D);
+            rc = TS_FAIL(err, cap, "%s: trajectory %s: dataset mesh_pos holds a non-finite value at node %zu", f->path, t->name, i / D);
     for (size_t i = 0; !rc && i < per * t->cells; i++)
         if (tri[i] < 0 || (size_t)tri[i] >= t->nodes)
-            rc = fail(err, cap, "%s: trajectory %s: dataset cells: cell %zu names node %d, outside [0, %zu)", f->path,
-                      t->name, i / per, (int)tri[i], t->nodes);
+            rc = TS_FAIL(err, cap, "%s: trajectory %s: dataset cells: cell %zu names node %d, outside [0, %zu)", f->path, t->name, i / per, (int)tri[i], t->nodes);
     for (size_t i = 0; !rc && i < t->nodes; i++)
         if (type[i] < 0 || type[i] >= TS_NODE_SIZE)
-            rc = fail(err, cap, "%s: trajectory %s: dataset node_type: node %zu has type %d, outside 0..8", f->path,
-                      t->name, i, (int)type[i]);
+            rc = TS_FAIL(err, cap, "%s: trajectory %s: dataset node_type: node %zu has type %d, outside 0..8", f->path, t->name, i, (int)type[i]);
     free(pos), free(tri), free(type);
     return rc;
 }
@@ -473,7 +452,7 @@ ts_mesh_file *ts_mesh_file_open_meta(const char *path, const char *meta_path, ch
     else if (ts_mesh_meta_find(path, f->meta_path, sizeof f->meta_path, err, cap)) goto fail;
     FILE *m = fopen(f->meta_path, "r");
     if (!m) {
-        fail(err, cap, "%s: cannot read its meta JSON %s: %s", path, f->meta_path, strerror(errno));
+        TS_FAIL(err, cap, "%s: cannot read its meta JSON %s: %s", path, f->meta_path, strerror(errno));
         goto fail;
     }
     char *text = ts_malloc(MAX_JSON + 1);
@@ -483,17 +462,17 @@ ts_mesh_file *ts_mesh_file_open_meta(const char *path, const char *meta_path, ch
     int prc = parse_meta(text, &f->meta);
     free(text);
     if (prc) {
-        fail(err, cap, "%s: not valid JSON", f->meta_path);
+        TS_FAIL(err, cap, "%s: not valid JSON", f->meta_path);
         goto fail;
     }
     if (!f->meta.has_length || f->meta.length < 1 || !f->meta.has_dt || !(f->meta.dt > 0)) {
-        fail(err, cap, "%s: trajectory_length (>= 1) and dt (> 0) are required", f->meta_path);
+        TS_FAIL(err, cap, "%s: trajectory_length (>= 1) and dt (> 0) are required", f->meta_path);
         goto fail;
     }
     static const char *required[] = {"mesh_pos", "cells", "node_type"};
     for (int r = 0; r < 3; r++)
         if (!find_feature(f, required[r])) {
-            fail(err, cap, "%s: features lacks %s", f->meta_path, required[r]);
+            TS_FAIL(err, cap, "%s: features lacks %s", f->meta_path, required[r]);
             goto fail;
         }
     for (int k = 0; k < f->meta.nfeat; k++) {
@@ -503,28 +482,28 @@ ts_mesh_file *ts_mesh_file_open_meta(const char *path, const char *meta_path, ch
         if (!known || ft->rank != 3 || ft->shape[1] != -1 || ft->shape[2] < 1 ||
             (ft->dynamic ? ft->shape[0] != f->meta.length && ft->shape[0] != -1
                          : ft->shape[0] != 1 && ft->shape[0] != f->meta.length)) {
-            fail(err, cap, "%s: feature %s: want dtype float32|int32 and shape [1, -1, C] or [T, -1, C] (static) or "
+            TS_FAIL(err, cap, "%s: feature %s: want dtype float32|int32 and shape [1, -1, C] or [T, -1, C] (static) or "
                  "[T, -1, C] (dynamic), T = trajectory_length = %lld", f->meta_path, ft->name, f->meta.length);
             goto fail;
         }
     }
     f->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f->file < 0) {
-        fail(err, cap, "%s: cannot open as HDF5 (missing, truncated or not HDF5)", path);
+        TS_FAIL(err, cap, "%s: cannot open as HDF5 (missing, truncated or not HDF5)", path);
         goto fail;
     }
     name_list l = {0};
     hsize_t idx = 0;
     if (H5Literate(f->file, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, collect, &l) < 0 || l.n == 0) {
         free(l.names);
-        fail(err, cap, "%s: no trajectory groups (damaged or empty file)", path);
+        TS_FAIL(err, cap, "%s: no trajectory groups (damaged or empty file)", path);
         goto fail;
     }
     for (size_t i = 0; i < l.n; i++) {
         char *end;
         strtoll(l.names[i], &end, 10);
         if (l.bad || *end || end == l.names[i]) {
-            fail(err, cap, "%s: '%s' is not a trajectory group (groups are named 0, 1, ...)", path, l.names[i]);
+            TS_FAIL(err, cap, "%s: '%s' is not a trajectory group (groups are named 0, 1, ...)", path, l.names[i]);
             free(l.names);
             goto fail;
         }
@@ -563,7 +542,7 @@ size_t ts_mesh_file_channels(const ts_mesh_file *f, const char *field) {
 
 int ts_mesh_file_read_static(ts_mesh_file *f, size_t traj, float *pos, int32_t *tri, int32_t *node_type, char *err,
                              size_t cap) {
-    if (traj >= f->ntraj) return fail(err, cap, "%s: no trajectory %zu (the file has %zu)", f->path, traj, f->ntraj);
+    if (traj >= f->ntraj) return TS_FAIL(err, cap, "%s: no trajectory %zu (the file has %zu)", f->path, traj, f->ntraj);
     traj_info *t = &f->traj[traj];
     const char *names[3] = {"mesh_pos", "cells", "node_type"};
     void *outs[3] = {pos, tri, node_type};
@@ -577,20 +556,19 @@ int ts_mesh_file_read_static(ts_mesh_file *f, size_t traj, float *pos, int32_t *
         if (d < 0) return -1;
         int rc = read_first(d, rank, rows[k], cols[k], types[k], outs[k]);
         H5Dclose(d);
-        if (rc) return fail(err, cap, "%s: trajectory %s: cannot read dataset %s (truncated?)", f->path, t->name, names[k]);
+        if (rc) return TS_FAIL(err, cap, "%s: trajectory %s: cannot read dataset %s (truncated?)", f->path, t->name, names[k]);
     }
     return 0;
 }
 
 int ts_mesh_file_read_steps(ts_mesh_file *f, size_t traj, const char *field, size_t t0, size_t nt, float *out,
                             char *err, size_t cap) {
-    if (traj >= f->ntraj) return fail(err, cap, "%s: no trajectory %zu (the file has %zu)", f->path, traj, f->ntraj);
+    if (traj >= f->ntraj) return TS_FAIL(err, cap, "%s: no trajectory %zu (the file has %zu)", f->path, traj, f->ntraj);
     traj_info *t = &f->traj[traj];
     const feature *ft = find_feature(f, field);
-    if (!ft || !ft->dynamic) return fail(err, cap, "%s: no dynamic field %s in %s", f->path, field, f->meta_path);
+    if (!ft || !ft->dynamic) return TS_FAIL(err, cap, "%s: no dynamic field %s in %s", f->path, field, f->meta_path);
     if (t0 + nt > (size_t)f->meta.length || nt == 0)
-        return fail(err, cap, "%s: trajectory %s: steps %zu..%zu of %s outside 0..%lld", f->path, t->name, t0,
-                    t0 + nt - 1, field, f->meta.length - 1);
+        return TS_FAIL(err, cap, "%s: trajectory %s: steps %zu..%zu of %s outside 0..%lld", f->path, t->name, t0, t0 + nt - 1, field, f->meta.length - 1);
     size_t count;
     hid_t d = open_checked(f, t, ft, &count, NULL, err, cap);
     if (d < 0) return -1;
@@ -600,11 +578,10 @@ int ts_mesh_file_read_steps(ts_mesh_file *f, size_t traj, const char *field, siz
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
     herr_t rc = H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out);
     H5Sclose(ms), H5Sclose(fs), H5Dclose(d);
-    if (rc < 0) return fail(err, cap, "%s: trajectory %s: cannot read dataset %s (truncated?)", f->path, t->name, field);
+    if (rc < 0) return TS_FAIL(err, cap, "%s: trajectory %s: cannot read dataset %s (truncated?)", f->path, t->name, field);
     size_t n = nt * t->nodes * c;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(out[i]))
-            return fail(err, cap, "%s: trajectory %s: dataset %s holds a non-finite value at step %zu, node %zu",
-                        f->path, t->name, field, t0 + i / (t->nodes * c), (i / c) % t->nodes);
+            return TS_FAIL(err, cap, "%s: trajectory %s: dataset %s holds a non-finite value at step %zu, node %zu", f->path, t->name, field, t0 + i / (t->nodes * c), (i / c) % t->nodes);
     return 0;
 }
