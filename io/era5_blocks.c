@@ -51,7 +51,7 @@ static int get_stored(ts_era5_dataset *ds, const channel *c, size_t fi, size_t r
     if (c->on_levels) start[nd] = cf->lev, count[nd++] = 1;
     start[nd] = s0, count[nd++] = nr;
     start[nd] = sc, count[nd++] = len;
-    NC_CHECK(ds, ds->file[fi].path, c->var, nc_get_vara_double(ds->file[fi].ncid, cf->varid, start, count, raw));
+    TS_NC_CHECK(nc_get_vara_double(ds->file[fi].ncid, cf->varid, start, count, raw), ds->err, ds->errcap, "%s: %s", ds->file[fi].path, c->var);
     return 0;
 }
 
@@ -104,8 +104,7 @@ static int field_mean(ts_era5_dataset *ds, const channel *c, size_t t, double *m
     if (!(wsum > 0)) {
         char a[32];
         era5_iso_time(ds->time[t], a, sizeof a);
-        return era5_fail(ds, "%s: variable %s (channel %s) at %s: every value is missing, nothing to fill with",
-                    ds->file[fi].path, c->var, c->spec, a);
+        return TS_FAIL(ds->err, ds->errcap, "%s: variable %s (channel %s) at %s: every value is missing, nothing to fill with", ds->file[fi].path, c->var, c->spec, a);
     }
     *mean = sum / wsum;
     return 0;
@@ -118,8 +117,7 @@ static int apply_fill(ts_era5_dataset *ds, const channel *c, size_t t, size_t fi
     if (ds->fill == TS_ERA5_FILL_ERROR) {
         char a[32];
         era5_iso_time(ds->time[t], a, sizeof a);
-        return era5_fail(ds, "%s: variable %s (channel %s) at %s (time %zu): %zu missing values (_FillValue, missing_value or NaN); set data.fill=zero or data.fill=mean to fill them",
-                    ds->file[fi].path, c->var, c->spec, a, t, missing);
+        return TS_FAIL(ds->err, ds->errcap, "%s: variable %s (channel %s) at %s (time %zu): %zu missing values (_FillValue, missing_value or NaN); set data.fill=zero or data.fill=mean to fill them", ds->file[fi].path, c->var, c->spec, a, t, missing);
     }
     double value = 0;
     if (ds->fill == TS_ERA5_FILL_MEAN && field_mean(ds, c, t, &value)) return -1;
@@ -179,11 +177,10 @@ static int read_channel(ts_era5_dataset *ds, const channel *c, size_t t, size_t 
 int ts_era5_read_block(ts_era5_dataset *ds, size_t t, size_t row0, size_t nrows, size_t col0, size_t ncols,
                        float *state, float *forcing, char *err, size_t errcap) {
     ds->err = err, ds->errcap = errcap;
-    if (t >= ds->ntime) return era5_fail(ds, "era5 read: time index %zu out of range (%zu times)", t, ds->ntime);
+    if (t >= ds->ntime) return TS_FAIL(ds->err, ds->errcap, "era5 read: time index %zu out of range (%zu times)", t, ds->ntime);
     if (!nrows || !ncols || row0 + nrows > ds->grid.nlat || col0 + ncols > ds->grid.nlon)
-        return era5_fail(ds, "era5 read: block rows %zu+%zu, columns %zu+%zu outside the %zu x %zu grid", row0, nrows, col0,
-                    ncols, ds->grid.nlat, ds->grid.nlon);
-    if (!state) return era5_fail(ds, "era5 read: no state buffer given");
+        return TS_FAIL(ds->err, ds->errcap, "era5 read: block rows %zu+%zu, columns %zu+%zu outside the %zu x %zu grid", row0, nrows, col0, ncols, ds->grid.nlat, ds->grid.nlon);
+    if (!state) return TS_FAIL(ds->err, ds->errcap, "era5 read: no state buffer given");
     size_t plane = nrows * ncols;
     for (size_t i = 0; i < ds->nstate; i++)
         if (read_channel(ds, &ds->ch[i], t, row0, nrows, col0, ncols, state + i * plane)) return -1;
@@ -210,7 +207,7 @@ ts_era5_dataset *ts_era5_open(const char *const *paths, size_t npaths, const ts_
     ts_era5_dataset *ds = ts_calloc(1, sizeof *ds);
     ds->err = err, ds->errcap = errcap;
     if (!opts) {
-        era5_fail(ds, "era5 open: no options given");
+        TS_FAIL(ds->err, ds->errcap, "era5 open: no options given");
         free(ds);
         return NULL;
     }
@@ -218,8 +215,8 @@ ts_era5_dataset *ts_era5_open(const char *const *paths, size_t npaths, const ts_
     ds->nstate = era5_count_tokens(opts->variables);
     ds->nforcing = era5_count_tokens(opts->forcings);
     int rc = 0;
-    if (!npaths) rc = era5_fail(ds, "data.files: no ERA5 NetCDF file given");
-    else if (!ds->nstate) rc = era5_fail(ds, "data.variables: no state channel given");
+    if (!npaths) rc = TS_FAIL(ds->err, ds->errcap, "data.files: no ERA5 NetCDF file given");
+    else if (!ds->nstate) rc = TS_FAIL(ds->err, ds->errcap, "data.variables: no state channel given");
     size_t next = 0;
     if (!rc) {
         ds->ch = ts_calloc(ds->nstate + ds->nforcing, sizeof *ds->ch);

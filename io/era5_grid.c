@@ -95,8 +95,7 @@ static int check_global(ts_era5_dataset *ds, double *step) {
     int regular = g->nlon > 1;
     for (size_t j = 1; regular && j < g->nlon; j++) regular = fabs(g->lon[j] - g->lon[j - 1] - *step) < COORD_TOL;
     if (hi < 90.0 - COORD_TOL || lo > -90.0 + COORD_TOL || !regular)
-        return era5_fail(ds, "%s: latitude/longitude: data.grid needs a global regular source grid (this one spans latitudes %g..%g, %zu longitudes)",
-                    g->path, g->lat[0], g->lat[g->nlat - 1], g->nlon);
+        return TS_FAIL(ds->err, ds->errcap, "%s: latitude/longitude: data.grid needs a global regular source grid (this one spans latitudes %g..%g, %zu longitudes)", g->path, g->lat[0], g->lat[g->nlat - 1], g->nlon);
     return 0;
 }
 

@@ -1,5 +1,5 @@
 /* The ERA5 reader's insides, shared by its files (not an API):
- *   era5_meta.c      opening: errors, attributes, time units, the open-file
+ *   era5_meta.c      opening: attributes, time units, the open-file
  *                    cache, axes and orientation, truncated classic files
  *   era5_channels.c  channels bound to files, and the dataset's time axis
  *   era5_grid.c      cell areas, conservative coarsening, the exposed grid
@@ -13,7 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/log.h"
 #include "io/era5_read.h"
+#include "io/io_error.h"
 
 /* Files kept open at once; older ones are closed and reopened on demand,
  * so thousands of daily files stay under the descriptor limit. */
@@ -98,14 +100,6 @@ struct ts_era5_dataset {
     size_t errcap;
 };
 
-/* One line naming the file, the variable (or coordinate), the call and
- * netCDF's own message. */
-#define NC_CHECK(ds, path, what, call)                                                  \
-    do {                                                                                \
-        int rc_ = (call);                                                               \
-        if (rc_ != NC_NOERR) return era5_nc_fail((ds), rc_, (path), (what), #call, __FILE__, __LINE__); \
-    } while (0)
-
 /* era5_meta.c */
 void era5_iso_time(int64_t t, char *buf, size_t cap);
 char *era5_dup_str(const char *s);
@@ -116,9 +110,6 @@ int era5_get_num_att(ts_era5_dataset *ds, const src_file *f, int varid, const ch
 int era5_ensure_open(ts_era5_dataset *ds, src_file *f);
 int era5_same_coords(const double *a, const double *b, size_t n);
 int era5_open_files(ts_era5_dataset *ds, const char *const *paths, size_t npaths);
-int era5_fail(ts_era5_dataset *ds, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int era5_nc_fail(ts_era5_dataset *ds, int rc, const char *path, const char *what, const char *call, const char *file,
-                 int line);
 
 /* era5_channels.c */
 int era5_bind_channels(ts_era5_dataset *ds);

@@ -25,32 +25,7 @@
 
 #include "core/log.h"
 
-/* ---- errors ----------------------------------------------------------------------- */
-
-static const char *src_name(const char *file) {
-    const char *last = strrchr(file, '/');
-    if (!last) return file;
-    const char *p = last;
-    while (p > file && p[-1] != '/') p--;
-    return p;
-}
-
-__attribute__((format(printf, 2, 3))) int era5_fail(ts_era5_dataset *ds, const char *fmt, ...) {
-    if (ds->err && ds->errcap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(ds->err, ds->errcap, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-int era5_nc_fail(ts_era5_dataset *ds, int rc, const char *path, const char *what, const char *call, const char *file,
-                 int line) {
-    int n = (int)strcspn(call, "( ");
-    return era5_fail(ds, "%s: %s: %.*s: %s (%s:%d)", path, what, n, call, nc_strerror(rc), src_name(file), line);
-}
-
+/* ---- small helpers --------------------------------------------------------------- */
 
 void era5_iso_time(int64_t t, char *buf, size_t cap) {
     time_t tt = (time_t)t;
@@ -83,23 +58,23 @@ int era5_get_text_att(ts_era5_dataset *ds, const src_file *f, int varid, const c
     *out = NULL;
     int rc = nc_inq_att(f->ncid, varid, name, &type, &len);
     if (rc == NC_ENOTATT) return 0;
-    if (rc != NC_NOERR) return era5_nc_fail(ds, rc, f->path, what, "nc_inq_att", __FILE__, __LINE__);
+    if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_inq_att", __FILE__, __LINE__, "%s: %s", f->path, what);
     if (type == NC_STRING && len >= 1) {
         char **s = ts_calloc(len, sizeof *s);
         rc = nc_get_att_string(f->ncid, varid, name, s);
         if (rc == NC_NOERR) *out = era5_dup_str(s[0] ? s[0] : "");
         if (rc == NC_NOERR) nc_free_string(len, s);
         free(s);
-        if (rc != NC_NOERR) return era5_nc_fail(ds, rc, f->path, what, "nc_get_att_string", __FILE__, __LINE__);
+        if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_get_att_string", __FILE__, __LINE__, "%s: %s", f->path, what);
         return 0;
     }
-    if (type != NC_CHAR) return era5_fail(ds, "%s: %s: attribute %s is not text", f->path, what, name);
+    if (type != NC_CHAR) return TS_FAIL(ds->err, ds->errcap, "%s: %s: attribute %s is not text", f->path, what, name);
     *out = ts_malloc(len + 1);
     rc = nc_get_att_text(f->ncid, varid, name, *out);
     if (rc != NC_NOERR) {
         free(*out);
         *out = NULL;
-        return era5_nc_fail(ds, rc, f->path, what, "nc_get_att_text", __FILE__, __LINE__);
+        return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_get_att_text", __FILE__, __LINE__, "%s: %s", f->path, what);
     }
     (*out)[len] = '\0';
     return 0;
@@ -113,14 +88,14 @@ int era5_get_num_att(ts_era5_dataset *ds, const src_file *f, int varid, const ch
     *found = 0;
     int rc = nc_inq_att(f->ncid, varid, name, &type, &len);
     if (rc == NC_ENOTATT) return 0;
-    if (rc != NC_NOERR) return era5_nc_fail(ds, rc, f->path, what, "nc_inq_att", __FILE__, __LINE__);
+    if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_inq_att", __FILE__, __LINE__, "%s: %s", f->path, what);
     if (type == NC_CHAR || type == NC_STRING || len < 1)
-        return era5_fail(ds, "%s: %s: attribute %s is not a number", f->path, what, name);
+        return TS_FAIL(ds->err, ds->errcap, "%s: %s: attribute %s is not a number", f->path, what, name);
     double *v = ts_malloc(len * sizeof *v);
     rc = nc_get_att_double(f->ncid, varid, name, v);
     *value = v[0];
     free(v);
-    if (rc != NC_NOERR) return era5_nc_fail(ds, rc, f->path, what, "nc_get_att_double", __FILE__, __LINE__);
+    if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_get_att_double", __FILE__, __LINE__, "%s: %s", f->path, what);
     *found = 1;
     return 0;
 }
@@ -192,10 +167,9 @@ static int check_calendar(ts_era5_dataset *ds, const src_file *f, const char *na
     int proleptic = cal && strcasecmp(cal, "proleptic_gregorian") == 0;
     int rc = 0;
     if (!ok)
-        rc = era5_fail(ds, "%s: %s: calendar \"%s\" is not supported (gregorian, standard or proleptic_gregorian)",
-                  f->path, name, cal);
+        rc = TS_FAIL(ds->err, ds->errcap, "%s: %s: calendar \"%s\" is not supported (gregorian, standard or proleptic_gregorian)", f->path, name, cal);
     else if (!proleptic && ref_ymd < 15821015) /* mixed Julian/Gregorian before the reform */
-        rc = era5_fail(ds, "%s: %s: a gregorian reference date before 1582-10-15 is not supported", f->path, name);
+        rc = TS_FAIL(ds->err, ds->errcap, "%s: %s: a gregorian reference date before 1582-10-15 is not supported", f->path, name);
     free(cal);
     return rc;
 }
@@ -207,7 +181,7 @@ static int read_times(ts_era5_dataset *ds, src_file *f, const char *name, int va
     if (era5_get_text_att(ds, f, varid, name, "units", &units)) return -1;
     int bad = !units || parse_time_units(units, &per_unit, &ref, &ymd) != 0;
     if (bad) {
-        era5_fail(ds, "%s: %s: units \"%s\" are not \"seconds|hours|days since DATE\"", f->path, name, units ? units : "");
+        TS_FAIL(ds->err, ds->errcap, "%s: %s: units \"%s\" are not \"seconds|hours|days since DATE\"", f->path, name, units ? units : "");
         free(units);
         return -1;
     }
@@ -218,12 +192,12 @@ static int read_times(ts_era5_dataset *ds, src_file *f, const char *name, int va
     int rc = f->ntime ? nc_get_var_double(f->ncid, varid, raw) : NC_NOERR;
     for (size_t i = 0; rc == NC_NOERR && i < f->ntime; i++) f->time[i] = llround(ref + raw[i] * per_unit);
     free(raw);
-    if (rc != NC_NOERR) return era5_nc_fail(ds, rc, f->path, name, "nc_get_var_double", __FILE__, __LINE__);
+    if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_get_var_double", __FILE__, __LINE__, "%s: %s", f->path, name);
     for (size_t i = 1; i < f->ntime; i++)
         if (f->time[i] <= f->time[i - 1]) {
             char a[32];
             era5_iso_time(f->time[i], a, sizeof a);
-            return era5_fail(ds, "%s: %s: times do not increase at record %zu (%s)", f->path, name, i, a);
+            return TS_FAIL(ds->err, ds->errcap, "%s: %s: times do not increase at record %zu (%s)", f->path, name, i, a);
         }
     return 0;
 }
@@ -238,7 +212,7 @@ static int close_lru(ts_era5_dataset *ds) {
     int rc = nc_close(old->ncid);
     old->ncid = -1;
     ds->nopen--;
-    if (rc != NC_NOERR) return era5_nc_fail(ds, rc, old->path, "file", "nc_close", __FILE__, __LINE__);
+    if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_close", __FILE__, __LINE__, "%s: %s", old->path, "file");
     return 0;
 }
 
@@ -251,9 +225,9 @@ int era5_ensure_open(ts_era5_dataset *ds, src_file *f) {
         f->ncid = -1;
         struct stat st;
         if (stat(f->path, &st) == 0 && S_ISDIR(st.st_mode))
-            return era5_fail(ds, "%s: a folder, not a NetCDF file (data.files names files or globs of files)", f->path);
-        return era5_fail(ds, "%s: cannot open as NetCDF (not a NetCDF file, or cut short): nc_open: %s (%s:%d)", f->path,
-                    nc_strerror(rc), src_name(__FILE__), __LINE__);
+            return TS_FAIL(ds->err, ds->errcap, "%s: a folder, not a NetCDF file (data.files names files or globs of files)", f->path);
+        return TS_FAIL(ds->err, ds->errcap, "%s: cannot open as NetCDF (not a NetCDF file, or cut short): nc_open: %s", f->path,
+                       nc_strerror(rc));
     }
     ds->nopen++;
     return 0;
@@ -268,12 +242,12 @@ static int find_axis(ts_era5_dataset *ds, src_file *f, const char *const *names,
     for (size_t i = 0; i < nnames; i++) {
         int rc = nc_inq_dimid(f->ncid, names[i], dimid);
         if (rc == NC_EBADDIM) continue;
-        if (rc != NC_NOERR) return era5_nc_fail(ds, rc, f->path, names[i], "nc_inq_dimid", __FILE__, __LINE__);
+        if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_inq_dimid", __FILE__, __LINE__, "%s: %s", f->path, names[i]);
         *name = names[i];
-        NC_CHECK(ds, f->path, names[i], nc_inq_dimlen(f->ncid, *dimid, len));
+        TS_NC_CHECK(nc_inq_dimlen(f->ncid, *dimid, len), ds->err, ds->errcap, "%s: %s", f->path, names[i]);
         rc = nc_inq_varid(f->ncid, names[i], varid);
-        if (rc == NC_ENOTVAR) return era5_fail(ds, "%s: %s: dimension without a coordinate variable", f->path, names[i]);
-        if (rc != NC_NOERR) return era5_nc_fail(ds, rc, f->path, names[i], "nc_inq_varid", __FILE__, __LINE__);
+        if (rc == NC_ENOTVAR) return TS_FAIL(ds->err, ds->errcap, "%s: %s: dimension without a coordinate variable", f->path, names[i]);
+        if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_inq_varid", __FILE__, __LINE__, "%s: %s", f->path, names[i]);
         return 0;
     }
     *dimid = -1;
@@ -282,7 +256,7 @@ static int find_axis(ts_era5_dataset *ds, src_file *f, const char *const *names,
 
 static int read_coord(ts_era5_dataset *ds, src_file *f, const char *name, int varid, size_t n, double **out) {
     *out = ts_malloc((n ? n : 1) * sizeof **out);
-    NC_CHECK(ds, f->path, name, nc_get_var_double(f->ncid, varid, *out));
+    TS_NC_CHECK(nc_get_var_double(f->ncid, varid, *out), ds->err, ds->errcap, "%s: %s", f->path, name);
     return 0;
 }
 
@@ -297,9 +271,9 @@ static int orient_lat(ts_era5_dataset *ds, src_file *f, const char *name, double
     size_t n = f->nlat;
     f->flip = n > 1 && stored[1] > stored[0];
     if (!strictly_monotonic(stored, n, f->flip))
-        return era5_fail(ds, "%s: %s: values are not strictly monotonic", f->path, name);
+        return TS_FAIL(ds->err, ds->errcap, "%s: %s: values are not strictly monotonic", f->path, name);
     for (size_t i = 0; i < n; i++)
-        if (!(fabs(stored[i]) <= 90.0 + COORD_TOL)) return era5_fail(ds, "%s: %s: %g is not a latitude", f->path, name, stored[i]);
+        if (!(fabs(stored[i]) <= 90.0 + COORD_TOL)) return TS_FAIL(ds->err, ds->errcap, "%s: %s: %g is not a latitude", f->path, name, stored[i]);
     f->lat = ts_malloc(n * sizeof *f->lat);
     for (size_t r = 0; r < n; r++) f->lat[r] = stored[f->flip ? n - 1 - r : r];
     return 0;
@@ -314,7 +288,7 @@ static double wrap360(double x) {
  * first longitude >= 0; a regional one is kept as stored. */
 static int orient_lon(ts_era5_dataset *ds, src_file *f, const char *name, double *stored) {
     size_t n = f->nlon;
-    if (!strictly_monotonic(stored, n, 1)) return era5_fail(ds, "%s: %s: values do not increase", f->path, name);
+    if (!strictly_monotonic(stored, n, 1)) return TS_FAIL(ds->err, ds->errcap, "%s: %s: values do not increase", f->path, name);
     double step = n > 1 ? (stored[n - 1] - stored[0]) / (double)(n - 1) : 360.0;
     int global = n > 1 && fabs(step * (double)n - 360.0) < COORD_TOL * (double)n;
     f->roll = 0;
@@ -324,7 +298,7 @@ static int orient_lon(ts_era5_dataset *ds, src_file *f, const char *name, double
             if (wrap360(stored[j]) < wrap360(stored[f->roll])) f->roll = j;
     for (size_t j = 0; j < n; j++) f->lon[j] = global ? wrap360(stored[(j + f->roll) % n]) : stored[j];
     if (global && !strictly_monotonic(f->lon, n, 1))
-        return era5_fail(ds, "%s: %s: values do not increase once rolled to start at 0", f->path, name);
+        return TS_FAIL(ds->err, ds->errcap, "%s: %s: values do not increase once rolled to start at 0", f->path, name);
     return 0;
 }
 
@@ -337,7 +311,7 @@ static int read_levels(ts_era5_dataset *ds, src_file *f, const char *name, int v
     if (units && strcmp(units, "Pa") == 0) to_hpa = 0.01;
     else if (units && strcasecmp(units, "hPa") != 0 && strncasecmp(units, "millibar", 8) != 0 &&
              strcasecmp(units, "mbar") != 0 && strcasecmp(units, "mb") != 0 && strncasecmp(units, "hectopascal", 11) != 0) {
-        era5_fail(ds, "%s: %s: units \"%s\" are not a pressure unit (hPa, millibars, Pa)", f->path, name, units);
+        TS_FAIL(ds->err, ds->errcap, "%s: %s: units \"%s\" are not a pressure unit (hPa, millibars, Pa)", f->path, name, units);
         free(units);
         return -1;
     }
@@ -352,13 +326,13 @@ static int read_horizontal(ts_era5_dataset *ds, src_file *f) {
     const char *name = NULL;
     double *stored;
     if (find_axis(ds, f, lat_names, 2, &f->lat_dim, &varid, &f->nlat, &name)) return -1;
-    if (f->lat_dim < 0) return era5_fail(ds, "%s: latitude: no latitude dimension (looked for latitude, lat)", f->path);
+    if (f->lat_dim < 0) return TS_FAIL(ds->err, ds->errcap, "%s: latitude: no latitude dimension (looked for latitude, lat)", f->path);
     if (read_coord(ds, f, name, varid, f->nlat, &stored)) return -1;
     int rc = orient_lat(ds, f, name, stored);
     free(stored);
     if (rc) return -1;
     if (find_axis(ds, f, lon_names, 2, &f->lon_dim, &varid, &f->nlon, &name)) return -1;
-    if (f->lon_dim < 0) return era5_fail(ds, "%s: longitude: no longitude dimension (looked for longitude, lon)", f->path);
+    if (f->lon_dim < 0) return TS_FAIL(ds->err, ds->errcap, "%s: longitude: no longitude dimension (looked for longitude, lon)", f->path);
     if (read_coord(ds, f, name, varid, f->nlon, &stored)) return -1;
     rc = orient_lon(ds, f, name, stored);
     free(stored);
@@ -368,15 +342,15 @@ static int read_horizontal(ts_era5_dataset *ds, src_file *f) {
 /* Every variable's name, and whether it runs along the level dimension. */
 static int list_vars(ts_era5_dataset *ds, src_file *f) {
     int nvars, nd, dims[NC_MAX_VAR_DIMS];
-    NC_CHECK(ds, f->path, "file", nc_inq_nvars(f->ncid, &nvars));
+    TS_NC_CHECK(nc_inq_nvars(f->ncid, &nvars), ds->err, ds->errcap, "%s: %s", f->path, "file");
     f->nvars = (size_t)nvars;
     f->vname = ts_calloc(f->nvars, sizeof *f->vname);
     f->vlev = ts_calloc(f->nvars, 1);
     for (int v = 0; v < nvars; v++) {
         char name[NC_MAX_NAME + 1];
-        NC_CHECK(ds, f->path, "file", nc_inq_varname(f->ncid, v, name));
-        NC_CHECK(ds, f->path, name, nc_inq_varndims(f->ncid, v, &nd));
-        NC_CHECK(ds, f->path, name, nc_inq_vardimid(f->ncid, v, dims));
+        TS_NC_CHECK(nc_inq_varname(f->ncid, v, name), ds->err, ds->errcap, "%s: %s", f->path, "file");
+        TS_NC_CHECK(nc_inq_varndims(f->ncid, v, &nd), ds->err, ds->errcap, "%s: %s", f->path, name);
+        TS_NC_CHECK(nc_inq_vardimid(f->ncid, v, dims), ds->err, ds->errcap, "%s: %s", f->path, name);
         for (int i = 0; i < nd; i++) f->vlev[v] |= f->lev_dim >= 0 && dims[i] == f->lev_dim;
         f->vname[v] = era5_dup_str(name);
     }
@@ -407,11 +381,9 @@ int era5_same_coords(const double *a, const double *b, size_t n) {
 static int check_grid(ts_era5_dataset *ds, const src_file *f) {
     const src_file *g = &ds->file[0];
     if (f->nlat != g->nlat || !era5_same_coords(f->lat, g->lat, f->nlat))
-        return era5_fail(ds, "%s: latitude: %zu rows from %g to %g do not match %s's %zu rows from %g to %g (all files must share one grid)",
-                    f->path, f->nlat, f->lat[0], f->lat[f->nlat - 1], g->path, g->nlat, g->lat[0], g->lat[g->nlat - 1]);
+        return TS_FAIL(ds->err, ds->errcap, "%s: latitude: %zu rows from %g to %g do not match %s's %zu rows from %g to %g (all files must share one grid)", f->path, f->nlat, f->lat[0], f->lat[f->nlat - 1], g->path, g->nlat, g->lat[0], g->lat[g->nlat - 1]);
     if (f->nlon != g->nlon || !era5_same_coords(f->lon, g->lon, f->nlon))
-        return era5_fail(ds, "%s: longitude: %zu columns from %g to %g do not match %s's %zu columns from %g to %g (all files must share one grid)",
-                    f->path, f->nlon, f->lon[0], f->lon[f->nlon - 1], g->path, g->nlon, g->lon[0], g->lon[g->nlon - 1]);
+        return TS_FAIL(ds->err, ds->errcap, "%s: longitude: %zu columns from %g to %g do not match %s's %zu columns from %g to %g (all files must share one grid)", f->path, f->nlon, f->lon[0], f->lon[f->nlon - 1], g->path, g->nlon, g->lon[0], g->lon[g->nlon - 1]);
     return 0;
 }
 
@@ -536,27 +508,26 @@ static int check_extents(ts_era5_dataset *ds, const src_file *f, const classic_v
         if (v[k].record && numrecs == 0) continue;
         uint64_t end = v[k].begin + v[k].bytes + (v[k].record ? (numrecs - 1) * recsize : 0);
         if (end > file_bytes)
-            return era5_fail(ds, "%s: variable %s: data runs to byte %llu but the file has %llu bytes (truncated download?)",
-                        f->path, v[k].name, (unsigned long long)end, (unsigned long long)file_bytes);
+            return TS_FAIL(ds->err, ds->errcap, "%s: variable %s: data runs to byte %llu but the file has %llu bytes (truncated download?)", f->path, v[k].name, (unsigned long long)end, (unsigned long long)file_bytes);
     }
     return 0;
 }
 
 static int check_classic_extent(ts_era5_dataset *ds, const src_file *f) {
     int format;
-    NC_CHECK(ds, f->path, "file", nc_inq_format(f->ncid, &format));
+    TS_NC_CHECK(nc_inq_format(f->ncid, &format), ds->err, ds->errcap, "%s: %s", f->path, "file");
     if (format != NC_FORMAT_CLASSIC && format != NC_FORMAT_64BIT_OFFSET && format != NC_FORMAT_CDF5) return 0;
     FILE *fp = fopen(f->path, "rb");
-    if (!fp) return era5_fail(ds, "%s: cannot read: %s", f->path, strerror(errno));
+    if (!fp) return TS_FAIL(ds->err, ds->errcap, "%s: cannot read: %s", f->path, strerror(errno));
     int rc = 0;
-    if (fseek(fp, 0, SEEK_END) != 0) rc = era5_fail(ds, "%s: cannot seek: %s", f->path, strerror(errno));
+    if (fseek(fp, 0, SEEK_END) != 0) rc = TS_FAIL(ds->err, ds->errcap, "%s: cannot seek: %s", f->path, strerror(errno));
     long size = rc ? -1 : ftell(fp);
     /* the header is usually a few kB: read a little, more if it is longer */
     for (size_t want = 65536; rc == 0 && size > 0; want *= 4) {
         size_t n = era5_min_sz(want, (size_t)size);
         unsigned char *buf = ts_malloc(n);
         rewind(fp);
-        if (fread(buf, 1, n, fp) != n) rc = era5_fail(ds, "%s: cannot read: %s", f->path, strerror(errno));
+        if (fread(buf, 1, n, fp) != n) rc = TS_FAIL(ds->err, ds->errcap, "%s: cannot read: %s", f->path, strerror(errno));
         hdr_reader r = {.p = buf, .n = n, .wide = format == NC_FORMAT_CDF5, .ok = 1};
         uint64_t numrecs;
         classic_var *v = NULL;
