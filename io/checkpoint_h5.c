@@ -1,5 +1,5 @@
-/* HDF5 checkpoints (io/checkpoint.h, docs/checkpoint.md): errors and the
- * small HDF5 helpers the writer and reader share. */
+/* HDF5 checkpoints (io/checkpoint.h, docs/checkpoint.md): the small HDF5
+ * helpers the writer and reader share. */
 #include "io/checkpoint_internal.h"
 #include "core/log.h"
 #include "core/rng.h"
@@ -13,50 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* ---- errors -------------------------------------------------------------------------------- */
-
-int ck_fail(const ck_where *w, const char *fmt, ...) {
-    char msg[2560];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    /* One line, whatever HDF5 put in its messages (some end in a ctime()
-     * newline). */
-    for (char *c = msg; *c; c++)
-        if (*c == '\n' || *c == '\r') *c = ' ';
-    if (w->err && w->cap) snprintf(w->err, w->cap, "%s: %s", w->path, msg);
-    return -1;
-}
-
-static herr_t keep_desc(unsigned n, const H5E_error2_t *e, void *buf) {
-    (void)n;
-    snprintf(buf, CK_H5_MSG_MAX, "%s", e->desc ? e->desc : "");
-    return 0;
-}
-
-/* HDF5's innermost error message (the most specific one: "truncated file:
- * eof = ...", "errno = 13, error message = 'Permission denied'"), taken off
- * the error stack so a later failure starts clean. */
-void ck_h5_message(char buf[CK_H5_MSG_MAX]) {
-    buf[0] = '\0';
-    hid_t stack = H5Eget_current_stack();
-    if (stack < 0) return;
-    H5Ewalk2(stack, H5E_WALK_DOWNWARD, keep_desc, buf);
-    H5Eclose_stack(stack);
-}
-
-/* A failed HDF5 call: what we were doing, HDF5's message, our file:line. */
-int ck_fail_h5(const ck_where *w, const char *file, int line, const char *fmt, ...) {
-    char what[1024], h5[CK_H5_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    ck_h5_message(h5);
-    return ck_fail(w, "%s: %s (%s:%d)", what, h5[0] ? h5 : "HDF5 call failed", file, line);
-}
 
 /* Close any HDF5 id we opened and mark it closed. Failure paths ignore the
  * result (an error is already being reported); success paths check it. */
@@ -80,7 +36,7 @@ herr_t ck_close_id(hid_t *id) {
 /* HDF5's printing of its error stack goes to stderr behind our back; we
  * turn every failure into one line instead. */
 int ck_silence_hdf5(const ck_where *w) {
-    if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0) return ck_fail(w, "cannot initialise the HDF5 library");
+    if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0) return TS_FAIL(w->err, w->cap, "%s: cannot initialise the HDF5 library", w->path);
     return 0;
 }
 

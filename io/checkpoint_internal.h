@@ -1,6 +1,5 @@
 /* The checkpoint format's insides, shared by its files (not an API):
- *   checkpoint_h5.c     errors (one line naming the file, HDF5's own message)
- *                       and small HDF5 helpers
+ *   checkpoint_h5.c     small HDF5 helpers (errors: io/io_error.h)
  *   checkpoint_write.c  writing: checks of the contents, .part, fsync, rename
  *   checkpoint_read.c   reading: metadata, declared arrays, statistics
  */
@@ -11,7 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/log.h"
 #include "io/checkpoint.h"
+#include "io/io_error.h"
 
 /* The root attribute `format`: how a tessera checkpoint is told from any
  * other HDF5 file. */
@@ -38,22 +39,7 @@ typedef struct {
     size_t cap;
 } ck_where;
 
-enum { CK_H5_MSG_MAX = 1024 };
-
-/* Every HDF5 call goes through this: ids and herr_t alike are negative on
- * failure. Needs `w` in scope and a `fail:` label that releases. */
-#define CK_TRY(call, ...)                                   \
-    do {                                                    \
-        if ((call) < 0) {                                   \
-            ck_fail_h5(w, __FILE__, __LINE__, __VA_ARGS__); \
-            goto fail;                                      \
-        }                                                   \
-    } while (0)
-
 /* checkpoint_h5.c */
-int ck_fail(const ck_where *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void ck_h5_message(char buf[CK_H5_MSG_MAX]);
-int ck_fail_h5(const ck_where *w, const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 herr_t ck_close_id(hid_t *id);
 int ck_silence_hdf5(const ck_where *w);
 void ck_format_shape(char *buf, size_t cap, int ndim, const int64_t *shape);

@@ -1,5 +1,6 @@
 #include "io/io_error.h"
 
+#include <hdf5.h>
 #include <netcdf.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,4 +16,35 @@ int ts_nc_fail_at(char *err, size_t errcap, int rc, const char *call, const char
     va_end(ap);
     int n = (int)strcspn(call, "( ");
     return ts_fail_at(err, errcap, file, line, "%s: %.*s: %s", msg, n, call, nc_strerror(rc));
+}
+
+typedef struct {
+    char *buf;
+    size_t cap;
+} h5_desc;
+
+static herr_t keep_desc(unsigned n, const H5E_error2_t *e, void *arg) {
+    h5_desc *d = arg;
+    (void)n;
+    snprintf(d->buf, d->cap, "%s", e->desc ? e->desc : "");
+    return 0;
+}
+
+void ts_h5_message(char *buf, size_t cap) {
+    buf[0] = '\0';
+    hid_t stack = H5Eget_current_stack();
+    if (stack < 0) return;
+    h5_desc d = {buf, cap};
+    H5Ewalk2(stack, H5E_WALK_DOWNWARD, keep_desc, &d);
+    H5Eclose_stack(stack);
+}
+
+int ts_h5_fail_at(char *err, size_t errcap, const char *file, int line, const char *fmt, ...) {
+    char what[1536], h5[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    ts_h5_message(h5, sizeof h5);
+    return ts_fail_at(err, errcap, file, line, "%s: %s", what, h5[0] ? h5 : "HDF5 call failed");
 }

@@ -35,4 +35,25 @@ int ts_nc_fail_at(char *err, size_t errcap, int rc, const char *call, const char
         }                                                                                           \
     } while (0)
 
+/* The HDF5 variant: "<fmt ...>: <HDF5's innermost message> (<file>:<line>)"
+ * into err, the HDF5 error stack cleared; returns -1.
+ *
+ *   return TS_H5_FAIL(err, errcap, fmt, ...);
+ *   TS_H5_CHECK_GOTO(call, err, errcap, fmt, ...);   ids and herr_t are
+ *                                                    negative on failure */
+int ts_h5_fail_at(char *err, size_t errcap, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* HDF5's innermost error message ("truncated file: eof = ...", "errno = 13,
+ * error message = 'Permission denied'"), taken off the error stack so that
+ * a later failure starts clean; "" when the stack is empty. */
+void ts_h5_message(char *buf, size_t cap);
+#define TS_H5_FAIL(err, errcap, ...) ts_h5_fail_at((err), (errcap), __FILE__, __LINE__, __VA_ARGS__)
+#define TS_H5_CHECK_GOTO(call, err, errcap, ...)                     \
+    do {                                                            \
+        if ((call) < 0) {                                           \
+            TS_H5_FAIL((err), (errcap), __VA_ARGS__);               \
+            goto fail;                                              \
+        }                                                           \
+    } while (0)
+
 #endif
