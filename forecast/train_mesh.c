@@ -65,15 +65,15 @@ typedef struct {
     int ntrain, nvaltraj;
     const char *train_path, *val_path; /* the files they come from */
     ts_mesh_traj *train, *val;
-    double val_skill;           /* the last validation's one-step RMSE / persistence RMSE */
-    int64_t val_rollout;        /* mesh.val_rollout: steps of the validation rollouts (0 = none) */
-    double val_rollout_skill;   /* the last validation's rollout RMSE / persistence RMSE */
+    double val_skill;              /* the last validation's one-step RMSE / persistence RMSE */
+    int64_t val_rollout;           /* mesh.val_rollout: steps of the validation rollouts (0 = none) */
+    double val_rollout_skill;      /* the last validation's rollout RMSE / persistence RMSE */
     ts_mesh_sp *sp_train, *sp_val; /* (ntrain), (nvaltraj) with parallel.sp > 1, else NULL */
-    size_t npairs;               /* (trajectory, t) pairs of the training set */
-    int32_t *pair_traj, *pair_t; /* (npairs) */
-    double noise, noise_offset; /* mesh.noise (white), mesh.noise_offset (constant) */
-    double pushforward;          /* mesh.pushforward: the fraction of pushed samples */
-    int fields;                  /* velocity components F: 2 (triangles) or 3 (tetrahedra) */
+    size_t npairs;                 /* (trajectory, t) pairs of the training set */
+    int32_t *pair_traj, *pair_t;   /* (npairs) */
+    double noise, noise_offset;    /* mesh.noise (white), mesh.noise_offset (constant) */
+    double pushforward;            /* mesh.pushforward: the fraction of pushed samples */
+    int fields;                    /* velocity components F: 2 (triangles) or 3 (tetrahedra) */
     ts_mesh_model model;
     ts_mesh_norm in_norm, out_norm;
     unsigned long long step_bytes[2]; /* halo bytes the last training step sent, and their analytic count */
@@ -81,7 +81,7 @@ typedef struct {
     double norm_scalars[4];
     char norm_names[8][64];
     ts_train_task task;
-    int64_t nmax;                /* most nodes of any trajectory */
+    int64_t nmax;                                              /* most nodes of any trajectory */
     float *vin, *delta, *vin_n, *delta_n, *feat, *pred, *dout; /* (nmax, ...) scratch */
 } mesh_trainer;
 
@@ -129,8 +129,8 @@ static ts_mesh_sp *sp_of(const mesh_trainer *tr, const ts_mesh_traj *tj) {
 /* change (N, F) = the model's de-normalized one-step change from the state
  * v (N, F), no gradient; the model must be prepared for tj. */
 static void predict_change(mesh_trainer *tr, const ts_mesh_traj *tj, const float *v, float *change) {
-    ts_mesh_stepper st = {&tr->model, &tr->in_norm, &tr->out_norm, sp_of(tr, tj), tr->fields, tr->vin_n, tr->feat,
-                          tr->pred};
+    ts_mesh_stepper st = {&tr->model, &tr->in_norm, &tr->out_norm, sp_of(tr, tj),
+                          tr->fields, tr->vin_n,    tr->feat,      tr->pred};
     ts_mesh_predict_change(&st, tj, v, change);
 }
 
@@ -327,8 +327,10 @@ static double loss_and_grad(void *self, long step) {
         int64_t t;
         pick_pair(tr, step, j, &tj, &t);
         uint64_t stream = (uint64_t)step * (uint64_t)tr->batch + j;
-        if (tj->T >= 3 && pushed(tr, step, j)) make_pushed_sample(tr, tj, t, stream);
-        else make_sample(tr, tj, t, stream, tr->vin, tr->delta);
+        if (tj->T >= 3 && pushed(tr, step, j))
+            make_pushed_sample(tr, tj, t, stream);
+        else
+            make_sample(tr, tj, t, stream, tr->vin, tr->delta);
         loss += sample_loss(tr, tj, 1, 1.0 / tr->batch) / tr->batch;
     }
     halo_bytes(tr, after);
@@ -457,17 +459,26 @@ static void resume_extras(void *self, ts_ckpt *ck, const char *path) {
 
 ts_train_task *ts_mesh_task_create(const ts_command_ctx *ctx) {
     /* the keys that shape the network or its graphs */
-    static const char *const RESUME_KEYS[] = {"model.dim",   "model.heads",  "model.hidden",
-                                              "model.depth", "mesh.khop",    "mesh.window",
-                                              "mesh.dilation", "mesh.globals", "mesh.order", NULL};
+    static const char *const RESUME_KEYS[] = {"model.dim",  "model.heads", "model.hidden",  "model.depth",
+                                              "mesh.khop",  "mesh.window", "mesh.dilation", "mesh.globals",
+                                              "mesh.order", NULL};
     mesh_trainer *tr = ts_malloc(sizeof *tr);
     setup(tr, ctx);
     ts_train_task *t = &tr->task;
-    *t = (ts_train_task){.kind = "mesh", .self = tr, .be = tr->be, .params = &tr->model.params,
-                         .grads = &tr->model.grads, .batch = tr->batch, .has_validation = tr->nvaltraj > 0,
-                         .resume_keys = RESUME_KEYS, .loss_and_grad = loss_and_grad, .validate = task_validate,
-                         .log_fields = log_fields, .checkpoint_extras = checkpoint_extras,
-                         .resume_extras = resume_extras, .free = trainer_free};
+    *t = (ts_train_task){.kind = "mesh",
+                         .self = tr,
+                         .be = tr->be,
+                         .params = &tr->model.params,
+                         .grads = &tr->model.grads,
+                         .batch = tr->batch,
+                         .has_validation = tr->nvaltraj > 0,
+                         .resume_keys = RESUME_KEYS,
+                         .loss_and_grad = loss_and_grad,
+                         .validate = task_validate,
+                         .log_fields = log_fields,
+                         .checkpoint_extras = checkpoint_extras,
+                         .resume_extras = resume_extras,
+                         .free = trainer_free};
     snprintf(t->summary, sizeof t->summary,
              "(dp %d, sp %d): %d training trajectories (%zu pairs) of %s, %d validation trajectories of %s", tr->dp,
              tr->sp, tr->ntrain, tr->npairs, tr->train_path, tr->nvaltraj, tr->val_path ? tr->val_path : "-");

@@ -40,37 +40,37 @@ typedef struct {
     const ts_backend *be;
     uint64_t seed;
     long steps;
-    int batch, dp, local_batch;   /* global batch, replicas, samples per replica */
-    int64_t step_seconds;         /* forecast step */
+    int batch, dp, local_batch; /* global batch, replicas, samples per replica */
+    int64_t step_seconds;       /* forecast step */
     ts_era5_dataset *ds;
     const ts_era5_grid *grid;
     size_t nstate, nforce;
-    ts_stats stats;               /* as read from the statistics file */
+    ts_stats stats; /* as read from the statistics file */
     char stats_path[4096];
-    double *mean, *std;           /* (nstate + nforce) in the data's channel order */
-    double *res_mean, *res_std;   /* (nstate) for the forecast step */
-    size_t *pairs, npairs;        /* time indices of training pairs */
-    size_t *val, nval;            /* time indices of validation pairs */
+    double *mean, *std;         /* (nstate + nforce) in the data's channel order */
+    double *res_mean, *res_std; /* (nstate) for the forecast step */
+    size_t *pairs, npairs;      /* time indices of training pairs */
+    size_t *val, nval;          /* time indices of validation pairs */
     ts_swin model;
     ts_trigflow tf;
-    int regress;                  /* model.objective = regress: t = pi/2, no noise, target -x0 */
-    int val_levels;               /* train.val_levels: sampler levels of the validation forecast, 0 = none */
-    int val_members;              /* train.val_members: members of its ensemble mean */
-    double *val_skill;            /* (nstate) RMSE / persistence RMSE of the last validation forecast, NaN = none */
-    double val_skill_mean;        /* their mean over channels */
-    float *w_tok;                 /* (T) latitude weights per token */
-    float *w_chan;                /* (nstate) loss weights */
-    float *raw0, *raw1, *rawf;    /* (nstate, HW), (nstate, HW), (nforce, HW) as read */
-    float *in;                    /* (T, 2 nstate + nforce) network input, host */
-    float *target, *pred, *dout;  /* (T, nstate) host */
-    float *t_batch;               /* (local_batch) noise levels of the batch in `in` */
+    int regress;                 /* model.objective = regress: t = pi/2, no noise, target -x0 */
+    int val_levels;              /* train.val_levels: sampler levels of the validation forecast, 0 = none */
+    int val_members;             /* train.val_members: members of its ensemble mean */
+    double *val_skill;           /* (nstate) RMSE / persistence RMSE of the last validation forecast, NaN = none */
+    double val_skill_mean;       /* their mean over channels */
+    float *w_tok;                /* (T) latitude weights per token */
+    float *w_chan;               /* (nstate) loss weights */
+    float *raw0, *raw1, *rawf;   /* (nstate, HW), (nstate, HW), (nforce, HW) as read */
+    float *in;                   /* (T, 2 nstate + nforce) network input, host */
+    float *target, *pred, *dout; /* (T, nstate) host */
+    float *t_batch;              /* (local_batch) noise levels of the batch in `in` */
     /* the next step's batch, read by a thread while the current step computes */
     float *in_next, *target_next, *t_next;
     pthread_t prefetch;
     int prefetch_running;
-    long prefetched_step;         /* the step whose batch is in *_next, 0 for none */
+    long prefetched_step;               /* the step whose batch is in *_next, 0 for none */
     float *in_dev, *out_dev, *dout_dev; /* device copies */
-    ts_ckpt_named ckpt_grid[2];   /* the grid's latitudes and longitudes, for the checkpoint */
+    ts_ckpt_named ckpt_grid[2];         /* the grid's latitudes and longitudes, for the checkpoint */
     ts_train_task task;
 } swin_trainer;
 
@@ -128,8 +128,9 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
     memset(tr, 0, sizeof *tr);
     tr->cfg = cfg, tr->layout = lay, tr->out_dir = ctx->out;
     if (lay->size[TS_AXIS_SP] > 1 || lay->size[TS_AXIS_PP] > 1)
-        ts_usage_error("parallel.sp = %d, parallel.pp = %d: the swin model runs with DP and WP only (sp and pp must be 1)",
-                       lay->size[TS_AXIS_SP], lay->size[TS_AXIS_PP]);
+        ts_usage_error(
+            "parallel.sp = %d, parallel.pp = %d: the swin model runs with DP and WP only (sp and pp must be 1)",
+            lay->size[TS_AXIS_SP], lay->size[TS_AXIS_PP]);
     ts_train_basics b;
     ts_train_basics_get(ctx, &b);
     tr->be = b.be, tr->seed = b.seed, tr->steps = b.steps;
@@ -143,8 +144,10 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
 
     char spath[4096];
     const char *want = ts_config_str(cfg, "data.stats");
-    if (*want) snprintf(spath, sizeof spath, "%s", want);
-    else snprintf(spath, sizeof spath, "%s/stats.nc", ctx->out);
+    if (*want)
+        snprintf(spath, sizeof spath, "%s", want);
+    else
+        snprintf(spath, sizeof spath, "%s/stats.nc", ctx->out);
     if (ts_stats_read(&tr->stats, spath, err, sizeof err))
         ts_fatal("%s (run tessera stats first, or set data.stats)", err);
     check_stats_grid(&tr->stats, tr->grid, spath);
@@ -160,15 +163,21 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
     tr->npairs = find_pairs(tr->ds, s0, s1, tr->step_seconds, &tr->pairs);
     tr->nval = *ts_config_str(cfg, "train.val_start") ? find_pairs(tr->ds, v0, v1, tr->step_seconds, &tr->val) : 0;
     if (tr->npairs == 0)
-        ts_usage_error("no training pairs: no valid time in [train.start, train.end) has a partner %lld h later in the data",
-                       (long long)(tr->step_seconds / 3600));
+        ts_usage_error(
+            "no training pairs: no valid time in [train.start, train.end) has a partner %lld h later in the data",
+            (long long)(tr->step_seconds / 3600));
 
     /* model */
-    ts_swin_config mc = {
-        .H = (int)tr->grid->nlat, .W = (int)tr->grid->nlon, .window = (int)ts_config_int(cfg, "model.window"),
-        .c_in = (int)(2 * tr->nstate + tr->nforce), .c_out = (int)tr->nstate, .dim = (int)ts_config_int(cfg, "model.dim"),
-        .heads = (int)ts_config_int(cfg, "model.heads"), .hidden = (int)ts_config_int(cfg, "model.hidden"),
-        .depth = (int)ts_config_int(cfg, "model.depth"), .t_freq = (int)ts_config_int(cfg, "model.t_freq")};
+    ts_swin_config mc = {.H = (int)tr->grid->nlat,
+                         .W = (int)tr->grid->nlon,
+                         .window = (int)ts_config_int(cfg, "model.window"),
+                         .c_in = (int)(2 * tr->nstate + tr->nforce),
+                         .c_out = (int)tr->nstate,
+                         .dim = (int)ts_config_int(cfg, "model.dim"),
+                         .heads = (int)ts_config_int(cfg, "model.heads"),
+                         .hidden = (int)ts_config_int(cfg, "model.hidden"),
+                         .depth = (int)ts_config_int(cfg, "model.depth"),
+                         .t_freq = (int)ts_config_int(cfg, "model.t_freq")};
     ts_swin_wp wp = {lay->wp, lay->size[TS_AXIS_WP_Y], lay->size[TS_AXIS_WP_X], lay->coord[TS_AXIS_WP_Y],
                      lay->coord[TS_AXIS_WP_X]};
     if (ts_swin_create(&tr->model, tr->be, &mc, tr->local_batch, &wp, err, sizeof err)) ts_usage_error("%s", err);
@@ -222,12 +231,14 @@ static void bind_stats(swin_trainer *tr, const char *path) {
         if (tr->stats.res_hours[d] == hours) r = (int)d;
     if (r < 0)
         ts_fatal("%s has no residual statistics for train.step_hours = %d: add %d to stats.residual_hours and rerun "
-                 "tessera stats", path, hours, hours);
+                 "tessera stats",
+                 path, hours, hours);
     for (size_t c = 0; c < nchan; c++) {
-        const ts_era5_channel *ch = c < tr->nstate ? ts_era5_state_channel(tr->ds, c)
-                                                   : ts_era5_forcing_channel(tr->ds, c - tr->nstate);
+        const ts_era5_channel *ch =
+            c < tr->nstate ? ts_era5_state_channel(tr->ds, c) : ts_era5_forcing_channel(tr->ds, c - tr->nstate);
         int k = ts_stats_channel(&tr->stats, ch->spec);
-        if (k < 0) ts_fatal("%s has no statistics for channel '%s': rerun tessera stats with the same data.*", path, ch->spec);
+        if (k < 0)
+            ts_fatal("%s has no statistics for channel '%s': rerun tessera stats with the same data.*", path, ch->spec);
         tr->mean[c] = tr->stats.mean[k], tr->std[c] = tr->stats.std[k];
         if (c < tr->nstate) {
             if ((size_t)k >= tr->stats.nstate)
@@ -261,14 +272,15 @@ static void read_or_die(swin_trainer *tr, size_t t, float *state, float *forcing
 /* Fill slot b of the step's input (tokens b*HW .. (b+1)*HW) and target for
  * pair index `pair` (a time index), noise level t, noise stream `stream`. */
 static void make_sample(swin_trainer *tr, int b, size_t pair, double t, uint64_t stream, float *in_buf,
-                          float *target_buf) {
+                        float *target_buf) {
     const ts_swin *m = &tr->model;
     const size_t HW = (size_t)m->h * m->w, ns = tr->nstate, nf = tr->nforce;
     const size_t W = tr->grid->nlon, HWg = tr->grid->nlat * W;
     const size_t cin = 2 * ns + nf;
     size_t j;
     const int64_t *times = ts_era5_times(tr->ds);
-    if (ts_era5_find_time(tr->ds, times[pair] + tr->step_seconds, &j)) ts_fatal("internal: pair %zu lost its partner", pair);
+    if (ts_era5_find_time(tr->ds, times[pair] + tr->step_seconds, &j))
+        ts_fatal("internal: pair %zu lost its partner", pair);
     read_or_die(tr, pair, tr->raw0, NULL);
     read_or_die(tr, j, tr->raw1, nf ? tr->rawf : NULL);
     ts_rng_key nkey = ts_rng_key_make(tr->seed, TS_RNG_TRAIN_NOISE);
@@ -321,7 +333,8 @@ static double noise_time(const swin_trainer *tr, ts_rng_key tkey, uint64_t strea
 /* The local batch of `step` into in, target and t: which pairs, noise
  * levels and noise, all keyed by the step and global sample indices. */
 static void prepare_batch(swin_trainer *tr, long step, float *in, float *target, float *t_out) {
-    ts_rng_key okey = ts_rng_key_make(tr->seed, TS_RNG_DATA_ORDER), tkey = ts_rng_key_make(tr->seed, TS_RNG_DIFFUSION_TIME);
+    ts_rng_key okey = ts_rng_key_make(tr->seed, TS_RNG_DATA_ORDER),
+               tkey = ts_rng_key_make(tr->seed, TS_RNG_DIFFUSION_TIME);
     int r = tr->layout->coord[TS_AXIS_DP];
     for (int b = 0; b < tr->local_batch; b++) {
         uint64_t j = (uint64_t)r * (uint64_t)tr->local_batch + (uint64_t)b; /* global sample index */
@@ -409,16 +422,21 @@ static void val_forecast(swin_trainer *tr, int base, int nv, double *sums) {
         float *member = ts_malloc(sizeof(float) * T * ns);
         memset(x, 0, sizeof(float) * T * ns);
         const ts_config *cfg = tr->cfg;
-        ts_sampler_config sc = {tr->val_levels, ts_config_float(cfg, "forecast.rho"),
-                                ts_config_float(cfg, "forecast.sigma_min"), ts_config_float(cfg, "forecast.sigma_max"),
-                                1.0, 0.0, 1.0};
+        ts_sampler_config sc = {tr->val_levels,
+                                ts_config_float(cfg, "forecast.rho"),
+                                ts_config_float(cfg, "forecast.sigma_min"),
+                                ts_config_float(cfg, "forecast.sigma_max"),
+                                1.0,
+                                0.0,
+                                1.0};
         ts_rng_key key = ts_rng_key_make(tr->seed, TS_RNG_SAMPLER_NOISE);
         const uint64_t VAL_SAMPLER = UINT64_C(3) << 61; /* far from any forecast's stream */
-        for (int e = 0; e < tr->val_members; e++) { /* the ensemble mean of val_members members */
+        for (int e = 0; e < tr->val_members; e++) {     /* the ensemble mean of val_members members */
             for (int b = 0; b < tr->local_batch; b++) {
                 uint64_t stream = VAL_SAMPLER + ((uint64_t)(base + r * tr->local_batch + b) << 16) + (uint64_t)e;
                 for (size_t k = 0; k < HW; k++) {
-                    size_t gidx = (tr->model.row0 + k / (size_t)tr->model.w) * W + tr->model.col0 + k % (size_t)tr->model.w;
+                    size_t gidx =
+                        (tr->model.row0 + k / (size_t)tr->model.w) * W + tr->model.col0 + k % (size_t)tr->model.w;
                     for (size_t ch = 0; ch < ns; ch++)
                         member[((size_t)b * HW + k) * ns + ch] = ts_rng_normal1(key, stream, ch * HWg + gidx);
                 }
@@ -509,7 +527,6 @@ static void skill_fields(const swin_trainer *tr, char *buf, size_t cap) {
                                 tr->val_skill[c]);
 }
 
-
 static double task_validate(void *self, char *text, size_t tcap, char *json, size_t jcap) {
     swin_trainer *tr = self;
     double val = validate(tr);
@@ -525,19 +542,20 @@ static void log_fields(void *self, char *json, size_t cap) {
     swin_trainer *tr = self;
     unsigned long long mine[2] = {tr->model.wp_bytes, tr->model.wp_bytes_expected}, lo[2], hi[2];
     ts_par_minmax_u64(tr->layout, mine, lo, hi, 2);
-    snprintf(json, cap,
-             ",\"wp_bytes_min\":%llu,\"wp_bytes_max\":%llu,\"wp_bytes_expected_min\":%llu,\"wp_bytes_expected_max\":%llu",
-             lo[0], hi[0], lo[1], hi[1]);
+    snprintf(
+        json, cap,
+        ",\"wp_bytes_min\":%llu,\"wp_bytes_max\":%llu,\"wp_bytes_expected_min\":%llu,\"wp_bytes_expected_max\":%llu",
+        lo[0], hi[0], lo[1], hi[1]);
 }
 
 /* Beside the weights: the statistics the run normalizes with, and the grid
  * the model learned on (so that a forecast on another is refused). */
 static void checkpoint_extras(void *self, ts_ckpt_contents *c) {
     swin_trainer *tr = self;
-    tr->ckpt_grid[0] = (ts_ckpt_named){.name = "grid.latitude", .ndim = 1, .shape = {(int64_t)tr->grid->nlat_data},
-                                  .data = (double *)tr->grid->lat};
-    tr->ckpt_grid[1] = (ts_ckpt_named){.name = "grid.longitude", .ndim = 1, .shape = {(int64_t)tr->grid->nlon},
-                                  .data = (double *)tr->grid->lon};
+    tr->ckpt_grid[0] = (ts_ckpt_named){
+        .name = "grid.latitude", .ndim = 1, .shape = {(int64_t)tr->grid->nlat_data}, .data = (double *)tr->grid->lat};
+    tr->ckpt_grid[1] = (ts_ckpt_named){
+        .name = "grid.longitude", .ndim = 1, .shape = {(int64_t)tr->grid->nlon}, .data = (double *)tr->grid->lon};
     c->stats = &tr->stats, c->normalizers = tr->ckpt_grid, c->nnormalizers = 2;
 }
 
@@ -559,11 +577,21 @@ ts_train_task *ts_swin_task_create(const ts_command_ctx *ctx) {
     swin_trainer *tr = ts_malloc(sizeof *tr);
     setup(tr, ctx);
     ts_train_task *t = &tr->task;
-    *t = (ts_train_task){.kind = "swin", .self = tr, .be = tr->be, .params = &tr->model.params,
-                         .grads = &tr->model.grads, .batch = tr->batch, .has_validation = tr->nval > 0,
-                         .validate_at_start = 1, .resume_keys = RESUME_KEYS, .loss_and_grad = loss_and_grad,
-                         .validate = task_validate, .log_fields = log_fields, .checkpoint_extras = checkpoint_extras,
-                         .resume_extras = resume_extras, .free = trainer_free};
+    *t = (ts_train_task){.kind = "swin",
+                         .self = tr,
+                         .be = tr->be,
+                         .params = &tr->model.params,
+                         .grads = &tr->model.grads,
+                         .batch = tr->batch,
+                         .has_validation = tr->nval > 0,
+                         .validate_at_start = 1,
+                         .resume_keys = RESUME_KEYS,
+                         .loss_and_grad = loss_and_grad,
+                         .validate = task_validate,
+                         .log_fields = log_fields,
+                         .checkpoint_extras = checkpoint_extras,
+                         .resume_extras = resume_extras,
+                         .free = trainer_free};
     t->flops_per_step = 3.0 * ts_swin_forward_flops(&tr->model) * ctx->layout->world; /* all ranks' tokens */
     snprintf(t->summary, sizeof t->summary, "(dp %d): %zu training pairs, %zu validation pairs", tr->dp, tr->npairs,
              tr->nval);

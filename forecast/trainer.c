@@ -30,11 +30,16 @@ typedef struct {
 } trainer;
 
 void ts_train_optim_config(const ts_config *cfg, long steps, ts_optim_config *o) {
-    *o = (ts_optim_config){.lr = ts_config_float(cfg, "train.lr"), .lr_min = ts_config_float(cfg, "train.lr_min"),
-                           .warmup = (int)ts_config_int(cfg, "train.warmup"), .total = (int)steps,
-                           .beta1 = ts_config_float(cfg, "train.beta1"), .beta2 = ts_config_float(cfg, "train.beta2"),
-                           .eps = 1e-8, .weight_decay = ts_config_float(cfg, "train.weight_decay"),
-                           .clip = ts_config_float(cfg, "train.clip"), .ema_decay = ts_config_float(cfg, "train.ema")};
+    *o = (ts_optim_config){.lr = ts_config_float(cfg, "train.lr"),
+                           .lr_min = ts_config_float(cfg, "train.lr_min"),
+                           .warmup = (int)ts_config_int(cfg, "train.warmup"),
+                           .total = (int)steps,
+                           .beta1 = ts_config_float(cfg, "train.beta1"),
+                           .beta2 = ts_config_float(cfg, "train.beta2"),
+                           .eps = 1e-8,
+                           .weight_decay = ts_config_float(cfg, "train.weight_decay"),
+                           .clip = ts_config_float(cfg, "train.clip"),
+                           .ema_decay = ts_config_float(cfg, "train.ema")};
 }
 
 void ts_train_basics_get(const ts_command_ctx *ctx, ts_train_basics *b) {
@@ -65,8 +70,10 @@ void ts_check_finite_block(const ts_params *layout, const float *h, const char *
 
 static void checkpoint_path(const trainer *tr, char *buf, size_t cap) {
     const char *want = ts_config_str(tr->cfg, "train.checkpoint");
-    if (*want) snprintf(buf, cap, "%s", want);
-    else snprintf(buf, cap, "%s/checkpoint.h5", tr->out_dir);
+    if (*want)
+        snprintf(buf, cap, "%s", want);
+    else
+        snprintf(buf, cap, "%s/checkpoint.h5", tr->out_dir);
 }
 
 /* A host view of a parameter block: the block itself on the CPU, a download
@@ -92,8 +99,12 @@ static void write_checkpoint(trainer *tr, long step) {
         int need = ts_config_to_json(tr->cfg, NULL, 0);
         char *json = ts_malloc((size_t)need + 1);
         ts_config_to_json(tr->cfg, json, (size_t)need + 1);
-        ts_ckpt_meta meta = {.model_kind = task->kind, .config_json = json, .step = step, .optimizer_step = step,
-                             .data_position = step, .rng_seed = tr->seed};
+        ts_ckpt_meta meta = {.model_kind = task->kind,
+                             .config_json = json,
+                             .step = step,
+                             .optimizer_step = step,
+                             .data_position = step,
+                             .rng_seed = tr->seed};
         float *p = host_view(task->be, task->params), *e = host_view(task->be, &tr->ema);
         float *m = host_view(task->be, &tr->m), *v = host_view(task->be, &tr->v);
         ts_ckpt_contents c = {.layout = task->params, .params = p, .ema = e, .adam_m = m, .adam_v = v};
@@ -198,9 +209,12 @@ static long resume(trainer *tr) {
 /* ---- the loop ------------------------------------------------------------------------ */
 
 static void format_eta(double seconds, char *buf, size_t cap) {
-    if (seconds < 120) snprintf(buf, cap, "%.0f s", seconds);
-    else if (seconds < 7200) snprintf(buf, cap, "%.1f min", seconds / 60);
-    else snprintf(buf, cap, "%.1f h", seconds / 3600);
+    if (seconds < 120)
+        snprintf(buf, cap, "%.0f s", seconds);
+    else if (seconds < 7200)
+        snprintf(buf, cap, "%.1f min", seconds / 60);
+    else
+        snprintf(buf, cap, "%.1f h", seconds / 3600);
 }
 
 /* One optimizer step over the global batch; returns the global mean loss. */
@@ -237,10 +251,11 @@ static void log_step(trainer *tr, long step, double loss, double gnorm, double v
     ts_info("step %ld/%ld  loss %.5f%s  lr %.2e  |g| %.3g  %.2f samples/s%s  ETA %s", step, tr->steps, loss, valpart,
             ts_optim_lr(&tr->optim, step), gnorm, task->batch / dt, flops, eta);
     if (task->log_fields) task->log_fields(task->self, extra, sizeof extra);
-    snprintf(fields, sizeof fields,
-             "\"step\":%ld,\"loss\":%.8g,\"val_loss\":%s%.8g%s,\"lr\":%.6g,\"grad_norm\":%.6g,\"samples_per_s\":%.4g%s%s%s",
-             step, loss, isnan(val) ? "\"" : "", isnan(val) ? 0.0 : val, isnan(val) ? "\"" : "",
-             ts_optim_lr(&tr->optim, step), gnorm, task->batch / dt, flopsjson, extra, isnan(val) ? "" : valjson);
+    snprintf(
+        fields, sizeof fields,
+        "\"step\":%ld,\"loss\":%.8g,\"val_loss\":%s%.8g%s,\"lr\":%.6g,\"grad_norm\":%.6g,\"samples_per_s\":%.4g%s%s%s",
+        step, loss, isnan(val) ? "\"" : "", isnan(val) ? 0.0 : val, isnan(val) ? "\"" : "",
+        ts_optim_lr(&tr->optim, step), gnorm, task->batch / dt, flopsjson, extra, isnan(val) ? "" : valjson);
     ts_log_event("train_step", fields);
 }
 

@@ -39,7 +39,7 @@ struct ts_train_task {
      * names, or "prefix." for every int, string and enum key of a prefix;
      * NULL-terminated. */
     const char *const *resume_keys;
-    char summary[1024];        /* for the opening line: "(dp 2): 96 training pairs, 8 validation pairs" */
+    char summary[1024]; /* for the opening line: "(dp 2): 96 training pairs, 8 validation pairs" */
 
     /* This rank's part of `step`'s global-batch mean loss; its part of the
      * gradient is left in grads (zeroed by the task). */

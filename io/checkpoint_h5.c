@@ -36,7 +36,8 @@ herr_t ck_close_id(hid_t *id) {
 /* HDF5's printing of its error stack goes to stderr behind our back; we
  * turn every failure into one line instead. */
 int ck_silence_hdf5(const ck_where *w) {
-    if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0) return TS_FAIL(w->err, w->cap, "%s: cannot initialise the HDF5 library", w->path);
+    if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0)
+        return TS_FAIL(w->err, w->cap, "%s: cannot initialise the HDF5 library", w->path);
     return 0;
 }
 

@@ -31,14 +31,17 @@ static int explain_open_failure(const ck_where *w) {
     ts_h5_message(h5, sizeof h5);
     unsigned char head[8] = {0};
     struct stat st;
-    if (stat(w->path, &st) == 0 && S_ISDIR(st.st_mode)) return TS_FAIL(w->err, w->cap, "%s: a folder, not a checkpoint file", w->path);
+    if (stat(w->path, &st) == 0 && S_ISDIR(st.st_mode))
+        return TS_FAIL(w->err, w->cap, "%s: a folder, not a checkpoint file", w->path);
     FILE *fp = fopen(w->path, "rb");
     if (!fp) return TS_FAIL(w->err, w->cap, "%s: cannot open the checkpoint: %s", w->path, strerror(errno));
     size_t got = fread(head, 1, sizeof head, fp);
     fclose(fp);
     if (got < sizeof head || memcmp(head, signature, sizeof head) != 0)
-        return TS_FAIL(w->err, w->cap, "%s: not an HDF5 file (no HDF5 signature at its start), so not a tessera checkpoint", w->path);
-    return TS_FAIL(w->err, w->cap, "%s: cannot open the checkpoint: a truncated or damaged HDF5 file (HDF5: %s)", w->path, h5);
+        return TS_FAIL(w->err, w->cap,
+                       "%s: not an HDF5 file (no HDF5 signature at its start), so not a tessera checkpoint", w->path);
+    return TS_FAIL(w->err, w->cap, "%s: cannot open the checkpoint: a truncated or damaged HDF5 file (HDF5: %s)",
+                   w->path, h5);
 }
 
 /* A scalar attribute read as text, whether stored as a variable- or a
@@ -49,7 +52,8 @@ static char *read_attr_str(const ck_where *w, hid_t loc, const char *name) {
     htri_t exists = H5Aexists(loc, name);
     TS_H5_CHECK_GOTO(exists, w->err, w->cap, "%s: looking for attribute '%s'", w->path, name);
     if (!exists) {
-        TS_FAIL(w->err, w->cap, "%s: attribute '%s' is missing: a damaged checkpoint or one of another program", w->path, name);
+        TS_FAIL(w->err, w->cap, "%s: attribute '%s' is missing: a damaged checkpoint or one of another program",
+                w->path, name);
         return NULL;
     }
     TS_H5_CHECK_GOTO(a = H5Aopen(loc, name, H5P_DEFAULT), w->err, w->cap, "%s: opening attribute '%s'", w->path, name);
@@ -88,7 +92,9 @@ static int read_attr_int(const ck_where *w, hid_t loc, const char *name, hid_t m
     hid_t a = H5I_INVALID_HID, ft = H5I_INVALID_HID, space = H5I_INVALID_HID;
     htri_t exists = H5Aexists(loc, name);
     TS_H5_CHECK_GOTO(exists, w->err, w->cap, "%s: looking for attribute '%s'", w->path, name);
-    if (!exists) return TS_FAIL(w->err, w->cap, "%s: attribute '%s' is missing: a damaged checkpoint or one of another program", w->path, name);
+    if (!exists)
+        return TS_FAIL(w->err, w->cap, "%s: attribute '%s' is missing: a damaged checkpoint or one of another program",
+                       w->path, name);
     TS_H5_CHECK_GOTO(a = H5Aopen(loc, name, H5P_DEFAULT), w->err, w->cap, "%s: opening attribute '%s'", w->path, name);
     TS_H5_CHECK_GOTO(ft = H5Aget_type(a), w->err, w->cap, "%s: type of attribute '%s'", w->path, name);
     TS_H5_CHECK_GOTO(space = H5Aget_space(a), w->err, w->cap, "%s: dataspace of attribute '%s'", w->path, name);
@@ -107,11 +113,15 @@ fail:
 static int read_format(const ck_where *w, hid_t f) {
     htri_t has = H5Aexists(f, "format");
     if (has < 0) return TS_H5_FAIL(w->err, w->cap, "%s: looking for attribute 'format'", w->path);
-    if (!has) return TS_FAIL(w->err, w->cap, "%s: not a tessera checkpoint (no attribute format = \"%s\")", w->path, CKPT_FORMAT);
+    if (!has)
+        return TS_FAIL(w->err, w->cap, "%s: not a tessera checkpoint (no attribute format = \"%s\")", w->path,
+                       CKPT_FORMAT);
     char *format = read_attr_str(w, f, "format");
     if (!format) return -1;
     int same = strcmp(format, CKPT_FORMAT) == 0;
-    if (!same) TS_FAIL(w->err, w->cap, "%s: not a tessera checkpoint (format = \"%s\", want \"%s\")", w->path, format, CKPT_FORMAT);
+    if (!same)
+        TS_FAIL(w->err, w->cap, "%s: not a tessera checkpoint (format = \"%s\", want \"%s\")", w->path, format,
+                CKPT_FORMAT);
     free(format);
     return same ? 0 : -1;
 }
@@ -121,10 +131,14 @@ static int read_meta(const ck_where *w, ts_ckpt *ck) {
     hid_t f = ck->file;
     if (read_format(w, f) || read_attr_int(w, f, "format_version", H5T_NATIVE_INT, &m->format_version)) return -1;
     if (m->format_version > TS_CKPT_FORMAT_VERSION)
-        return TS_FAIL(w->err, w->cap, "%s: format_version %d is newer than this build reads (%d): written by a newer tessera, which can "
-                       "read it", w->path, m->format_version, TS_CKPT_FORMAT_VERSION);
+        return TS_FAIL(
+            w->err, w->cap,
+            "%s: format_version %d is newer than this build reads (%d): written by a newer tessera, which can "
+            "read it",
+            w->path, m->format_version, TS_CKPT_FORMAT_VERSION);
     if (m->format_version < 1)
-        return TS_FAIL(w->err, w->cap, "%s: format_version %d is not a version: a damaged checkpoint", w->path, m->format_version);
+        return TS_FAIL(w->err, w->cap, "%s: format_version %d is not a version: a damaged checkpoint", w->path,
+                       m->format_version);
     if (read_attr_int(w, f, "step", H5T_NATIVE_INT64, &m->step) ||
         read_attr_int(w, f, "optimizer_step", H5T_NATIVE_INT64, &m->optimizer_step) ||
         read_attr_int(w, f, "data_position", H5T_NATIVE_INT64, &m->data_position) ||
@@ -135,7 +149,9 @@ static int read_meta(const ck_where *w, ts_ckpt *ck) {
     m->model_kind = ck->model_kind;
     m->config_json = ck->config_json;
     if (m->step < 0 || m->optimizer_step < 0 || m->data_position < 0 || m->rng_seed > TS_RNG_SEED_MAX)
-        return TS_FAIL(w->err, w->cap, "%s: step, optimizer_step, data_position or rng_seed out of range: a damaged checkpoint", w->path);
+        return TS_FAIL(w->err, w->cap,
+                       "%s: step, optimizer_step, data_position or rng_seed out of range: a damaged checkpoint",
+                       w->path);
     return 0;
 }
 
@@ -158,7 +174,8 @@ ts_ckpt *ts_ckpt_open(const char *path, const char *want_kind, char *err, size_t
     TS_H5_CHECK_GOTO(ck_close_id(&fapl), w->err, w->cap, "%s: file access properties", w->path);
     if (read_meta(w, ck)) goto fail;
     if (want_kind && strcmp(want_kind, ck->model_kind) != 0) {
-        TS_FAIL(w->err, w->cap, "%s: a checkpoint of a %s model, but this run's model.kind is %s", w->path, ck->model_kind, want_kind);
+        TS_FAIL(w->err, w->cap, "%s: a checkpoint of a %s model, but this run's model.kind is %s", w->path,
+                ck->model_kind, want_kind);
         goto fail;
     }
     return ck;
@@ -213,14 +230,19 @@ static int check_array(const array_source *src, const wanted_array *a, size_t nw
     if (!exists) {
         H5G_info_t info;
         if (!nwanted || H5Gget_info(src->group, &info) < 0)
-            return TS_FAIL(w->err, w->cap, "%s: %s '%s' is not in the file (%s/): %s", w->path, src->noun, a->name, src->gname, src->verdict);
-        return TS_FAIL(w->err, w->cap, "%s: %s '%s' of %s is not in the file (%s/ holds %llu, %s %zu): %s", w->path, src->noun, a->name, src->who, src->gname, (unsigned long long)info.nlinks, src->who, nwanted, src->verdict);
+            return TS_FAIL(w->err, w->cap, "%s: %s '%s' is not in the file (%s/): %s", w->path, src->noun, a->name,
+                           src->gname, src->verdict);
+        return TS_FAIL(w->err, w->cap, "%s: %s '%s' of %s is not in the file (%s/ holds %llu, %s %zu): %s", w->path,
+                       src->noun, a->name, src->who, src->gname, (unsigned long long)info.nlinks, src->who, nwanted,
+                       src->verdict);
     }
-    TS_H5_CHECK_GOTO(d = H5Dopen2(src->group, a->name, H5P_DEFAULT), w->err, w->cap, "%s: opening %s '%s' in %s/", w->path, src->noun, a->name, src->gname);
+    TS_H5_CHECK_GOTO(d = H5Dopen2(src->group, a->name, H5P_DEFAULT), w->err, w->cap, "%s: opening %s '%s' in %s/",
+                     w->path, src->noun, a->name, src->gname);
     TS_H5_CHECK_GOTO(t = H5Dget_type(d), w->err, w->cap, "%s: type of '%s'", w->path, a->name);
     TS_H5_CHECK_GOTO(s = H5Dget_space(d), w->err, w->cap, "%s: dataspace of '%s'", w->path, a->name);
     if (H5Tget_class(t) != src->cls) {
-        TS_FAIL(w->err, w->cap, "%s: %s '%s' in %s/ has a type of another class than %s expects", w->path, src->noun, a->name, src->gname, src->who);
+        TS_FAIL(w->err, w->cap, "%s: %s '%s' in %s/ has a type of another class than %s expects", w->path, src->noun,
+                a->name, src->gname, src->who);
         goto fail;
     }
     hsize_t dims[H5S_MAX_RANK];
@@ -228,17 +250,20 @@ static int check_array(const array_source *src, const wanted_array *a, size_t nw
     TS_H5_CHECK_GOTO(nd, w->err, w->cap, "%s: dataspace of '%s'", w->path, a->name);
     int same = nd == a->ndim && nd <= TS_PARAM_MAX_DIMS;
     if (same) {
-        TS_H5_CHECK_GOTO(H5Sget_simple_extent_dims(s, dims, NULL), w->err, w->cap, "%s: dataspace of '%s'", w->path, a->name);
+        TS_H5_CHECK_GOTO(H5Sget_simple_extent_dims(s, dims, NULL), w->err, w->cap, "%s: dataspace of '%s'", w->path,
+                         a->name);
         for (int i = 0; i < nd; i++) same = same && dims[i] == (hsize_t)a->shape[i];
     }
     if (!same) {
         int64_t file_shape[H5S_MAX_RANK] = {0};
-        TS_H5_CHECK_GOTO(H5Sget_simple_extent_dims(s, dims, NULL), w->err, w->cap, "%s: dataspace of '%s'", w->path, a->name);
+        TS_H5_CHECK_GOTO(H5Sget_simple_extent_dims(s, dims, NULL), w->err, w->cap, "%s: dataspace of '%s'", w->path,
+                         a->name);
         for (int i = 0; i < nd; i++) file_shape[i] = (int64_t)dims[i];
         char have[512], want[128];
         ck_format_shape(have, sizeof have, nd, file_shape);
         ck_format_shape(want, sizeof want, a->ndim, a->shape);
-        TS_FAIL(w->err, w->cap, "%s: %s '%s' has shape %s in the file (%s/) but %s wants %s: %s", w->path, src->noun, a->name, have, src->gname, src->who, want, src->verdict);
+        TS_FAIL(w->err, w->cap, "%s: %s '%s' has shape %s in the file (%s/) but %s wants %s: %s", w->path, src->noun,
+                a->name, have, src->gname, src->who, want, src->verdict);
         goto fail;
     }
     ck_close_id(&s), ck_close_id(&t), ck_close_id(&d);
@@ -253,15 +278,18 @@ static int fail_extra(const array_source *src, const wanted_array *a, size_t n, 
     const ck_where *w = src->w;
     char name[1024];
     for (hsize_t i = 0; i < nlinks; i++) {
-        ssize_t len = H5Lget_name_by_idx(src->group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
-                                         H5P_DEFAULT);
+        ssize_t len =
+            H5Lget_name_by_idx(src->group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
         if (len < 0) return TS_H5_FAIL(w->err, w->cap, "%s: listing %s/", w->path, src->gname);
         size_t j = 0;
         while (j < n && strcmp(a[j].name, name) != 0) j++;
         if (j == n)
-            return TS_FAIL(w->err, w->cap, "%s: %s '%s' in the file (%s/) is not in %s (the file holds %llu, %s %zu): %s", w->path, src->noun, name, src->gname, src->who, (unsigned long long)nlinks, src->who, n, src->verdict);
+            return TS_FAIL(
+                w->err, w->cap, "%s: %s '%s' in the file (%s/) is not in %s (the file holds %llu, %s %zu): %s", w->path,
+                src->noun, name, src->gname, src->who, (unsigned long long)nlinks, src->who, n, src->verdict);
     }
-    return TS_FAIL(w->err, w->cap, "%s: %s/ holds %llu entries but %s declares %zu", w->path, src->gname, (unsigned long long)nlinks, src->who, n);
+    return TS_FAIL(w->err, w->cap, "%s: %s/ holds %llu entries but %s declares %zu", w->path, src->gname,
+                   (unsigned long long)nlinks, src->who, n);
 }
 
 static int read_array(const array_source *src, const wanted_array *a, hid_t mtype) {
@@ -270,8 +298,10 @@ static int read_array(const array_source *src, const wanted_array *a, hid_t mtyp
     size_t numel = 1;
     for (int i = 0; i < a->ndim; i++) numel *= (size_t)a->shape[i];
     if (numel == 0) return 0; /* nothing stored, nothing to read */
-    TS_H5_CHECK_GOTO(d = H5Dopen2(src->group, a->name, H5P_DEFAULT), w->err, w->cap, "%s: opening %s '%s' in %s/", w->path, src->noun, a->name, src->gname);
-    TS_H5_CHECK_GOTO(H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->dst), w->err, w->cap, "%s: reading %s '%s' in %s/", w->path, src->noun, a->name, src->gname);
+    TS_H5_CHECK_GOTO(d = H5Dopen2(src->group, a->name, H5P_DEFAULT), w->err, w->cap, "%s: opening %s '%s' in %s/",
+                     w->path, src->noun, a->name, src->gname);
+    TS_H5_CHECK_GOTO(H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->dst), w->err, w->cap,
+                     "%s: reading %s '%s' in %s/", w->path, src->noun, a->name, src->gname);
     TS_H5_CHECK_GOTO(ck_close_id(&d), w->err, w->cap, "%s: closing '%s'", w->path, a->name);
     return 0;
 fail:
@@ -287,7 +317,8 @@ static int read_declared(const array_source *src, const wanted_array *a, size_t 
     /* Every declared (distinct) name is present, so any link beyond n is
      * an array the caller does not know. */
     H5G_info_t info;
-    if (H5Gget_info(src->group, &info) < 0) return TS_H5_FAIL(src->w->err, src->w->cap, "%s: listing %s/", src->w->path, src->gname);
+    if (H5Gget_info(src->group, &info) < 0)
+        return TS_H5_FAIL(src->w->err, src->w->cap, "%s: listing %s/", src->w->path, src->gname);
     if (info.nlinks > n) return fail_extra(src, a, n, info.nlinks);
     for (size_t i = 0; i < n; i++)
         if (read_array(src, &a[i], mtype)) return -1;
@@ -297,16 +328,18 @@ static int read_declared(const array_source *src, const wanted_array *a, size_t 
 static hid_t open_group(const ck_where *w, hid_t file, const char *name) {
     htri_t exists = H5Lexists(file, name, H5P_DEFAULT);
     if (exists < 0) return TS_H5_FAIL(w->err, w->cap, "%s: looking for group '%s/'", w->path, name), H5I_INVALID_HID;
-    if (!exists) return TS_FAIL(w->err, w->cap, "%s: no group '%s/': the checkpoint was written without it", w->path, name), H5I_INVALID_HID;
+    if (!exists)
+        return TS_FAIL(w->err, w->cap, "%s: no group '%s/': the checkpoint was written without it", w->path, name),
+               H5I_INVALID_HID;
     hid_t g = H5Gopen2(file, name, H5P_DEFAULT);
     if (g < 0) TS_H5_FAIL(w->err, w->cap, "%s: opening group '%s/'", w->path, name);
     return g;
 }
 
-int ts_ckpt_read_params(ts_ckpt *ck, const char *group, const ts_params *layout, float *dst, char *err,
-                        size_t cap) {
+int ts_ckpt_read_params(ts_ckpt *ck, const char *group, const ts_params *layout, float *dst, char *err, size_t cap) {
     ck_where where = {ck ? ck->path : "(null)", err, cap}, *w = &where;
-    if (!ck || !group || !layout || !dst) return TS_FAIL(w->err, w->cap, "%s: ts_ckpt_read_params needs a group, a layout and a block", w->path);
+    if (!ck || !group || !layout || !dst)
+        return TS_FAIL(w->err, w->cap, "%s: ts_ckpt_read_params needs a group, a layout and a block", w->path);
     if (ck_check_host_block(w, layout, dst, group) || ck_silence_hdf5(w)) return -1;
     hid_t g = open_group(w, ck->file, group);
     if (g < 0) return -1;
@@ -325,7 +358,8 @@ int ts_ckpt_read_params(ts_ckpt *ck, const char *group, const ts_params *layout,
 
 int ts_ckpt_read_named(ts_ckpt *ck, ts_ckpt_named *arrays, size_t n, char *err, size_t cap) {
     ck_where where = {ck ? ck->path : "(null)", err, cap}, *w = &where;
-    if (!ck || (n && !arrays)) return TS_FAIL(w->err, w->cap, "%s: ts_ckpt_read_named needs a checkpoint and the declared arrays", w->path);
+    if (!ck || (n && !arrays))
+        return TS_FAIL(w->err, w->cap, "%s: ts_ckpt_read_named needs a checkpoint and the declared arrays", w->path);
     if (n == 0) return 0;
     if (ck_check_named(w, arrays, n) || ck_silence_hdf5(w)) return -1;
     hid_t g = open_group(w, ck->file, NORMALIZERS_GROUP);
@@ -333,11 +367,12 @@ int ts_ckpt_read_named(ts_ckpt *ck, ts_ckpt_named *arrays, size_t n, char *err, 
     wanted_array *a = ts_malloc(sizeof *a * n);
     for (size_t i = 0; i < n; i++)
         a[i] = (wanted_array){arrays[i].name, arrays[i].ndim, arrays[i].shape, arrays[i].data};
-    array_source src = {w, g, NORMALIZERS_GROUP, "normalizer array", "the model",
-                        "a checkpoint of another model shape", H5T_FLOAT};
+    array_source src = {
+        w, g, NORMALIZERS_GROUP, "normalizer array", "the model", "a checkpoint of another model shape", H5T_FLOAT};
     int rc = read_declared(&src, a, n, H5T_NATIVE_DOUBLE);
     free(a);
-    if (ck_close_id(&g) < 0 && !rc) rc = TS_H5_FAIL(w->err, w->cap, "%s: closing group '%s/'", w->path, NORMALIZERS_GROUP);
+    if (ck_close_id(&g) < 0 && !rc)
+        rc = TS_H5_FAIL(w->err, w->cap, "%s: closing group '%s/'", w->path, NORMALIZERS_GROUP);
     return rc;
 }
 
@@ -347,7 +382,8 @@ int ts_ckpt_read_named(ts_ckpt *ck, ts_ckpt_named *arrays, size_t n, char *err, 
 static int dataset_length(const ck_where *w, hid_t g, const char *name, size_t *len) {
     hid_t d = H5I_INVALID_HID, s = H5I_INVALID_HID;
     hsize_t dim = 0;
-    TS_H5_CHECK_GOTO(d = H5Dopen2(g, name, H5P_DEFAULT), w->err, w->cap, "%s: opening '%s/%s'", w->path, STATS_GROUP, name);
+    TS_H5_CHECK_GOTO(d = H5Dopen2(g, name, H5P_DEFAULT), w->err, w->cap, "%s: opening '%s/%s'", w->path, STATS_GROUP,
+                     name);
     TS_H5_CHECK_GOTO(s = H5Dget_space(d), w->err, w->cap, "%s: dataspace of '%s'", w->path, name);
     if (H5Sget_simple_extent_ndims(s) != 1) {
         TS_FAIL(w->err, w->cap, "%s: '%s/%s' is not one-dimensional: a damaged checkpoint", w->path, STATS_GROUP, name);
@@ -367,20 +403,25 @@ static int read_strings(const ck_where *w, hid_t g, const char *name, size_t n, 
     hid_t d = H5I_INVALID_HID, t = H5I_INVALID_HID, s = H5I_INVALID_HID;
     char **ptrs = ts_calloc(n ? n : 1, sizeof(char *));
     int read = 0;
-    TS_H5_CHECK_GOTO(d = H5Dopen2(g, name, H5P_DEFAULT), w->err, w->cap, "%s: opening '%s/%s'", w->path, STATS_GROUP, name);
+    TS_H5_CHECK_GOTO(d = H5Dopen2(g, name, H5P_DEFAULT), w->err, w->cap, "%s: opening '%s/%s'", w->path, STATS_GROUP,
+                     name);
     TS_H5_CHECK_GOTO(t = ck_string_type(), w->err, w->cap, "%s: string type of '%s'", w->path, name);
     TS_H5_CHECK_GOTO(s = H5Dget_space(d), w->err, w->cap, "%s: dataspace of '%s'", w->path, name);
     /* The buffer holds n: a dataset of another length would overrun it. */
     if (H5Sget_simple_extent_ndims(s) != 1 || H5Sget_simple_extent_npoints(s) != (hssize_t)n) {
-        TS_FAIL(w->err, w->cap, "%s: '%s/%s' does not hold %zu strings (one per channel): a damaged checkpoint", w->path, STATS_GROUP, name, n);
+        TS_FAIL(w->err, w->cap, "%s: '%s/%s' does not hold %zu strings (one per channel): a damaged checkpoint",
+                w->path, STATS_GROUP, name, n);
         goto fail;
     }
-    if (n) TS_H5_CHECK_GOTO(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs), w->err, w->cap, "%s: reading '%s/%s'", w->path, STATS_GROUP, name);
+    if (n)
+        TS_H5_CHECK_GOTO(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs), w->err, w->cap, "%s: reading '%s/%s'",
+                         w->path, STATS_GROUP, name);
     read = 1;
     for (size_t i = 0; i < n; i++) {
         const char *p = ptrs[i] ? ptrs[i] : "";
         if (strlen(p) >= TS_STATS_NAME_MAX) {
-            TS_FAIL(w->err, w->cap, "%s: '%s/%s' entry %zu is longer than %d bytes", w->path, STATS_GROUP, name, i, TS_STATS_NAME_MAX - 1);
+            TS_FAIL(w->err, w->cap, "%s: '%s/%s' entry %zu is longer than %d bytes", w->path, STATS_GROUP, name, i,
+                    TS_STATS_NAME_MAX - 1);
             goto fail;
         }
         strcpy(rows[i], p);
@@ -418,7 +459,8 @@ static int read_stats_arrays(const ck_where *w, hid_t g, ts_stats *s) {
 
 int ts_ckpt_read_stats(ts_ckpt *ck, ts_stats *dst, char *err, size_t cap) {
     ck_where where = {ck ? ck->path : "(null)", err, cap}, *w = &where;
-    if (!ck || !dst) return TS_FAIL(w->err, w->cap, "%s: ts_ckpt_read_stats needs a checkpoint and a destination", w->path);
+    if (!ck || !dst)
+        return TS_FAIL(w->err, w->cap, "%s: ts_ckpt_read_stats needs a checkpoint and a destination", w->path);
     memset(dst, 0, sizeof *dst);
     if (ck_silence_hdf5(w)) return -1;
     hid_t g = open_group(w, ck->file, STATS_GROUP);
@@ -432,7 +474,8 @@ int ts_ckpt_read_stats(ts_ckpt *ck, ts_stats *dst, char *err, size_t cap) {
         dataset_length(w, g, "residual_hours", &nres))
         goto fail;
     if (nstate < 0 || (size_t)nstate > nchan || ntimes < 0) {
-        TS_FAIL(w->err, w->cap, "%s: '%s/' has %lld state channels of %zu: a damaged checkpoint", w->path, STATS_GROUP, (long long)nstate, nchan);
+        TS_FAIL(w->err, w->cap, "%s: '%s/' has %lld state channels of %zu: a damaged checkpoint", w->path, STATS_GROUP,
+                (long long)nstate, nchan);
         goto fail;
     }
     ts_stats_alloc(dst, nchan, (size_t)nstate, nres, 0, 0, 0, 0);

@@ -19,7 +19,8 @@
 static int write_attr(const ck_where *w, hid_t loc, const char *name, hid_t ftype, hid_t mtype, const void *value) {
     hid_t space = H5I_INVALID_HID, a = H5I_INVALID_HID;
     TS_H5_CHECK_GOTO(space = H5Screate(H5S_SCALAR), w->err, w->cap, "%s: attribute '%s'", w->path, name);
-    TS_H5_CHECK_GOTO(a = H5Acreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT), w->err, w->cap, "%s: creating attribute '%s'", w->path, name);
+    TS_H5_CHECK_GOTO(a = H5Acreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT), w->err, w->cap,
+                     "%s: creating attribute '%s'", w->path, name);
     TS_H5_CHECK_GOTO(H5Awrite(a, mtype, value), w->err, w->cap, "%s: writing attribute '%s'", w->path, name);
     TS_H5_CHECK_GOTO(ck_close_id(&a), w->err, w->cap, "%s: closing attribute '%s'", w->path, name);
     TS_H5_CHECK_GOTO(ck_close_id(&space), w->err, w->cap, "%s: attribute '%s'", w->path, name);
@@ -47,7 +48,8 @@ static int write_attr_i64(const ck_where *w, hid_t loc, const char *name, int64_
 static hid_t create_group(const ck_where *w, hid_t file, const char *name) {
     hid_t gcpl = H5I_INVALID_HID, g = H5I_INVALID_HID;
     TS_H5_CHECK_GOTO(gcpl = ck_ordered_gcpl(), w->err, w->cap, "%s: group '%s/'", w->path, name);
-    TS_H5_CHECK_GOTO(g = H5Gcreate2(file, name, H5P_DEFAULT, gcpl, H5P_DEFAULT), w->err, w->cap, "%s: creating group '%s/'", w->path, name);
+    TS_H5_CHECK_GOTO(g = H5Gcreate2(file, name, H5P_DEFAULT, gcpl, H5P_DEFAULT), w->err, w->cap,
+                     "%s: creating group '%s/'", w->path, name);
     TS_H5_CHECK_GOTO(ck_close_id(&gcpl), w->err, w->cap, "%s: group '%s/'", w->path, name);
     return g;
 fail:
@@ -93,10 +95,15 @@ static int write_array(const ck_where *w, hid_t loc, const char *name, int ndim,
     hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, d = H5I_INVALID_HID;
     hsize_t dims[TS_PARAM_MAX_DIMS], numel = 1;
     for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i], numel *= dims[i];
-    TS_H5_CHECK_GOTO(space = ndim ? H5Screate_simple(ndim, dims, NULL) : H5Screate(H5S_SCALAR), w->err, w->cap, "%s: dataspace of '%s'", w->path, name);
-    TS_H5_CHECK_GOTO(dcpl = array_dcpl(ndim, dims, numel), w->err, w->cap, "%s: creation properties of '%s'", w->path, name);
-    TS_H5_CHECK_GOTO(d = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), w->err, w->cap, "%s: creating dataset '%s'", w->path, name);
-    if (numel) TS_H5_CHECK_GOTO(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), w->err, w->cap, "%s: writing dataset '%s'", w->path, name);
+    TS_H5_CHECK_GOTO(space = ndim ? H5Screate_simple(ndim, dims, NULL) : H5Screate(H5S_SCALAR), w->err, w->cap,
+                     "%s: dataspace of '%s'", w->path, name);
+    TS_H5_CHECK_GOTO(dcpl = array_dcpl(ndim, dims, numel), w->err, w->cap, "%s: creation properties of '%s'", w->path,
+                     name);
+    TS_H5_CHECK_GOTO(d = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), w->err, w->cap,
+                     "%s: creating dataset '%s'", w->path, name);
+    if (numel)
+        TS_H5_CHECK_GOTO(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), w->err, w->cap,
+                         "%s: writing dataset '%s'", w->path, name);
     TS_H5_CHECK_GOTO(ck_close_id(&d), w->err, w->cap, "%s: closing dataset '%s'", w->path, name);
     TS_H5_CHECK_GOTO(ck_close_id(&dcpl), w->err, w->cap, "%s: dataset '%s'", w->path, name);
     TS_H5_CHECK_GOTO(ck_close_id(&space), w->err, w->cap, "%s: dataset '%s'", w->path, name);
@@ -115,8 +122,11 @@ static int write_strings(const ck_where *w, hid_t loc, const char *name, size_t 
     hsize_t dim = n;
     TS_H5_CHECK_GOTO(t = ck_string_type(), w->err, w->cap, "%s: string type of '%s'", w->path, name);
     TS_H5_CHECK_GOTO(space = H5Screate_simple(1, &dim, NULL), w->err, w->cap, "%s: dataspace of '%s'", w->path, name);
-    TS_H5_CHECK_GOTO(d = H5Dcreate2(loc, name, t, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), w->err, w->cap, "%s: creating dataset '%s'", w->path, name);
-    if (n) TS_H5_CHECK_GOTO(H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs), w->err, w->cap, "%s: writing dataset '%s'", w->path, name);
+    TS_H5_CHECK_GOTO(d = H5Dcreate2(loc, name, t, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), w->err, w->cap,
+                     "%s: creating dataset '%s'", w->path, name);
+    if (n)
+        TS_H5_CHECK_GOTO(H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs), w->err, w->cap,
+                         "%s: writing dataset '%s'", w->path, name);
     TS_H5_CHECK_GOTO(ck_close_id(&d), w->err, w->cap, "%s: closing dataset '%s'", w->path, name);
     TS_H5_CHECK_GOTO(ck_close_id(&space), w->err, w->cap, "%s: dataset '%s'", w->path, name);
     TS_H5_CHECK_GOTO(ck_close_id(&t), w->err, w->cap, "%s: dataset '%s'", w->path, name);
@@ -198,7 +208,8 @@ fail:
 /* A name becomes one link in a group: no '/', which would make subgroups. */
 static int check_name(const ck_where *w, const char *what, const char *name) {
     if (!name || !name[0] || strchr(name, '/') || strcmp(name, ".") == 0)
-        return TS_FAIL(w->err, w->cap, "%s: %s name '%s' cannot be a dataset name (empty, '.' or containing '/')", w->path, what, name ? name : "(null)");
+        return TS_FAIL(w->err, w->cap, "%s: %s name '%s' cannot be a dataset name (empty, '.' or containing '/')",
+                       w->path, what, name ? name : "(null)");
     return 0;
 }
 
@@ -206,16 +217,19 @@ static int check_meta(const ck_where *w, const ts_ckpt_meta *m) {
     if (!m || !m->model_kind || !m->model_kind[0] || !m->config_json)
         return TS_FAIL(w->err, w->cap, "%s: checkpoint metadata needs a model_kind and the configuration", w->path);
     if (m->step < 0 || m->optimizer_step < 0 || m->data_position < 0)
-        return TS_FAIL(w->err, w->cap, "%s: negative step (%lld), optimizer_step (%lld) or data_position (%lld)", w->path, (long long)m->step, (long long)m->optimizer_step, (long long)m->data_position);
+        return TS_FAIL(w->err, w->cap, "%s: negative step (%lld), optimizer_step (%lld) or data_position (%lld)",
+                       w->path, (long long)m->step, (long long)m->optimizer_step, (long long)m->data_position);
     if (m->rng_seed > TS_RNG_SEED_MAX)
-        return TS_FAIL(w->err, w->cap, "%s: rng_seed %llu exceeds the RNG's 56 bits", w->path, (unsigned long long)m->rng_seed);
+        return TS_FAIL(w->err, w->cap, "%s: rng_seed %llu exceeds the RNG's 56 bits", w->path,
+                       (unsigned long long)m->rng_seed);
     return 0;
 }
 
 /* A block the table says lives on a device cannot be written from here. */
 int ck_check_host_block(const ck_where *w, const ts_params *l, const float *block, const char *group) {
     if (block && l->be && l->be->kind != TS_BACKEND_CPU && block == l->data)
-        return TS_FAIL(w->err, w->cap, "%s: the %s block lives on the %s device: download it to host memory first", w->path, group, l->be->name);
+        return TS_FAIL(w->err, w->cap, "%s: the %s block lives on the %s device: download it to host memory first",
+                       w->path, group, l->be->name);
     return 0;
 }
 
@@ -223,18 +237,23 @@ int ck_check_named(const ck_where *w, const ts_ckpt_named *a, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (check_name(w, "normalizer", a[i].name)) return -1;
         if (a[i].ndim < 0 || a[i].ndim > TS_PARAM_MAX_DIMS)
-            return TS_FAIL(w->err, w->cap, "%s: normalizer array '%s' has %d dimensions", w->path, a[i].name, a[i].ndim);
+            return TS_FAIL(w->err, w->cap, "%s: normalizer array '%s' has %d dimensions", w->path, a[i].name,
+                           a[i].ndim);
         for (int d = 0; d < a[i].ndim; d++)
-            if (a[i].shape[d] < 0) return TS_FAIL(w->err, w->cap, "%s: normalizer array '%s' has a negative dimension", w->path, a[i].name);
+            if (a[i].shape[d] < 0)
+                return TS_FAIL(w->err, w->cap, "%s: normalizer array '%s' has a negative dimension", w->path,
+                               a[i].name);
         if (!a[i].data) return TS_FAIL(w->err, w->cap, "%s: normalizer array '%s' has no data", w->path, a[i].name);
         for (size_t j = 0; j < i; j++)
-            if (strcmp(a[i].name, a[j].name) == 0) return TS_FAIL(w->err, w->cap, "%s: normalizer array '%s' given twice", w->path, a[i].name);
+            if (strcmp(a[i].name, a[j].name) == 0)
+                return TS_FAIL(w->err, w->cap, "%s: normalizer array '%s' given twice", w->path, a[i].name);
     }
     return 0;
 }
 
 static int check_contents(const ck_where *w, const ts_ckpt_contents *c) {
-    if (!c || !c->layout || !c->params) return TS_FAIL(w->err, w->cap, "%s: a checkpoint needs a parameter layout and its block", w->path);
+    if (!c || !c->layout || !c->params)
+        return TS_FAIL(w->err, w->cap, "%s: a checkpoint needs a parameter layout and its block", w->path);
     const ts_params *l = c->layout;
     for (int i = 0; i < l->count; i++)
         if (check_name(w, "parameter", l->entries[i].name)) return -1;
@@ -242,17 +261,21 @@ static int check_contents(const ck_where *w, const ts_ckpt_contents *c) {
         ck_check_host_block(w, l, c->adam_m, TS_CKPT_ADAM_M) || ck_check_host_block(w, l, c->adam_v, TS_CKPT_ADAM_V))
         return -1;
     if (c->stats && c->stats->nstate > c->stats->nchan)
-        return TS_FAIL(w->err, w->cap, "%s: statistics with %zu state channels of %zu", w->path, c->stats->nstate, c->stats->nchan);
-    if (c->nnormalizers && !c->normalizers) return TS_FAIL(w->err, w->cap, "%s: %zu normalizer arrays but no table", w->path, c->nnormalizers);
+        return TS_FAIL(w->err, w->cap, "%s: statistics with %zu state channels of %zu", w->path, c->stats->nstate,
+                       c->stats->nchan);
+    if (c->nnormalizers && !c->normalizers)
+        return TS_FAIL(w->err, w->cap, "%s: %zu normalizer arrays but no table", w->path, c->nnormalizers);
     return ck_check_named(w, c->normalizers, c->nnormalizers);
 }
 
 static hid_t create_part(const ck_where *w, const char *tmp) {
     hid_t fcpl = H5I_INVALID_HID, fapl = H5I_INVALID_HID, f = H5I_INVALID_HID;
     TS_H5_CHECK_GOTO(fcpl = H5Pcreate(H5P_FILE_CREATE), w->err, w->cap, "%s: file creation properties", w->path);
-    TS_H5_CHECK_GOTO(H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), w->err, w->cap, "%s: file creation properties", w->path);
+    TS_H5_CHECK_GOTO(H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), w->err, w->cap,
+                     "%s: file creation properties", w->path);
     TS_H5_CHECK_GOTO(fapl = ck_strong_close_fapl(), w->err, w->cap, "%s: file access properties", w->path);
-    TS_H5_CHECK_GOTO(f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl), w->err, w->cap, "%s: cannot create %s", w->path, tmp);
+    TS_H5_CHECK_GOTO(f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl), w->err, w->cap, "%s: cannot create %s", w->path,
+                     tmp);
     TS_H5_CHECK_GOTO(ck_close_id(&fcpl), w->err, w->cap, "%s: file creation properties", w->path);
     TS_H5_CHECK_GOTO(ck_close_id(&fapl), w->err, w->cap, "%s: file access properties", w->path);
     return f;
@@ -292,9 +315,12 @@ static void sync_parent_dir(const char *path) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return;
     (void)fsync(fd);
@@ -306,7 +332,8 @@ int ts_ckpt_write(const char *path, const ts_ckpt_meta *meta, const ts_ckpt_cont
     if (!path || !path[0]) return TS_FAIL(w->err, w->cap, "%s: no checkpoint path", w->path);
     if (check_meta(w, meta) || check_contents(w, c) || ck_silence_hdf5(w)) return -1;
     char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.part", path) >= sizeof tmp) return TS_FAIL(w->err, w->cap, "%s: path too long", w->path);
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.part", path) >= sizeof tmp)
+        return TS_FAIL(w->err, w->cap, "%s: path too long", w->path);
 
     hid_t f = create_part(w, tmp);
     if (f < 0) return -1;
@@ -314,7 +341,8 @@ int ts_ckpt_write(const char *path, const ts_ckpt_meta *meta, const ts_ckpt_cont
     if (!rc && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rc = TS_H5_FAIL(w->err, w->cap, "%s: flushing %s", w->path, tmp);
     if (ck_close_id(&f) < 0 && !rc) rc = TS_H5_FAIL(w->err, w->cap, "%s: closing %s", w->path, tmp);
     if (!rc) rc = sync_file(w, tmp);
-    if (!rc && rename(tmp, path) != 0) rc = TS_FAIL(w->err, w->cap, "%s: cannot rename %s into place: %s", w->path, tmp, strerror(errno));
+    if (!rc && rename(tmp, path) != 0)
+        rc = TS_FAIL(w->err, w->cap, "%s: cannot rename %s into place: %s", w->path, tmp, strerror(errno));
     if (rc) {
         unlink(tmp); /* the old checkpoint, if any, was never touched */
         return -1;

@@ -29,8 +29,10 @@ static void locate(const channel *c, size_t t, size_t *file, size_t *rec) {
     size_t lo = 0, hi = c->nseg;
     while (hi - lo > 1) { /* last segment starting at or before t */
         size_t mid = (lo + hi) / 2;
-        if (c->seg[mid].t0 <= t) lo = mid;
-        else hi = mid;
+        if (c->seg[mid].t0 <= t)
+            lo = mid;
+        else
+            hi = mid;
     }
     *file = c->seg[lo].file, *rec = c->seg[lo].rec0 + t - c->seg[lo].t0;
 }
@@ -51,7 +53,8 @@ static int get_stored(ts_era5_dataset *ds, const channel *c, size_t fi, size_t r
     if (c->on_levels) start[nd] = cf->lev, count[nd++] = 1;
     start[nd] = s0, count[nd++] = nr;
     start[nd] = sc, count[nd++] = len;
-    TS_NC_CHECK(nc_get_vara_double(ds->file[fi].ncid, cf->varid, start, count, raw), ds->err, ds->errcap, "%s: %s", ds->file[fi].path, c->var);
+    TS_NC_CHECK(nc_get_vara_double(ds->file[fi].ncid, cf->varid, start, count, raw), ds->err, ds->errcap, "%s: %s",
+                ds->file[fi].path, c->var);
     return 0;
 }
 
@@ -104,7 +107,9 @@ static int field_mean(ts_era5_dataset *ds, const channel *c, size_t t, double *m
     if (!(wsum > 0)) {
         char a[32];
         era5_iso_time(ds->time[t], a, sizeof a);
-        return TS_FAIL(ds->err, ds->errcap, "%s: variable %s (channel %s) at %s: every value is missing, nothing to fill with", ds->file[fi].path, c->var, c->spec, a);
+        return TS_FAIL(ds->err, ds->errcap,
+                       "%s: variable %s (channel %s) at %s: every value is missing, nothing to fill with",
+                       ds->file[fi].path, c->var, c->spec, a);
     }
     *mean = sum / wsum;
     return 0;
@@ -117,7 +122,10 @@ static int apply_fill(ts_era5_dataset *ds, const channel *c, size_t t, size_t fi
     if (ds->fill == TS_ERA5_FILL_ERROR) {
         char a[32];
         era5_iso_time(ds->time[t], a, sizeof a);
-        return TS_FAIL(ds->err, ds->errcap, "%s: variable %s (channel %s) at %s (time %zu): %zu missing values (_FillValue, missing_value or NaN); set data.fill=zero or data.fill=mean to fill them", ds->file[fi].path, c->var, c->spec, a, t, missing);
+        return TS_FAIL(ds->err, ds->errcap,
+                       "%s: variable %s (channel %s) at %s (time %zu): %zu missing values (_FillValue, missing_value "
+                       "or NaN); set data.fill=zero or data.fill=mean to fill them",
+                       ds->file[fi].path, c->var, c->spec, a, t, missing);
     }
     double value = 0;
     if (ds->fill == TS_ERA5_FILL_MEAN && field_mean(ds, c, t, &value)) return -1;
@@ -128,8 +136,8 @@ static int apply_fill(ts_era5_dataset *ds, const channel *c, size_t t, size_t fi
 
 /* Target cells from the source cells they overlap: sum of overlap-weighted
  * values over the sum of overlaps (area = sin-latitude band x longitude). */
-static int read_coarse(ts_era5_dataset *ds, const channel *c, size_t t, size_t row0, size_t nr, size_t col0,
-                       size_t nc, float *out /* (nr, nc) */) {
+static int read_coarse(ts_era5_dataset *ds, const channel *c, size_t t, size_t row0, size_t nr, size_t col0, size_t nc,
+                       float *out /* (nr, nc) */) {
     const regrid *rg = ds->rg;
     const src_file *g = &ds->file[0];
     const overlap *r_first = &rg->row[row0], *r_last = &rg->row[row0 + nr - 1];
@@ -177,9 +185,11 @@ static int read_channel(ts_era5_dataset *ds, const channel *c, size_t t, size_t 
 int ts_era5_read_block(ts_era5_dataset *ds, size_t t, size_t row0, size_t nrows, size_t col0, size_t ncols,
                        float *state, float *forcing, char *err, size_t errcap) {
     ds->err = err, ds->errcap = errcap;
-    if (t >= ds->ntime) return TS_FAIL(ds->err, ds->errcap, "era5 read: time index %zu out of range (%zu times)", t, ds->ntime);
+    if (t >= ds->ntime)
+        return TS_FAIL(ds->err, ds->errcap, "era5 read: time index %zu out of range (%zu times)", t, ds->ntime);
     if (!nrows || !ncols || row0 + nrows > ds->grid.nlat || col0 + ncols > ds->grid.nlon)
-        return TS_FAIL(ds->err, ds->errcap, "era5 read: block rows %zu+%zu, columns %zu+%zu outside the %zu x %zu grid", row0, nrows, col0, ncols, ds->grid.nlat, ds->grid.nlon);
+        return TS_FAIL(ds->err, ds->errcap, "era5 read: block rows %zu+%zu, columns %zu+%zu outside the %zu x %zu grid",
+                       row0, nrows, col0, ncols, ds->grid.nlat, ds->grid.nlon);
     if (!state) return TS_FAIL(ds->err, ds->errcap, "era5 read: no state buffer given");
     size_t plane = nrows * ncols;
     for (size_t i = 0; i < ds->nstate; i++)
@@ -215,8 +225,10 @@ ts_era5_dataset *ts_era5_open(const char *const *paths, size_t npaths, const ts_
     ds->nstate = era5_count_tokens(opts->variables);
     ds->nforcing = era5_count_tokens(opts->forcings);
     int rc = 0;
-    if (!npaths) rc = TS_FAIL(ds->err, ds->errcap, "data.files: no ERA5 NetCDF file given");
-    else if (!ds->nstate) rc = TS_FAIL(ds->err, ds->errcap, "data.variables: no state channel given");
+    if (!npaths)
+        rc = TS_FAIL(ds->err, ds->errcap, "data.files: no ERA5 NetCDF file given");
+    else if (!ds->nstate)
+        rc = TS_FAIL(ds->err, ds->errcap, "data.variables: no state channel given");
     size_t next = 0;
     if (!rc) {
         ds->ch = ts_calloc(ds->nstate + ds->nforcing, sizeof *ds->ch);
@@ -260,8 +272,10 @@ int ts_era5_find_time(const ts_era5_dataset *ds, int64_t t, size_t *index) {
     size_t lo = 0, hi = ds->ntime;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (ds->time[mid] < t) lo = mid + 1;
-        else hi = mid;
+        if (ds->time[mid] < t)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     if (lo == ds->ntime || ds->time[lo] != t) return -1;
     *index = lo;
@@ -285,13 +299,14 @@ void ts_era5_opts_from_config(const ts_config *cfg, ts_era5_open_opts *o) {
     *o = (ts_era5_open_opts){
         .variables = ts_config_str(cfg, "data.variables"),
         .forcings = ts_config_str(cfg, "data.forcings"),
-        .fill = strcmp(fill, "zero") == 0 ? TS_ERA5_FILL_ZERO
+        .fill = strcmp(fill, "zero") == 0   ? TS_ERA5_FILL_ZERO
                 : strcmp(fill, "mean") == 0 ? TS_ERA5_FILL_MEAN
                                             : TS_ERA5_FILL_ERROR,
-        .grid = strcmp(grid, "5.625") == 0 ? TS_ERA5_GRID_5625
+        .grid = strcmp(grid, "5.625") == 0     ? TS_ERA5_GRID_5625
                 : strcmp(grid, "1.40625") == 0 ? TS_ERA5_GRID_140625
                                                : TS_ERA5_GRID_NATIVE,
-        .row_rule = strcmp(ts_config_str(cfg, "data.row_rule"), "pad") == 0 ? TS_ERA5_ROWS_PAD : TS_ERA5_ROWS_DROP_SOUTH,
+        .row_rule =
+            strcmp(ts_config_str(cfg, "data.row_rule"), "pad") == 0 ? TS_ERA5_ROWS_PAD : TS_ERA5_ROWS_DROP_SOUTH,
         .row_multiple = 0,
     };
 }
@@ -316,7 +331,8 @@ static int glob_one(const char *pattern, glob_t *g, char *err, size_t errcap) {
         snprintf(err, errcap, "data.files: \"%s\" matches no file", pattern);
     else if (rc == GLOB_ABORTED)
         snprintf(err, errcap, "data.files: \"%s\": cannot read a folder: %s", pattern, strerror(glob_errno));
-    else snprintf(err, errcap, "data.files: \"%s\": glob failed (out of memory)", pattern);
+    else
+        snprintf(err, errcap, "data.files: \"%s\": glob failed (out of memory)", pattern);
     return -1;
 }
 
@@ -349,13 +365,16 @@ int ts_era5_expand_files(const char *spec, char ***paths, size_t *npaths, char *
         p += len + (p[len] == ',');
     }
     if (n == 0) {
-        return TS_FAIL(err, errcap, "data.files is empty: name the ERA5 NetCDF files (paths or globs, comma-separated)");
+        return TS_FAIL(err, errcap,
+                       "data.files is empty: name the ERA5 NetCDF files (paths or globs, comma-separated)");
     }
     qsort(out, n, sizeof *out, by_string);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (k > 0 && strcmp(out[k - 1], out[i]) == 0) free(out[i]);
-        else out[k++] = out[i];
+        if (k > 0 && strcmp(out[k - 1], out[i]) == 0)
+            free(out[i]);
+        else
+            out[k++] = out[i];
     }
     *paths = out, *npaths = k;
     return 0;

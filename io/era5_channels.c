@@ -33,7 +33,8 @@ static void dim_list(const src_file *f, const int *dims, int nd, char *buf, size
 
 /* The variable must be (time, [level,] latitude, longitude); a static
  * channel may also come without time. */
-static int check_dims(ts_era5_dataset *ds, const channel *c, const src_file *f, const int *dims, int nd, int *has_time) {
+static int check_dims(ts_era5_dataset *ds, const channel *c, const src_file *f, const int *dims, int nd,
+                      int *has_time) {
     int want[4], nw = 0;
     *has_time = nd > 0 && dims[0] == f->time_dim && f->time_dim >= 0;
     if (*has_time || !c->pub.is_static) want[nw++] = f->time_dim;
@@ -46,9 +47,11 @@ static int check_dims(ts_era5_dataset *ds, const channel *c, const src_file *f, 
     char have[256], expect[256];
     dim_list(f, dims, nd, have, sizeof have);
     if (want[0] < 0) /* no time dimension in the file at all */
-        return TS_FAIL(ds->err, ds->errcap, "%s: variable %s has dimensions (%s) and the file has no time dimension", f->path, c->var, have);
+        return TS_FAIL(ds->err, ds->errcap, "%s: variable %s has dimensions (%s) and the file has no time dimension",
+                       f->path, c->var, have);
     dim_list(f, want, nw, expect, sizeof expect);
-    return TS_FAIL(ds->err, ds->errcap, "%s: variable %s has dimensions (%s); expected (%s)%s", f->path, c->var, have, expect, strstr(have, "expver") ? " (ERA5/ERA5T mixed along expver: select one expver first)" : "");
+    return TS_FAIL(ds->err, ds->errcap, "%s: variable %s has dimensions (%s); expected (%s)%s", f->path, c->var, have,
+                   expect, strstr(have, "expver") ? " (ERA5/ERA5T mixed along expver: select one expver first)" : "");
 }
 
 static int find_level(ts_era5_dataset *ds, const channel *c, const src_file *f, size_t *index) {
@@ -64,7 +67,8 @@ static int find_level(ts_era5_dataset *ds, const channel *c, const src_file *f, 
         if (n < 0) break;
         used += (size_t)n;
     }
-    return TS_FAIL(ds->err, ds->errcap, "%s: variable %s: no level %g hPa for channel %s (levels: %s)", f->path, c->var, c->pub.level_hpa, c->spec, have);
+    return TS_FAIL(ds->err, ds->errcap, "%s: variable %s: no level %g hPa for channel %s (levels: %s)", f->path, c->var,
+                   c->pub.level_hpa, c->spec, have);
 }
 
 /* Which raw values mean "missing": _FillValue and missing_value, or
@@ -78,11 +82,16 @@ static int read_missing(ts_era5_dataset *ds, const src_file *f, int varid, const
         return TS_FAIL(ds->err, ds->errcap, "%s: variable %s holds text, not numbers", f->path, var);
     cf->nmiss = 0;
     if (era5_get_num_att(ds, f, varid, var, "_FillValue", &v, &found)) return -1;
-    if (found) cf->miss[cf->nmiss++] = v;
-    else if (type == NC_FLOAT) cf->miss[cf->nmiss++] = NC_FILL_FLOAT;
-    else if (type == NC_DOUBLE) cf->miss[cf->nmiss++] = NC_FILL_DOUBLE;
-    else if (type == NC_SHORT) cf->miss[cf->nmiss++] = NC_FILL_SHORT;
-    else if (type == NC_INT) cf->miss[cf->nmiss++] = NC_FILL_INT;
+    if (found)
+        cf->miss[cf->nmiss++] = v;
+    else if (type == NC_FLOAT)
+        cf->miss[cf->nmiss++] = NC_FILL_FLOAT;
+    else if (type == NC_DOUBLE)
+        cf->miss[cf->nmiss++] = NC_FILL_DOUBLE;
+    else if (type == NC_SHORT)
+        cf->miss[cf->nmiss++] = NC_FILL_SHORT;
+    else if (type == NC_INT)
+        cf->miss[cf->nmiss++] = NC_FILL_INT;
     if (era5_get_num_att(ds, f, varid, var, "missing_value", &v, &found)) return -1;
     if (found) cf->miss[cf->nmiss++] = v;
     if (era5_get_num_att(ds, f, varid, var, "scale_factor", &cf->scale, &found)) return -1;
@@ -166,10 +175,16 @@ static int unbound_error(ts_era5_dataset *ds, const channel *c, int forcing) {
     const char *list = forcing ? "forcings" : "variables";
     file_list(ds, files, sizeof files);
     if (!c->on_levels && any_file_has(ds, c->var, 1))
-        return TS_FAIL(ds->err, ds->errcap, "%s: variable %s is on pressure levels: name a level, e.g. %s500 (channel %s of data.%s)", files, c->var, c->var, c->spec, list);
+        return TS_FAIL(ds->err, ds->errcap,
+                       "%s: variable %s is on pressure levels: name a level, e.g. %s500 (channel %s of data.%s)", files,
+                       c->var, c->var, c->spec, list);
     if (c->on_levels)
-        return TS_FAIL(ds->err, ds->errcap, "%s: variable %s not found: neither a single-level %s nor %s on pressure levels (channel %s of data.%s)", files, c->spec, c->spec, c->var, c->spec, list);
-    return TS_FAIL(ds->err, ds->errcap, "%s: variable %s not found (channel %s of data.%s)", files, c->var, c->spec, list);
+        return TS_FAIL(
+            ds->err, ds->errcap,
+            "%s: variable %s not found: neither a single-level %s nor %s on pressure levels (channel %s of data.%s)",
+            files, c->spec, c->spec, c->var, c->spec, list);
+    return TS_FAIL(ds->err, ds->errcap, "%s: variable %s not found (channel %s of data.%s)", files, c->var, c->spec,
+                   list);
 }
 
 /* Files outer, channels inner: each file is opened once even when the
@@ -209,14 +224,16 @@ int era5_add_channels(ts_era5_dataset *ds, const char *list, int forcing, size_t
         size_t len = strcspn(p, ","), a = 0, b = len;
         while (a < b && isspace((unsigned char)p[a])) a++;
         while (b > a && isspace((unsigned char)p[b - 1])) b--;
-        if (b - a >= NAME_CAP) return TS_FAIL(ds->err, ds->errcap, "channel name \"%.*s\" is too long", (int)(b - a), p + a);
+        if (b - a >= NAME_CAP)
+            return TS_FAIL(ds->err, ds->errcap, "channel name \"%.*s\" is too long", (int)(b - a), p + a);
         if (a < b) {
             char tok[NAME_CAP];
             memcpy(tok, p + a, b - a);
             tok[b - a] = '\0';
             for (size_t i = 0; i < *next; i++)
                 if (strcmp(ds->ch[i].spec, tok) == 0)
-                    return TS_FAIL(ds->err, ds->errcap, "data.%s: channel %s is listed twice", forcing ? "forcings" : "variables", tok);
+                    return TS_FAIL(ds->err, ds->errcap, "data.%s: channel %s is listed twice",
+                                   forcing ? "forcings" : "variables", tok);
             channel *c = &ds->ch[(*next)++];
             c->in = ts_calloc(ds->nfiles, sizeof *c->in);
             parse_channel(ds, c, tok, forcing);
@@ -241,7 +258,9 @@ static int build_segments(ts_era5_dataset *ds, channel *c) {
     for (size_t i = 0; i < ds->nfiles; i++)
         if (c->in[i].varid >= 0 && c->in[i].has_time && ds->file[i].ntime > 0)
             c->seg[c->nseg++] = (segment){.file = i, .n = ds->file[i].ntime, .first = ds->file[i].time[0]};
-    if (c->nseg == 0) return TS_FAIL(ds->err, ds->errcap, "%s: variable %s (channel %s) has no valid times", ds->file[0].path, c->var, c->spec);
+    if (c->nseg == 0)
+        return TS_FAIL(ds->err, ds->errcap, "%s: variable %s (channel %s) has no valid times", ds->file[0].path, c->var,
+                       c->spec);
     qsort(c->seg, c->nseg, sizeof *c->seg, by_first_time);
     size_t t0 = 0;
     for (size_t s = 0; s < c->nseg; s++) {
@@ -251,7 +270,8 @@ static int build_segments(ts_era5_dataset *ds, channel *c) {
             if (f->time[0] <= p->time[p->ntime - 1]) {
                 char a[32];
                 era5_iso_time(f->time[0], a, sizeof a);
-                return TS_FAIL(ds->err, ds->errcap, "%s: variable %s: time %s is also in %s (files overlap in time)", f->path, c->var, a, p->path);
+                return TS_FAIL(ds->err, ds->errcap, "%s: variable %s: time %s is also in %s (files overlap in time)",
+                               f->path, c->var, a, p->path);
             }
         }
         c->seg[s].t0 = t0;
@@ -277,13 +297,17 @@ static int match_times(ts_era5_dataset *ds, const channel *ref, const channel *c
         char a[32], b[32];
         era5_iso_time(ds->time[t], a, sizeof a);
         era5_iso_time(tc, b, sizeof b);
-        return TS_FAIL(ds->err, ds->errcap, "%s: variable %s: valid time %s where %s has %s (every channel needs the same times)", ds->file[c->seg[s].file].path, c->var, b, ref->spec, a);
+        return TS_FAIL(ds->err, ds->errcap,
+                       "%s: variable %s: valid time %s where %s has %s (every channel needs the same times)",
+                       ds->file[c->seg[s].file].path, c->var, b, ref->spec, a);
     }
     if (n == ds->ntime) return 0;
     char a[32];
     const segment *last = &c->seg[c->nseg - 1];
     era5_iso_time(n < ds->ntime ? ds->time[n] : seg_time(ds, c, ds->ntime, &s), a, sizeof a);
-    return TS_FAIL(ds->err, ds->errcap, "%s: variable %s: %zu valid times where %s has %zu (%s is in one and not the other)", ds->file[last->file].path, c->var, n, ref->spec, ds->ntime, a);
+    return TS_FAIL(ds->err, ds->errcap,
+                   "%s: variable %s: %zu valid times where %s has %zu (%s is in one and not the other)",
+                   ds->file[last->file].path, c->var, n, ref->spec, ds->ntime, a);
 }
 
 static void pick_static(ts_era5_dataset *ds, channel *c) {
@@ -318,6 +342,8 @@ int era5_build_time_axis(ts_era5_dataset *ds) {
             return -1;
         }
     }
-    if (!ref) return TS_FAIL(ds->err, ds->errcap, "%s: no time-varying channel among data.variables and data.forcings", ds->file[0].path);
+    if (!ref)
+        return TS_FAIL(ds->err, ds->errcap, "%s: no time-varying channel among data.variables and data.forcings",
+                       ds->file[0].path);
     return 0;
 }

@@ -95,7 +95,10 @@ static int check_global(ts_era5_dataset *ds, double *step) {
     int regular = g->nlon > 1;
     for (size_t j = 1; regular && j < g->nlon; j++) regular = fabs(g->lon[j] - g->lon[j - 1] - *step) < COORD_TOL;
     if (hi < 90.0 - COORD_TOL || lo > -90.0 + COORD_TOL || !regular)
-        return TS_FAIL(ds->err, ds->errcap, "%s: latitude/longitude: data.grid needs a global regular source grid (this one spans latitudes %g..%g, %zu longitudes)", g->path, g->lat[0], g->lat[g->nlat - 1], g->nlon);
+        return TS_FAIL(ds->err, ds->errcap,
+                       "%s: latitude/longitude: data.grid needs a global regular source grid (this one spans latitudes "
+                       "%g..%g, %zu longitudes)",
+                       g->path, g->lat[0], g->lat[g->nlat - 1], g->nlon);
     return 0;
 }
 
@@ -104,7 +107,8 @@ static int setup_regrid(ts_era5_dataset *ds, size_t nlat, size_t nlon, double *l
     double d = 180.0 / (double)nlat, step;
     for (size_t i = 0; i < nlat; i++) lat[i] = 90.0 - 0.5 * d - (double)i * d;
     for (size_t j = 0; j < nlon; j++) lon[j] = (double)j * d;
-    if (g->nlat == nlat && g->nlon == nlon && era5_same_coords(g->lat, lat, nlat) && era5_same_coords(g->lon, lon, nlon))
+    if (g->nlat == nlat && g->nlon == nlon && era5_same_coords(g->lat, lat, nlat) &&
+        era5_same_coords(g->lon, lon, nlon))
         return 0; /* already on the target grid */
     if (check_global(ds, &step)) return -1;
     regrid *rg = ts_calloc(1, sizeof *rg);
@@ -119,8 +123,8 @@ static int setup_regrid(ts_era5_dataset *ds, size_t nlat, size_t nlon, double *l
 
 /* ---- the exposed grid ---------------------------------------------------------------------- */
 
-int ts_era5_row_rule_rows(size_t nrows, size_t multiple, ts_era5_row_rule rule, size_t *rows_out,
-                          size_t *data_rows_out, char *err, size_t errcap) {
+int ts_era5_row_rule_rows(size_t nrows, size_t multiple, ts_era5_row_rule rule, size_t *rows_out, size_t *data_rows_out,
+                          char *err, size_t errcap) {
     *rows_out = *data_rows_out = nrows;
     if (multiple <= 1 || nrows % multiple == 0) return 0;
     if (rule == TS_ERA5_ROWS_PAD) {
@@ -166,8 +170,14 @@ int era5_setup_grid(ts_era5_dataset *ds, const ts_era5_open_opts *o) {
         ds->mask[i] = i < data_rows;
     }
     free(lat);
-    ds->grid = (ts_era5_grid){.nlat = rows, .nlon = nlon, .nlat_data = data_rows, .lat = ds->lat, .lon = ds->lon,
-                              .row_mask = ds->mask, .nlat_file = g->nlat, .nlon_file = g->nlon,
+    ds->grid = (ts_era5_grid){.nlat = rows,
+                              .nlon = nlon,
+                              .nlat_data = data_rows,
+                              .lat = ds->lat,
+                              .lon = ds->lon,
+                              .row_mask = ds->mask,
+                              .nlat_file = g->nlat,
+                              .nlon_file = g->nlon,
                               .dropped_south = rows < nlat};
     return 0;
 }

@@ -30,7 +30,8 @@
 void era5_iso_time(int64_t t, char *buf, size_t cap) {
     time_t tt = (time_t)t;
     struct tm tm;
-    if (!gmtime_r(&tt, &tm) || !strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm)) snprintf(buf, cap, "%lld s", (long long)t);
+    if (!gmtime_r(&tt, &tm) || !strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm))
+        snprintf(buf, cap, "%lld s", (long long)t);
 }
 
 char *era5_dup_str(const char *s) {
@@ -52,20 +53,23 @@ long era5_mod_l(long a, long n) {
 /* A text attribute (NC_CHAR or NC_STRING) as a malloc'd string; *out NULL
  * when absent. */
 int era5_get_text_att(ts_era5_dataset *ds, const src_file *f, int varid, const char *what, const char *name,
-                        char **out) {
+                      char **out) {
     nc_type type;
     size_t len;
     *out = NULL;
     int rc = nc_inq_att(f->ncid, varid, name, &type, &len);
     if (rc == NC_ENOTATT) return 0;
-    if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_inq_att", __FILE__, __LINE__, "%s: %s", f->path, what);
+    if (rc != NC_NOERR)
+        return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_inq_att", __FILE__, __LINE__, "%s: %s", f->path, what);
     if (type == NC_STRING && len >= 1) {
         char **s = ts_calloc(len, sizeof *s);
         rc = nc_get_att_string(f->ncid, varid, name, s);
         if (rc == NC_NOERR) *out = era5_dup_str(s[0] ? s[0] : "");
         if (rc == NC_NOERR) nc_free_string(len, s);
         free(s);
-        if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_get_att_string", __FILE__, __LINE__, "%s: %s", f->path, what);
+        if (rc != NC_NOERR)
+            return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_get_att_string", __FILE__, __LINE__, "%s: %s", f->path,
+                                 what);
         return 0;
     }
     if (type != NC_CHAR) return TS_FAIL(ds->err, ds->errcap, "%s: %s: attribute %s is not text", f->path, what, name);
@@ -82,20 +86,22 @@ int era5_get_text_att(ts_era5_dataset *ds, const src_file *f, int varid, const c
 
 /* A numeric attribute's first value; *found 0 when absent. */
 int era5_get_num_att(ts_era5_dataset *ds, const src_file *f, int varid, const char *what, const char *name,
-                       double *value, int *found) {
+                     double *value, int *found) {
     nc_type type;
     size_t len;
     *found = 0;
     int rc = nc_inq_att(f->ncid, varid, name, &type, &len);
     if (rc == NC_ENOTATT) return 0;
-    if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_inq_att", __FILE__, __LINE__, "%s: %s", f->path, what);
+    if (rc != NC_NOERR)
+        return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_inq_att", __FILE__, __LINE__, "%s: %s", f->path, what);
     if (type == NC_CHAR || type == NC_STRING || len < 1)
         return TS_FAIL(ds->err, ds->errcap, "%s: %s: attribute %s is not a number", f->path, what, name);
     double *v = ts_malloc(len * sizeof *v);
     rc = nc_get_att_double(f->ncid, varid, name, v);
     *value = v[0];
     free(v);
-    if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_get_att_double", __FILE__, __LINE__, "%s: %s", f->path, what);
+    if (rc != NC_NOERR)
+        return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_get_att_double", __FILE__, __LINE__, "%s: %s", f->path, what);
     *found = 1;
     return 0;
 }
@@ -114,11 +120,13 @@ static int64_t days_from_civil(int64_t y, int m, int d) {
 }
 
 static double unit_seconds(const char *unit) {
-    static const struct { const char *name; double s; } units[] = {
-        {"seconds", 1}, {"second", 1}, {"secs", 1}, {"sec", 1}, {"s", 1},
-        {"minutes", 60}, {"minute", 60}, {"mins", 60}, {"min", 60},
-        {"hours", 3600}, {"hour", 3600}, {"hrs", 3600}, {"hr", 3600}, {"h", 3600},
-        {"days", 86400}, {"day", 86400}, {"d", 86400},
+    static const struct {
+        const char *name;
+        double s;
+    } units[] = {
+        {"seconds", 1}, {"second", 1}, {"secs", 1},     {"sec", 1},      {"s", 1},       {"minutes", 60},
+        {"minute", 60}, {"mins", 60},  {"min", 60},     {"hours", 3600}, {"hour", 3600}, {"hrs", 3600},
+        {"hr", 3600},   {"h", 3600},   {"days", 86400}, {"day", 86400},  {"d", 86400},
     };
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
         if (strcasecmp(unit, units[i].name) == 0) return units[i].s;
@@ -167,9 +175,12 @@ static int check_calendar(ts_era5_dataset *ds, const src_file *f, const char *na
     int proleptic = cal && strcasecmp(cal, "proleptic_gregorian") == 0;
     int rc = 0;
     if (!ok)
-        rc = TS_FAIL(ds->err, ds->errcap, "%s: %s: calendar \"%s\" is not supported (gregorian, standard or proleptic_gregorian)", f->path, name, cal);
+        rc = TS_FAIL(ds->err, ds->errcap,
+                     "%s: %s: calendar \"%s\" is not supported (gregorian, standard or proleptic_gregorian)", f->path,
+                     name, cal);
     else if (!proleptic && ref_ymd < 15821015) /* mixed Julian/Gregorian before the reform */
-        rc = TS_FAIL(ds->err, ds->errcap, "%s: %s: a gregorian reference date before 1582-10-15 is not supported", f->path, name);
+        rc = TS_FAIL(ds->err, ds->errcap, "%s: %s: a gregorian reference date before 1582-10-15 is not supported",
+                     f->path, name);
     free(cal);
     return rc;
 }
@@ -181,7 +192,8 @@ static int read_times(ts_era5_dataset *ds, src_file *f, const char *name, int va
     if (era5_get_text_att(ds, f, varid, name, "units", &units)) return -1;
     int bad = !units || parse_time_units(units, &per_unit, &ref, &ymd) != 0;
     if (bad) {
-        TS_FAIL(ds->err, ds->errcap, "%s: %s: units \"%s\" are not \"seconds|hours|days since DATE\"", f->path, name, units ? units : "");
+        TS_FAIL(ds->err, ds->errcap, "%s: %s: units \"%s\" are not \"seconds|hours|days since DATE\"", f->path, name,
+                units ? units : "");
         free(units);
         return -1;
     }
@@ -192,12 +204,14 @@ static int read_times(ts_era5_dataset *ds, src_file *f, const char *name, int va
     int rc = f->ntime ? nc_get_var_double(f->ncid, varid, raw) : NC_NOERR;
     for (size_t i = 0; rc == NC_NOERR && i < f->ntime; i++) f->time[i] = llround(ref + raw[i] * per_unit);
     free(raw);
-    if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_get_var_double", __FILE__, __LINE__, "%s: %s", f->path, name);
+    if (rc != NC_NOERR)
+        return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_get_var_double", __FILE__, __LINE__, "%s: %s", f->path, name);
     for (size_t i = 1; i < f->ntime; i++)
         if (f->time[i] <= f->time[i - 1]) {
             char a[32];
             era5_iso_time(f->time[i], a, sizeof a);
-            return TS_FAIL(ds->err, ds->errcap, "%s: %s: times do not increase at record %zu (%s)", f->path, name, i, a);
+            return TS_FAIL(ds->err, ds->errcap, "%s: %s: times do not increase at record %zu (%s)", f->path, name, i,
+                           a);
         }
     return 0;
 }
@@ -212,7 +226,8 @@ static int close_lru(ts_era5_dataset *ds) {
     int rc = nc_close(old->ncid);
     old->ncid = -1;
     ds->nopen--;
-    if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_close", __FILE__, __LINE__, "%s: %s", old->path, "file");
+    if (rc != NC_NOERR)
+        return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_close", __FILE__, __LINE__, "%s: %s", old->path, "file");
     return 0;
 }
 
@@ -225,9 +240,10 @@ int era5_ensure_open(ts_era5_dataset *ds, src_file *f) {
         f->ncid = -1;
         struct stat st;
         if (stat(f->path, &st) == 0 && S_ISDIR(st.st_mode))
-            return TS_FAIL(ds->err, ds->errcap, "%s: a folder, not a NetCDF file (data.files names files or globs of files)", f->path);
-        return TS_FAIL(ds->err, ds->errcap, "%s: cannot open as NetCDF (not a NetCDF file, or cut short): nc_open: %s", f->path,
-                       nc_strerror(rc));
+            return TS_FAIL(ds->err, ds->errcap,
+                           "%s: a folder, not a NetCDF file (data.files names files or globs of files)", f->path);
+        return TS_FAIL(ds->err, ds->errcap, "%s: cannot open as NetCDF (not a NetCDF file, or cut short): nc_open: %s",
+                       f->path, nc_strerror(rc));
     }
     ds->nopen++;
     return 0;
@@ -236,18 +252,23 @@ int era5_ensure_open(ts_era5_dataset *ds, src_file *f) {
 /* ---- a file's axes and orientation -------------------------------------------------------- */
 
 /* The first of `names` that is a dimension with a coordinate variable. */
-static int find_axis(ts_era5_dataset *ds, src_file *f, const char *const *names, size_t nnames, int *dimid,
-                     int *varid, size_t *len, const char **name) {
+static int find_axis(ts_era5_dataset *ds, src_file *f, const char *const *names, size_t nnames, int *dimid, int *varid,
+                     size_t *len, const char **name) {
     *dimid = -1;
     for (size_t i = 0; i < nnames; i++) {
         int rc = nc_inq_dimid(f->ncid, names[i], dimid);
         if (rc == NC_EBADDIM) continue;
-        if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_inq_dimid", __FILE__, __LINE__, "%s: %s", f->path, names[i]);
+        if (rc != NC_NOERR)
+            return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_inq_dimid", __FILE__, __LINE__, "%s: %s", f->path,
+                                 names[i]);
         *name = names[i];
         TS_NC_CHECK(nc_inq_dimlen(f->ncid, *dimid, len), ds->err, ds->errcap, "%s: %s", f->path, names[i]);
         rc = nc_inq_varid(f->ncid, names[i], varid);
-        if (rc == NC_ENOTVAR) return TS_FAIL(ds->err, ds->errcap, "%s: %s: dimension without a coordinate variable", f->path, names[i]);
-        if (rc != NC_NOERR) return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_inq_varid", __FILE__, __LINE__, "%s: %s", f->path, names[i]);
+        if (rc == NC_ENOTVAR)
+            return TS_FAIL(ds->err, ds->errcap, "%s: %s: dimension without a coordinate variable", f->path, names[i]);
+        if (rc != NC_NOERR)
+            return ts_nc_fail_at(ds->err, ds->errcap, rc, "nc_inq_varid", __FILE__, __LINE__, "%s: %s", f->path,
+                                 names[i]);
         return 0;
     }
     *dimid = -1;
@@ -273,7 +294,8 @@ static int orient_lat(ts_era5_dataset *ds, src_file *f, const char *name, double
     if (!strictly_monotonic(stored, n, f->flip))
         return TS_FAIL(ds->err, ds->errcap, "%s: %s: values are not strictly monotonic", f->path, name);
     for (size_t i = 0; i < n; i++)
-        if (!(fabs(stored[i]) <= 90.0 + COORD_TOL)) return TS_FAIL(ds->err, ds->errcap, "%s: %s: %g is not a latitude", f->path, name, stored[i]);
+        if (!(fabs(stored[i]) <= 90.0 + COORD_TOL))
+            return TS_FAIL(ds->err, ds->errcap, "%s: %s: %g is not a latitude", f->path, name, stored[i]);
     f->lat = ts_malloc(n * sizeof *f->lat);
     for (size_t r = 0; r < n; r++) f->lat[r] = stored[f->flip ? n - 1 - r : r];
     return 0;
@@ -288,7 +310,8 @@ static double wrap360(double x) {
  * first longitude >= 0; a regional one is kept as stored. */
 static int orient_lon(ts_era5_dataset *ds, src_file *f, const char *name, double *stored) {
     size_t n = f->nlon;
-    if (!strictly_monotonic(stored, n, 1)) return TS_FAIL(ds->err, ds->errcap, "%s: %s: values do not increase", f->path, name);
+    if (!strictly_monotonic(stored, n, 1))
+        return TS_FAIL(ds->err, ds->errcap, "%s: %s: values do not increase", f->path, name);
     double step = n > 1 ? (stored[n - 1] - stored[0]) / (double)(n - 1) : 360.0;
     int global = n > 1 && fabs(step * (double)n - 360.0) < COORD_TOL * (double)n;
     f->roll = 0;
@@ -308,10 +331,13 @@ static int read_levels(ts_era5_dataset *ds, src_file *f, const char *name, int v
     char *units;
     if (era5_get_text_att(ds, f, varid, name, "units", &units)) return -1;
     double to_hpa = 1;
-    if (units && strcmp(units, "Pa") == 0) to_hpa = 0.01;
+    if (units && strcmp(units, "Pa") == 0)
+        to_hpa = 0.01;
     else if (units && strcasecmp(units, "hPa") != 0 && strncasecmp(units, "millibar", 8) != 0 &&
-             strcasecmp(units, "mbar") != 0 && strcasecmp(units, "mb") != 0 && strncasecmp(units, "hectopascal", 11) != 0) {
-        TS_FAIL(ds->err, ds->errcap, "%s: %s: units \"%s\" are not a pressure unit (hPa, millibars, Pa)", f->path, name, units);
+             strcasecmp(units, "mbar") != 0 && strcasecmp(units, "mb") != 0 &&
+             strncasecmp(units, "hectopascal", 11) != 0) {
+        TS_FAIL(ds->err, ds->errcap, "%s: %s: units \"%s\" are not a pressure unit (hPa, millibars, Pa)", f->path, name,
+                units);
         free(units);
         return -1;
     }
@@ -326,13 +352,16 @@ static int read_horizontal(ts_era5_dataset *ds, src_file *f) {
     const char *name = NULL;
     double *stored;
     if (find_axis(ds, f, lat_names, 2, &f->lat_dim, &varid, &f->nlat, &name)) return -1;
-    if (f->lat_dim < 0) return TS_FAIL(ds->err, ds->errcap, "%s: latitude: no latitude dimension (looked for latitude, lat)", f->path);
+    if (f->lat_dim < 0)
+        return TS_FAIL(ds->err, ds->errcap, "%s: latitude: no latitude dimension (looked for latitude, lat)", f->path);
     if (read_coord(ds, f, name, varid, f->nlat, &stored)) return -1;
     int rc = orient_lat(ds, f, name, stored);
     free(stored);
     if (rc) return -1;
     if (find_axis(ds, f, lon_names, 2, &f->lon_dim, &varid, &f->nlon, &name)) return -1;
-    if (f->lon_dim < 0) return TS_FAIL(ds->err, ds->errcap, "%s: longitude: no longitude dimension (looked for longitude, lon)", f->path);
+    if (f->lon_dim < 0)
+        return TS_FAIL(ds->err, ds->errcap, "%s: longitude: no longitude dimension (looked for longitude, lon)",
+                       f->path);
     if (read_coord(ds, f, name, varid, f->nlon, &stored)) return -1;
     rc = orient_lon(ds, f, name, stored);
     free(stored);
@@ -381,9 +410,17 @@ int era5_same_coords(const double *a, const double *b, size_t n) {
 static int check_grid(ts_era5_dataset *ds, const src_file *f) {
     const src_file *g = &ds->file[0];
     if (f->nlat != g->nlat || !era5_same_coords(f->lat, g->lat, f->nlat))
-        return TS_FAIL(ds->err, ds->errcap, "%s: latitude: %zu rows from %g to %g do not match %s's %zu rows from %g to %g (all files must share one grid)", f->path, f->nlat, f->lat[0], f->lat[f->nlat - 1], g->path, g->nlat, g->lat[0], g->lat[g->nlat - 1]);
+        return TS_FAIL(ds->err, ds->errcap,
+                       "%s: latitude: %zu rows from %g to %g do not match %s's %zu rows from %g to %g (all files must "
+                       "share one grid)",
+                       f->path, f->nlat, f->lat[0], f->lat[f->nlat - 1], g->path, g->nlat, g->lat[0],
+                       g->lat[g->nlat - 1]);
     if (f->nlon != g->nlon || !era5_same_coords(f->lon, g->lon, f->nlon))
-        return TS_FAIL(ds->err, ds->errcap, "%s: longitude: %zu columns from %g to %g do not match %s's %zu columns from %g to %g (all files must share one grid)", f->path, f->nlon, f->lon[0], f->lon[f->nlon - 1], g->path, g->nlon, g->lon[0], g->lon[g->nlon - 1]);
+        return TS_FAIL(ds->err, ds->errcap,
+                       "%s: longitude: %zu columns from %g to %g do not match %s's %zu columns from %g to %g (all "
+                       "files must share one grid)",
+                       f->path, f->nlon, f->lon[0], f->lon[f->nlon - 1], g->path, g->nlon, g->lon[0],
+                       g->lon[g->nlon - 1]);
     return 0;
 }
 
@@ -398,8 +435,8 @@ static int check_grid(ts_era5_dataset *ds, const src_file *f) {
 typedef struct {
     const unsigned char *p;
     size_t n, at;
-    int wide;                  /* CDF-5: 8-byte counts */
-    int ok;                    /* 0 once a read ran past the bytes we have */
+    int wide; /* CDF-5: 8-byte counts */
+    int ok;   /* 0 once a read ran past the bytes we have */
 } hdr_reader;
 
 static uint64_t rd_be(hdr_reader *r, size_t bytes) {
@@ -417,17 +454,24 @@ static uint64_t rd_be(hdr_reader *r, size_t bytes) {
 static uint64_t rd_count(hdr_reader *r) { return rd_be(r, r->wide ? 8 : 4); }
 
 static void rd_skip(hdr_reader *r, uint64_t bytes) {
-    if (bytes > r->n - r->at) r->ok = 0, r->at = r->n;
-    else r->at += bytes;
+    if (bytes > r->n - r->at)
+        r->ok = 0, r->at = r->n;
+    else
+        r->at += bytes;
 }
 
 static uint64_t pad4(uint64_t n) { return (n + 3) & ~(uint64_t)3; }
 
 static size_t classic_type_size(uint64_t type) {
     switch (type) {
-    case NC_BYTE: case NC_CHAR: case NC_UBYTE: return 1;
-    case NC_SHORT: case NC_USHORT: return 2;
-    case NC_INT: case NC_UINT: case NC_FLOAT: return 4;
+    case NC_BYTE:
+    case NC_CHAR:
+    case NC_UBYTE: return 1;
+    case NC_SHORT:
+    case NC_USHORT: return 2;
+    case NC_INT:
+    case NC_UINT:
+    case NC_FLOAT: return 4;
     default: return 8; /* double, int64, uint64 */
     }
 }
@@ -435,14 +479,14 @@ static size_t classic_type_size(uint64_t type) {
 static void skip_atts(hdr_reader *r) {
     rd_be(r, 4); /* NC_ATTRIBUTE or ABSENT */
     for (uint64_t a = 0, n = rd_count(r); a < n && r->ok; a++) {
-        rd_skip(r, pad4(rd_count(r)));      /* name */
+        rd_skip(r, pad4(rd_count(r))); /* name */
         uint64_t type = rd_be(r, 4), nelems = rd_count(r);
         rd_skip(r, pad4(nelems * classic_type_size(type)));
     }
 }
 
 typedef struct {
-    uint64_t begin, bytes;     /* bytes: one record's worth for record variables */
+    uint64_t begin, bytes; /* bytes: one record's worth for record variables */
     int record;
     char name[NC_MAX_NAME + 1];
 } classic_var;
@@ -473,8 +517,10 @@ static long parse_classic(hdr_reader *r, int version, uint64_t *numrecs, classic
         for (uint64_t d = 0; d < nd && r->ok; d++) {
             uint64_t id = rd_count(r);
             uint64_t dl = id < ndims && id < 1024 ? dimlen[id] : 1;
-            if (d == 0 && dl == 0) v[k].record = 1; /* the unlimited dimension has length 0 in the header */
-            else count *= dl;
+            if (d == 0 && dl == 0)
+                v[k].record = 1; /* the unlimited dimension has length 0 in the header */
+            else
+                count *= dl;
         }
         skip_atts(r);
         uint64_t type = rd_be(r, 4);
@@ -508,7 +554,9 @@ static int check_extents(ts_era5_dataset *ds, const src_file *f, const classic_v
         if (v[k].record && numrecs == 0) continue;
         uint64_t end = v[k].begin + v[k].bytes + (v[k].record ? (numrecs - 1) * recsize : 0);
         if (end > file_bytes)
-            return TS_FAIL(ds->err, ds->errcap, "%s: variable %s: data runs to byte %llu but the file has %llu bytes (truncated download?)", f->path, v[k].name, (unsigned long long)end, (unsigned long long)file_bytes);
+            return TS_FAIL(ds->err, ds->errcap,
+                           "%s: variable %s: data runs to byte %llu but the file has %llu bytes (truncated download?)",
+                           f->path, v[k].name, (unsigned long long)end, (unsigned long long)file_bytes);
     }
     return 0;
 }
@@ -527,7 +575,8 @@ static int check_classic_extent(ts_era5_dataset *ds, const src_file *f) {
         size_t n = era5_min_sz(want, (size_t)size);
         unsigned char *buf = ts_malloc(n);
         rewind(fp);
-        if (fread(buf, 1, n, fp) != n) rc = TS_FAIL(ds->err, ds->errcap, "%s: cannot read: %s", f->path, strerror(errno));
+        if (fread(buf, 1, n, fp) != n)
+            rc = TS_FAIL(ds->err, ds->errcap, "%s: cannot read: %s", f->path, strerror(errno));
         hdr_reader r = {.p = buf, .n = n, .wide = format == NC_FORMAT_CDF5, .ok = 1};
         uint64_t numrecs;
         classic_var *v = NULL;

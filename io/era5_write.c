@@ -51,7 +51,8 @@ struct ts_era5_writer {
 };
 
 static int put_text(ts_era5_writer *w, int varid, const char *what, const char *name, const char *text) {
-    TS_NC_CHECK(nc_put_att_text(w->ncid, varid, name, strlen(text), text), w->err, w->errcap, "%s: %s", w->tmp_path, what);
+    TS_NC_CHECK(nc_put_att_text(w->ncid, varid, name, strlen(text), text), w->err, w->errcap, "%s: %s", w->tmp_path,
+                what);
     return 0;
 }
 
@@ -72,10 +73,12 @@ static int check_var(ts_era5_writer *w, const ts_era5_file_spec *s, size_t v) {
         if (strcmp(s->vars[u].name, var->name) == 0)
             return TS_FAIL(w->err, w->errcap, "%s: variable %s listed twice", s->path, var->name);
     if (var->on_levels && s->nlev == 0)
-        return TS_FAIL(w->err, w->errcap, "%s: variable %s is on pressure levels but the file has none", s->path, var->name);
+        return TS_FAIL(w->err, w->errcap, "%s: variable %s is on pressure levels but the file has none", s->path,
+                       var->name);
     if (s->layout == TS_ERA5_LAYOUT_PACKED &&
         !(isfinite(var->pack_min) && isfinite(var->pack_max) && var->pack_max > var->pack_min))
-        return TS_FAIL(w->err, w->errcap, "%s: variable %s: packing range [%g, %g] is empty (set pack_min < pack_max)", s->path, var->name, var->pack_min, var->pack_max);
+        return TS_FAIL(w->err, w->errcap, "%s: variable %s: packing range [%g, %g] is empty (set pack_min < pack_max)",
+                       s->path, var->name, var->pack_min, var->pack_max);
     return 0;
 }
 
@@ -85,11 +88,14 @@ static int check_spec(ts_era5_writer *w, const ts_era5_file_spec *s) {
         return TS_FAIL(w->err, w->errcap, "%s: unknown layout %d", s->path, (int)s->layout);
     if (!s->nlat || !s->nlon || !s->lat || !s->lon)
         return TS_FAIL(w->err, w->errcap, "%s: latitude and longitude are required", s->path);
-    if (s->nlev && !s->levels) return TS_FAIL(w->err, w->errcap, "%s: %zu levels but no level values", s->path, s->nlev);
+    if (s->nlev && !s->levels)
+        return TS_FAIL(w->err, w->errcap, "%s: %zu levels but no level values", s->path, s->nlev);
     if (!s->nvars || !s->vars) return TS_FAIL(w->err, w->errcap, "%s: no variables to write", s->path);
     for (size_t k = 0; k < s->nlev; k++) /* the packed layout stores levels as int32 millibars */
         if (s->layout == TS_ERA5_LAYOUT_PACKED && (s->levels[k] != floor(s->levels[k]) || s->levels[k] <= 0))
-            return TS_FAIL(w->err, w->errcap, "%s: level %g hPa is not a positive whole number (packed layout stores int)", s->path, s->levels[k]);
+            return TS_FAIL(w->err, w->errcap,
+                           "%s: level %g hPa is not a positive whole number (packed layout stores int)", s->path,
+                           s->levels[k]);
     for (size_t v = 0; v < s->nvars; v++)
         if (check_var(w, s, v)) return -1;
     return 0;
@@ -118,21 +124,32 @@ static int def_dims(ts_era5_writer *w, const ts_era5_file_spec *s, file_ids *id)
     int cds = s->layout == TS_ERA5_LAYOUT_CDS;
     id->lev = -1;
     if (cds) { /* the CDS's order: valid_time, pressure_level, latitude, longitude */
-        TS_NC_CHECK(nc_def_dim(w->ncid, "valid_time", NC_UNLIMITED, &id->time), w->err, w->errcap, "%s: %s", w->tmp_path, "valid_time");
-        if (s->nlev) TS_NC_CHECK(nc_def_dim(w->ncid, "pressure_level", s->nlev, &id->lev), w->err, w->errcap, "%s: %s", w->tmp_path, "pressure_level");
-        TS_NC_CHECK(nc_def_dim(w->ncid, "latitude", s->nlat, &id->lat), w->err, w->errcap, "%s: %s", w->tmp_path, "latitude");
-        TS_NC_CHECK(nc_def_dim(w->ncid, "longitude", s->nlon, &id->lon), w->err, w->errcap, "%s: %s", w->tmp_path, "longitude");
+        TS_NC_CHECK(nc_def_dim(w->ncid, "valid_time", NC_UNLIMITED, &id->time), w->err, w->errcap, "%s: %s",
+                    w->tmp_path, "valid_time");
+        if (s->nlev)
+            TS_NC_CHECK(nc_def_dim(w->ncid, "pressure_level", s->nlev, &id->lev), w->err, w->errcap, "%s: %s",
+                        w->tmp_path, "pressure_level");
+        TS_NC_CHECK(nc_def_dim(w->ncid, "latitude", s->nlat, &id->lat), w->err, w->errcap, "%s: %s", w->tmp_path,
+                    "latitude");
+        TS_NC_CHECK(nc_def_dim(w->ncid, "longitude", s->nlon, &id->lon), w->err, w->errcap, "%s: %s", w->tmp_path,
+                    "longitude");
     } else { /* the old files define longitude, latitude, level, time */
-        TS_NC_CHECK(nc_def_dim(w->ncid, "longitude", s->nlon, &id->lon), w->err, w->errcap, "%s: %s", w->tmp_path, "longitude");
-        TS_NC_CHECK(nc_def_dim(w->ncid, "latitude", s->nlat, &id->lat), w->err, w->errcap, "%s: %s", w->tmp_path, "latitude");
-        if (s->nlev) TS_NC_CHECK(nc_def_dim(w->ncid, "level", s->nlev, &id->lev), w->err, w->errcap, "%s: %s", w->tmp_path, "level");
-        TS_NC_CHECK(nc_def_dim(w->ncid, "time", NC_UNLIMITED, &id->time), w->err, w->errcap, "%s: %s", w->tmp_path, "time");
+        TS_NC_CHECK(nc_def_dim(w->ncid, "longitude", s->nlon, &id->lon), w->err, w->errcap, "%s: %s", w->tmp_path,
+                    "longitude");
+        TS_NC_CHECK(nc_def_dim(w->ncid, "latitude", s->nlat, &id->lat), w->err, w->errcap, "%s: %s", w->tmp_path,
+                    "latitude");
+        if (s->nlev)
+            TS_NC_CHECK(nc_def_dim(w->ncid, "level", s->nlev, &id->lev), w->err, w->errcap, "%s: %s", w->tmp_path,
+                        "level");
+        TS_NC_CHECK(nc_def_dim(w->ncid, "time", NC_UNLIMITED, &id->time), w->err, w->errcap, "%s: %s", w->tmp_path,
+                    "time");
     }
     return 0;
 }
 
 static int def_cds_coords(ts_era5_writer *w, const ts_era5_file_spec *s, file_ids *id) {
-    TS_NC_CHECK(nc_def_var(w->ncid, "number", NC_INT64, 0, NULL, &id->number_var), w->err, w->errcap, "%s: %s", w->tmp_path, "number");
+    TS_NC_CHECK(nc_def_var(w->ncid, "number", NC_INT64, 0, NULL, &id->number_var), w->err, w->errcap, "%s: %s",
+                w->tmp_path, "number");
     if (put_text(w, id->number_var, "number", "long_name", "ensemble member numerical id") ||
         put_text(w, id->number_var, "number", "units", "1") ||
         put_text(w, id->number_var, "number", "standard_name", "realization"))
@@ -148,7 +165,8 @@ static int def_cds_coords(ts_era5_writer *w, const ts_era5_file_spec *s, file_id
         put_text(w, id->lat_var, "latitude", "stored_direction", direction(s->lat, s->nlat)) ||
         def_coord(w, "longitude", NC_DOUBLE, id->lon, "degrees_east", "longitude", "longitude", &id->lon_var))
         return -1;
-    TS_NC_CHECK(nc_def_var(w->ncid, "expver", NC_STRING, 1, &id->time, &w->expver_varid), w->err, w->errcap, "%s: %s", w->tmp_path, "expver");
+    TS_NC_CHECK(nc_def_var(w->ncid, "expver", NC_STRING, 1, &id->time, &w->expver_varid), w->err, w->errcap, "%s: %s",
+                w->tmp_path, "expver");
     return put_text(w, w->expver_varid, "expver", "long_name", "experiment version");
 }
 
@@ -182,15 +200,19 @@ static int def_cds_var(ts_era5_writer *w, const ts_era5_var *var, const file_ids
     if (var->on_levels) dims[nd] = id->lev, chunk[nd++] = 1;
     dims[nd] = id->lat, chunk[nd++] = w->nlat;
     dims[nd] = id->lon, chunk[nd++] = w->nlon;
-    TS_NC_CHECK(nc_def_var(w->ncid, var->name, NC_FLOAT, nd, dims, &out->varid), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
-    TS_NC_CHECK(nc_def_var_chunking(w->ncid, out->varid, NC_CHUNKED, chunk), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
+    TS_NC_CHECK(nc_def_var(w->ncid, var->name, NC_FLOAT, nd, dims, &out->varid), w->err, w->errcap, "%s: %s",
+                w->tmp_path, var->name);
+    TS_NC_CHECK(nc_def_var_chunking(w->ncid, out->varid, NC_CHUNKED, chunk), w->err, w->errcap, "%s: %s", w->tmp_path,
+                var->name);
     TS_NC_CHECK(nc_def_var_deflate(w->ncid, out->varid, 1, 1, 1), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
     const float nan_fill = NAN;
-    TS_NC_CHECK(nc_put_att_float(w->ncid, out->varid, "_FillValue", NC_FLOAT, 1, &nan_fill), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
+    TS_NC_CHECK(nc_put_att_float(w->ncid, out->varid, "_FillValue", NC_FLOAT, 1, &nan_fill), w->err, w->errcap,
+                "%s: %s", w->tmp_path, var->name);
     if (def_var_attrs(w, var, out->varid)) return -1;
     if (var->grib_param_id) {
         long long id64 = var->grib_param_id;
-        TS_NC_CHECK(nc_put_att_longlong(w->ncid, out->varid, "GRIB_paramId", NC_INT64, 1, &id64), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
+        TS_NC_CHECK(nc_put_att_longlong(w->ncid, out->varid, "GRIB_paramId", NC_INT64, 1, &id64), w->err, w->errcap,
+                    "%s: %s", w->tmp_path, var->name);
     }
     return put_text(w, out->varid, var->name, "coordinates", "number expver");
 }
@@ -203,14 +225,19 @@ static int def_packed_var(ts_era5_writer *w, const ts_era5_var *var, const file_
     if (var->on_levels) dims[nd++] = id->lev;
     dims[nd++] = id->lat;
     dims[nd++] = id->lon;
-    TS_NC_CHECK(nc_def_var(w->ncid, var->name, NC_SHORT, nd, dims, &out->varid), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
+    TS_NC_CHECK(nc_def_var(w->ncid, var->name, NC_SHORT, nd, dims, &out->varid), w->err, w->errcap, "%s: %s",
+                w->tmp_path, var->name);
     out->scale = (var->pack_max - var->pack_min) / PACK_STEPS;
     out->offset = 0.5 * (var->pack_max + var->pack_min);
     const short fill = PACK_FILL;
-    TS_NC_CHECK(nc_put_att_double(w->ncid, out->varid, "scale_factor", NC_DOUBLE, 1, &out->scale), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
-    TS_NC_CHECK(nc_put_att_double(w->ncid, out->varid, "add_offset", NC_DOUBLE, 1, &out->offset), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
-    TS_NC_CHECK(nc_put_att_short(w->ncid, out->varid, "_FillValue", NC_SHORT, 1, &fill), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
-    TS_NC_CHECK(nc_put_att_short(w->ncid, out->varid, "missing_value", NC_SHORT, 1, &fill), w->err, w->errcap, "%s: %s", w->tmp_path, var->name);
+    TS_NC_CHECK(nc_put_att_double(w->ncid, out->varid, "scale_factor", NC_DOUBLE, 1, &out->scale), w->err, w->errcap,
+                "%s: %s", w->tmp_path, var->name);
+    TS_NC_CHECK(nc_put_att_double(w->ncid, out->varid, "add_offset", NC_DOUBLE, 1, &out->offset), w->err, w->errcap,
+                "%s: %s", w->tmp_path, var->name);
+    TS_NC_CHECK(nc_put_att_short(w->ncid, out->varid, "_FillValue", NC_SHORT, 1, &fill), w->err, w->errcap, "%s: %s",
+                w->tmp_path, var->name);
+    TS_NC_CHECK(nc_put_att_short(w->ncid, out->varid, "missing_value", NC_SHORT, 1, &fill), w->err, w->errcap, "%s: %s",
+                w->tmp_path, var->name);
     return def_var_attrs(w, var, out->varid);
 }
 
@@ -224,12 +251,16 @@ static int def_globals(ts_era5_writer *w, const ts_era5_file_spec *s) {
 }
 
 static int put_coords(ts_era5_writer *w, const ts_era5_file_spec *s, const file_ids *id) {
-    TS_NC_CHECK(nc_put_var_double(w->ncid, id->lat_var, s->lat), w->err, w->errcap, "%s: %s", w->tmp_path, "latitude"); /* converts for float coords */
+    TS_NC_CHECK(nc_put_var_double(w->ncid, id->lat_var, s->lat), w->err, w->errcap, "%s: %s", w->tmp_path,
+                "latitude"); /* converts for float coords */
     TS_NC_CHECK(nc_put_var_double(w->ncid, id->lon_var, s->lon), w->err, w->errcap, "%s: %s", w->tmp_path, "longitude");
-    if (s->nlev) TS_NC_CHECK(nc_put_var_double(w->ncid, id->lev_var, s->levels), w->err, w->errcap, "%s: %s", w->tmp_path, "level");
+    if (s->nlev)
+        TS_NC_CHECK(nc_put_var_double(w->ncid, id->lev_var, s->levels), w->err, w->errcap, "%s: %s", w->tmp_path,
+                    "level");
     if (id->number_var >= 0) {
         const long long zero = 0; /* the CDS's deterministic reanalysis is member 0 */
-        TS_NC_CHECK(nc_put_var_longlong(w->ncid, id->number_var, &zero), w->err, w->errcap, "%s: %s", w->tmp_path, "number");
+        TS_NC_CHECK(nc_put_var_longlong(w->ncid, id->number_var, &zero), w->err, w->errcap, "%s: %s", w->tmp_path,
+                    "number");
     }
     return 0;
 }
@@ -319,7 +350,9 @@ static int check_pack_range(ts_era5_writer *w, const wvar *v, const float *x, in
     const double half = 0.5 * v->scale;
     for (size_t i = 0, n = field_size(w, v); i < n; i++)
         if (!isnan(x[i]) && !(x[i] >= v->pack_min - half && x[i] <= v->pack_max + half))
-            return TS_FAIL(w->err, w->errcap, "%s: variable %s at valid time %lld: value %g is outside its packing range [%g, %g]", w->tmp_path, v->name, (long long)t, x[i], v->pack_min, v->pack_max);
+            return TS_FAIL(w->err, w->errcap,
+                           "%s: variable %s at valid time %lld: value %g is outside its packing range [%g, %g]",
+                           w->tmp_path, v->name, (long long)t, x[i], v->pack_min, v->pack_max);
     return 0;
 }
 
@@ -351,13 +384,16 @@ static int put_time(ts_era5_writer *w, int64_t t) {
         long long t64 = t;
         static const char expver[] = "0001"; /* ERA5 final, as the CDS labels it */
         const char *ev = expver;
-        TS_NC_CHECK(nc_put_vara_longlong(w->ncid, w->time_varid, &start, &one, &t64), w->err, w->errcap, "%s: %s", w->tmp_path, "valid_time");
-        TS_NC_CHECK(nc_put_vara_string(w->ncid, w->expver_varid, &start, &one, &ev), w->err, w->errcap, "%s: %s", w->tmp_path, "expver");
+        TS_NC_CHECK(nc_put_vara_longlong(w->ncid, w->time_varid, &start, &one, &t64), w->err, w->errcap, "%s: %s",
+                    w->tmp_path, "valid_time");
+        TS_NC_CHECK(nc_put_vara_string(w->ncid, w->expver_varid, &start, &one, &ev), w->err, w->errcap, "%s: %s",
+                    w->tmp_path, "expver");
         return 0;
     }
     int hours;
     hours_since_1900(t, &hours); /* checked by ts_era5_append */
-    TS_NC_CHECK(nc_put_vara_int(w->ncid, w->time_varid, &start, &one, &hours), w->err, w->errcap, "%s: %s", w->tmp_path, "time");
+    TS_NC_CHECK(nc_put_vara_int(w->ncid, w->time_varid, &start, &one, &hours), w->err, w->errcap, "%s: %s", w->tmp_path,
+                "time");
     return 0;
 }
 
@@ -367,11 +403,13 @@ static int put_var(ts_era5_writer *w, const wvar *v, const float *field) {
     count[nd++] = w->nlat;
     count[nd++] = w->nlon;
     if (w->layout == TS_ERA5_LAYOUT_CDS) {
-        TS_NC_CHECK(nc_put_vara_float(w->ncid, v->varid, start, count, field), w->err, w->errcap, "%s: %s", w->tmp_path, v->name);
+        TS_NC_CHECK(nc_put_vara_float(w->ncid, v->varid, start, count, field), w->err, w->errcap, "%s: %s", w->tmp_path,
+                    v->name);
         return 0;
     }
     pack_field(w, v, field);
-    TS_NC_CHECK(nc_put_vara_short(w->ncid, v->varid, start, count, w->packed), w->err, w->errcap, "%s: %s", w->tmp_path, v->name);
+    TS_NC_CHECK(nc_put_vara_short(w->ncid, v->varid, start, count, w->packed), w->err, w->errcap, "%s: %s", w->tmp_path,
+                v->name);
     return 0;
 }
 
@@ -380,13 +418,18 @@ int ts_era5_append(ts_era5_writer *w, int64_t valid_time_unix, const float *cons
     w->err = err, w->errcap = errcap;
     if (w->ncid < 0) return TS_FAIL(w->err, w->errcap, "%s: append after close", w->tmp_path);
     if (w->ntime > 0 && valid_time_unix <= w->last_time)
-        return TS_FAIL(w->err, w->errcap, "%s: valid time %lld does not follow the previous one (%lld); times must increase", w->tmp_path, (long long)valid_time_unix, (long long)w->last_time);
+        return TS_FAIL(w->err, w->errcap,
+                       "%s: valid time %lld does not follow the previous one (%lld); times must increase", w->tmp_path,
+                       (long long)valid_time_unix, (long long)w->last_time);
     for (size_t v = 0; v < w->nvars; v++)
-        if (!fields || !fields[v]) return TS_FAIL(w->err, w->errcap, "%s: variable %s: no data given", w->tmp_path, w->vars[v].name);
+        if (!fields || !fields[v])
+            return TS_FAIL(w->err, w->errcap, "%s: variable %s: no data given", w->tmp_path, w->vars[v].name);
     if (w->layout == TS_ERA5_LAYOUT_PACKED) {
         int hours;
         if (hours_since_1900(valid_time_unix, &hours))
-            return TS_FAIL(w->err, w->errcap, "%s: time: valid time %lld is not a whole hour after 1900 that int32 hours can hold", w->tmp_path, (long long)valid_time_unix);
+            return TS_FAIL(w->err, w->errcap,
+                           "%s: time: valid time %lld is not a whole hour after 1900 that int32 hours can hold",
+                           w->tmp_path, (long long)valid_time_unix);
         for (size_t v = 0; v < w->nvars; v++)
             if (check_pack_range(w, &w->vars[v], fields[v], valid_time_unix)) return -1;
     }

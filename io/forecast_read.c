@@ -72,7 +72,8 @@ static int is_unix_seconds(const char *u) {
 
 static int dim_len(ts_forecast_file *f, const char *name, int *id, size_t *len, char *err, size_t errcap) {
     if (nc_inq_dimid(f->ncid, name, id) != NC_NOERR)
-        return TS_FAIL(err, errcap, "%s: no dimension '%s': not a forecast in the layout of docs/forecast-format.md", f->path, name);
+        return TS_FAIL(err, errcap, "%s: no dimension '%s': not a forecast in the layout of docs/forecast-format.md",
+                       f->path, name);
     TS_NC_CHECK(nc_inq_dimlen(f->ncid, *id, len), err, errcap, "%s: %s", f->path, name);
     if (*len == 0) return TS_FAIL(err, errcap, "%s: dimension '%s' is empty", f->path, name);
     return 0;
@@ -99,10 +100,12 @@ static int find_dims(ts_forecast_file *f, layout_dims *d, char *err, size_t errc
 /* The 1-D coordinate `name` on its own dimension, as doubles. */
 static int read_coord(ts_forecast_file *f, const char *name, int dimid, double *out, char *err, size_t errcap) {
     int id, nd, dims[NC_MAX_VAR_DIMS];
-    if (nc_inq_varid(f->ncid, name, &id) != NC_NOERR) return TS_FAIL(err, errcap, "%s: no coordinate variable '%s'", f->path, name);
+    if (nc_inq_varid(f->ncid, name, &id) != NC_NOERR)
+        return TS_FAIL(err, errcap, "%s: no coordinate variable '%s'", f->path, name);
     TS_NC_CHECK(nc_inq_varndims(f->ncid, id, &nd), err, errcap, "%s: %s", f->path, name);
     TS_NC_CHECK(nc_inq_vardimid(f->ncid, id, dims), err, errcap, "%s: %s", f->path, name);
-    if (nd != 1 || dims[0] != dimid) return TS_FAIL(err, errcap, "%s: coordinate '%s' is not on its own dimension", f->path, name);
+    if (nd != 1 || dims[0] != dimid)
+        return TS_FAIL(err, errcap, "%s: coordinate '%s' is not on its own dimension", f->path, name);
     TS_NC_CHECK(nc_get_var_double(f->ncid, id, out), err, errcap, "%s: %s", f->path, name);
     return 0;
 }
@@ -111,16 +114,19 @@ static int read_times(ts_forecast_file *f, const layout_dims *d, char *err, size
     ts_forecast_info *in = &f->info;
     char units[128];
     int id;
-    if (nc_inq_varid(f->ncid, "time", &id) != NC_NOERR) return TS_FAIL(err, errcap, "%s: no coordinate variable 'time'", f->path);
+    if (nc_inq_varid(f->ncid, "time", &id) != NC_NOERR)
+        return TS_FAIL(err, errcap, "%s: no coordinate variable 'time'", f->path);
     get_text_att(f->ncid, id, "units", units, sizeof units);
     if (!is_unix_seconds(units))
-        return TS_FAIL(err, errcap, "%s: variable time: units '%s', expected 'seconds since 1970-01-01 00:00:00'", f->path, units);
+        return TS_FAIL(err, errcap, "%s: variable time: units '%s', expected 'seconds since 1970-01-01 00:00:00'",
+                       f->path, units);
     long long *t = ts_malloc(in->ninits * sizeof *t); /* (ninits) */
     int rc = nc_get_var_longlong(f->ncid, id, t);
     for (size_t i = 0; i < in->ninits; i++) f->init_times[i] = t[i];
     free(t);
     if (rc != NC_NOERR) return TS_FAIL(err, errcap, "%s: variable time: %s", f->path, nc_strerror(rc));
-    if (nc_inq_varid(f->ncid, "step", &id) != NC_NOERR) return TS_FAIL(err, errcap, "%s: no coordinate variable 'step'", f->path);
+    if (nc_inq_varid(f->ncid, "step", &id) != NC_NOERR)
+        return TS_FAIL(err, errcap, "%s: no coordinate variable 'step'", f->path);
     get_text_att(f->ncid, id, "units", units, sizeof units);
     if (strcmp(units, "hours") != 0 && strcmp(units, "hour") != 0 && strcmp(units, "h") != 0)
         return TS_FAIL(err, errcap, "%s: variable step: units '%s', expected 'hours'", f->path, units);
@@ -149,7 +155,8 @@ static int check_valid_time(ts_forecast_file *f, char *err, size_t errcap) {
             if (vt[i * in->nsteps + s] != want) {
                 long long got = vt[i * in->nsteps + s];
                 free(vt);
-                return TS_FAIL(err, errcap, "%s: variable valid_time[%zu, %zu] = %lld, but time + step = %lld", f->path, i, s, got, want);
+                return TS_FAIL(err, errcap, "%s: variable valid_time[%zu, %zu] = %lld, but time + step = %lld", f->path,
+                               i, s, got, want);
             }
         }
     free(vt);
@@ -163,7 +170,9 @@ static int read_grid(ts_forecast_file *f, const layout_dims *d, char *err, size_
         return -1;
     for (size_t i = 1; i < in->nlat; i++)
         if (!(f->lat[i] < f->lat[i - 1]))
-            return TS_FAIL(err, errcap, "%s: variable latitude must decrease (90 -> -90, as ERA5 and the forecast writer store it)", f->path);
+            return TS_FAIL(err, errcap,
+                           "%s: variable latitude must decrease (90 -> -90, as ERA5 and the forecast writer store it)",
+                           f->path);
     if (in->nlev) {
         if (read_coord(f, "pressure_level", d->lev, f->levels, err, errcap)) return -1;
         int id;
@@ -182,7 +191,9 @@ static int check_complete(ts_forecast_file *f, char *err, size_t errcap) {
     long long done;
     if (nc_get_att_longlong(f->ncid, NC_GLOBAL, "tessera_complete_leads", &done) != NC_NOERR) return 0;
     if (done < (long long)f->info.nsteps)
-        return TS_FAIL(err, errcap, "%s: only %lld of %zu leads are complete (an interrupted forecast: rerun it to finish)", f->path, done, f->info.nsteps);
+        return TS_FAIL(err, errcap,
+                       "%s: only %lld of %zu leads are complete (an interrupted forecast: rerun it to finish)", f->path,
+                       done, f->info.nsteps);
     return 0;
 }
 
@@ -195,18 +206,23 @@ static int classify_var(ts_forecast_file *f, const layout_dims *d, int id, int *
     char name[NC_MAX_NAME + 1];
     int nd, dims[NC_MAX_VAR_DIMS];
     nc_type type;
-    TS_NC_CHECK(nc_inq_var(f->ncid, id, name, &type, &nd, dims, NULL), err, errcap, "%s: %s", f->path, "inquiring a variable");
+    TS_NC_CHECK(nc_inq_var(f->ncid, id, name, &type, &nd, dims, NULL), err, errcap, "%s: %s", f->path,
+                "inquiring a variable");
     if (nd < 5 || dims[0] != d->number || dims[1] != d->time || dims[2] != d->step) return 0;
     int surface = nd == 5 && dims[3] == d->lat && dims[4] == d->lon;
     int levels = nd == 6 && d->lev >= 0 && dims[3] == d->lev && dims[4] == d->lat && dims[5] == d->lon;
     if (!surface && !levels)
-        return TS_FAIL(err, errcap, "%s: variable %s: dims must be (number, time, step, [pressure_level,] latitude, longitude)", f->path, name);
+        return TS_FAIL(err, errcap,
+                       "%s: variable %s: dims must be (number, time, step, [pressure_level,] latitude, longitude)",
+                       f->path, name);
     if (type != NC_FLOAT && type != NC_DOUBLE)
         return TS_FAIL(err, errcap, "%s: variable %s: type must be float or double", f->path, name);
     size_t len;
     if (nc_inq_attlen(f->ncid, id, "scale_factor", &len) == NC_NOERR ||
         nc_inq_attlen(f->ncid, id, "add_offset", &len) == NC_NOERR)
-        return TS_FAIL(err, errcap, "%s: variable %s: packed values (scale_factor/add_offset) are not read; store float32", f->path, name);
+        return TS_FAIL(err, errcap,
+                       "%s: variable %s: packed values (scale_factor/add_offset) are not read; store float32", f->path,
+                       name);
     *on_levels = levels;
     return 1;
 }
@@ -226,7 +242,8 @@ static int find_vars(ts_forecast_file *f, const layout_dims *d, char *err, size_
         f->varid[n++] = id;
     }
     if (n == 0)
-        return TS_FAIL(err, errcap, "%s: no data variable on (number, time, step, [pressure_level,] latitude, longitude)", f->path);
+        return TS_FAIL(err, errcap,
+                       "%s: no data variable on (number, time, step, [pressure_level,] latitude, longitude)", f->path);
     f->info.nvars = n;
     return 0;
 }
@@ -254,10 +271,14 @@ static int open_error(const char *path, int rc, char *err, size_t errcap) {
     struct stat st;
     snprintf(part, sizeof part, "%s.part", path);
     if (rc == ENOENT && stat(part, &st) == 0)
-        return TS_FAIL(err, errcap, "%s: no such file, but %s exists: the forecast has not finished (rerun it to complete it)", path, part);
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return TS_FAIL(err, errcap, "%s: a folder, not a forecast file", path);
+        return TS_FAIL(err, errcap,
+                       "%s: no such file, but %s exists: the forecast has not finished (rerun it to complete it)", path,
+                       part);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return TS_FAIL(err, errcap, "%s: a folder, not a forecast file", path);
     if (rc == NC_EHDFERR || rc == NC_ENOTNC)
-        return TS_FAIL(err, errcap, "%s: cannot open the forecast (not a NetCDF file, or cut short): %s", path, nc_strerror(rc));
+        return TS_FAIL(err, errcap, "%s: cannot open the forecast (not a NetCDF file, or cut short): %s", path,
+                       nc_strerror(rc));
     return TS_FAIL(err, errcap, "%s: cannot open the forecast: %s", path, nc_strerror(rc));
 }
 
@@ -304,14 +325,17 @@ int ts_forecast_file_read(ts_forecast_file *f, size_t var, size_t member, size_t
     const ts_forecast_info *in = &f->info;
     if (var >= in->nvars || member >= in->nmembers || init >= in->ninits || step >= in->nsteps ||
         (f->vars[var].on_levels ? level >= in->nlev : level != 0))
-        return TS_FAIL(err, errcap, "%s: no field (variable %zu, member %zu, init %zu, step %zu, level %zu) in this file", f->path, var, member, init, step, level);
+        return TS_FAIL(err, errcap,
+                       "%s: no field (variable %zu, member %zu, init %zu, step %zu, level %zu) in this file", f->path,
+                       var, member, init, step, level);
     size_t start[6] = {member, init, step, 0, 0, 0}, count[6] = {1, 1, 1, 1, 1, 1};
     int k = 3;
     if (f->vars[var].on_levels) start[k++] = level;
     count[k] = in->nlat, count[k + 1] = in->nlon;
     int rc = nc_get_vara_float(f->ncid, f->varid[var], start, count, field);
     if (rc != NC_NOERR)
-        return TS_FAIL(err, errcap, "%s: variable %s: reading member %zu, init %zu, step %zu: %s", f->path, f->vars[var].name, member, init, step, nc_strerror(rc));
+        return TS_FAIL(err, errcap, "%s: variable %s: reading member %zu, init %zu, step %zu: %s", f->path,
+                       f->vars[var].name, member, init, step, nc_strerror(rc));
     return 0;
 }
 

@@ -55,7 +55,8 @@ static int strictly_monotonic(const double *x, size_t n, int sign) {
 static int validate_sizes(const ts_forecast_spec *s, char *err, size_t errcap) {
     if (!s->path || !*s->path) return TS_FAIL(err, errcap, "forecast file: no path given");
     if (!s->nmembers || !s->ninits || !s->nsteps || !s->nlat || !s->nlon || !s->nvars)
-        return TS_FAIL(err, errcap, "%s: members, inits, steps, latitudes, longitudes and variables must all be > 0", s->path);
+        return TS_FAIL(err, errcap, "%s: members, inits, steps, latitudes, longitudes and variables must all be > 0",
+                       s->path);
     if (s->nmembers > INT_MAX || s->nsteps > INT_MAX)
         return TS_FAIL(err, errcap, "%s: %zu members or %zu leads do not fit int32", s->path, s->nmembers, s->nsteps);
     if (!s->init_times || !s->step_hours || !s->lat || !s->lon || !s->vars || !s->history ||
@@ -71,7 +72,8 @@ static int validate_coords(const ts_forecast_spec *s, char *err, size_t errcap) 
     if (!strictly_monotonic(s->step_hours, s->nsteps, +1))
         return TS_FAIL(err, errcap, "%s: lead hours must be finite and increase", s->path);
     if (!strictly_monotonic(s->lat, s->nlat, -1))
-        return TS_FAIL(err, errcap, "%s: latitudes must be finite and decrease (90 -> -90, as ERA5 stores them)", s->path);
+        return TS_FAIL(err, errcap, "%s: latitudes must be finite and decrease (90 -> -90, as ERA5 stores them)",
+                       s->path);
     if (!strictly_monotonic(s->lon, s->nlon, +1))
         return TS_FAIL(err, errcap, "%s: longitudes must be finite and increase", s->path);
     if (s->nlev && !strictly_monotonic(s->levels, s->nlev, +1) &&
@@ -92,11 +94,13 @@ static int validate_vars(const ts_forecast_spec *s, char *err, size_t errcap) {
     for (size_t v = 0; v < s->nvars; v++) {
         const ts_forecast_var *var = &s->vars[v];
         if (!var->name || !*var->name || strlen(var->name) > NC_MAX_NAME || !var->units || !var->long_name)
-            return TS_FAIL(err, errcap, "%s: variable %zu needs a name (at most %d characters), units and long_name", s->path, v, NC_MAX_NAME);
+            return TS_FAIL(err, errcap, "%s: variable %zu needs a name (at most %d characters), units and long_name",
+                           s->path, v, NC_MAX_NAME);
         if (is_coordinate_name(var->name))
             return TS_FAIL(err, errcap, "%s: variable name '%s' is taken by a coordinate", s->path, var->name);
         if (var->on_levels && !s->nlev)
-            return TS_FAIL(err, errcap, "%s: variable '%s' is on levels but no pressure levels are given", s->path, var->name);
+            return TS_FAIL(err, errcap, "%s: variable '%s' is on levels but no pressure levels are given", s->path,
+                           var->name);
         for (size_t u = 0; u < v; u++)
             if (!strcmp(s->vars[u].name, var->name))
                 return TS_FAIL(err, errcap, "%s: variable '%s' is listed twice", s->path, var->name);
@@ -174,7 +178,8 @@ static int put_text_atts(const char *file, int ncid, int varid, const text_att *
                          size_t errcap) {
     for (size_t i = 0; i < n; i++)
         if (atts[i].value)
-            TS_NC_CHECK(nc_put_att_text(ncid, varid, atts[i].key, strlen(atts[i].value), atts[i].value), err, errcap, "%s", file);
+            TS_NC_CHECK(nc_put_att_text(ncid, varid, atts[i].key, strlen(atts[i].value), atts[i].value), err, errcap,
+                        "%s", file);
     return 0;
 }
 
@@ -362,7 +367,8 @@ static int define_part(ts_forecast_writer *w, const ts_forecast_spec *s, const c
 static int create_part(ts_forecast_writer *w, const ts_forecast_spec *s, char *err, size_t errcap) {
     char *f = dup_cat(w->part, ".new");
     int bad = define_part(w, s, f, err, errcap);
-    if (!bad && rename(f, w->part) != 0) bad = TS_FAIL(err, errcap, "%s: cannot rename to %s: %s", f, w->part, strerror(errno));
+    if (!bad && rename(f, w->part) != 0)
+        bad = TS_FAIL(err, errcap, "%s: cannot rename to %s: %s", f, w->part, strerror(errno));
     if (bad) {
         /* Already failing: the first error is the one to report. */
         if (w->ncid >= 0) (void)nc_close(w->ncid);
@@ -497,15 +503,18 @@ static int resume_part(ts_forecast_writer *w, const ts_forecast_spec *s, char *e
     dim_ids d;
     int rc = nc_open(w->part, NC_WRITE, &w->ncid);
     if (rc != NC_NOERR)
-        return TS_FAIL(err, errcap, "%s: cannot resume this partial forecast: %s (is another job writing it? if not, it is "
-                    "damaged: delete it to start again)", w->part, nc_strerror(rc));
+        return TS_FAIL(err, errcap,
+                       "%s: cannot resume this partial forecast: %s (is another job writing it? if not, it is "
+                       "damaged: delete it to start again)",
+                       w->part, nc_strerror(rc));
     if (read_int_att(w, FORMAT_ATT, &version, err, errcap)) return -1;
     if (version != FORMAT_VERSION) return MISMATCH("format version %d, this writer %d", version, FORMAT_VERSION);
     if (check_dims(w, &d, err, errcap) || check_coords(w, s, err, errcap) || check_vars(w, &d, err, errcap) ||
         check_history(w, s->history, err, errcap) || read_int_att(w, COMPLETE_ATT, &done, err, errcap))
         return -1;
     if (done < 0 || (size_t)done > w->nstep) return MISMATCH("%s = %d is out of range", COMPLETE_ATT, done);
-    for (size_t v = 0; v < w->nvars; v++) TS_NC_CHECK(nc_set_var_chunk_cache(w->ncid, w->varid[v], 0, 0, 0.75f), err, errcap, "%s", w->part);
+    for (size_t v = 0; v < w->nvars; v++)
+        TS_NC_CHECK(nc_set_var_chunk_cache(w->ncid, w->varid[v], 0, 0, 0.75f), err, errcap, "%s", w->part);
     w->leads_done = (size_t)done;
     return 0;
 }
@@ -559,7 +568,9 @@ static int check_field(const ts_forecast_writer *w, size_t var, size_t member, s
                        const void *field, char *err, size_t errcap) {
     if (w->complete) return TS_FAIL(err, errcap, "%s: the forecast is complete and closed", w->path);
     if (var >= w->nvars || member >= w->nmem || init >= w->ninit || lead >= w->nstep || !field)
-        return TS_FAIL(err, errcap, "%s: no field (variable %zu, member %zu, init %zu, lead %zu) in a file of %zu x %zu x %zu x %zu", w->part, var, member, init, lead, w->nvars, w->nmem, w->ninit, w->nstep);
+        return TS_FAIL(err, errcap,
+                       "%s: no field (variable %zu, member %zu, init %zu, lead %zu) in a file of %zu x %zu x %zu x %zu",
+                       w->part, var, member, init, lead, w->nvars, w->nmem, w->ninit, w->nstep);
     return 0;
 }
 
@@ -580,7 +591,8 @@ int ts_forecast_write(ts_forecast_writer *w, size_t var, size_t member, size_t i
     size_t start[MAX_DIMS], count[MAX_DIMS];
     if (check_field(w, var, member, init, lead, field, err, errcap)) return -1;
     if (lead != w->leads_done)
-        return TS_FAIL(err, errcap, "%s: writing lead %zu, but lead %zu is the next to complete", w->part, lead, w->leads_done);
+        return TS_FAIL(err, errcap, "%s: writing lead %zu, but lead %zu is the next to complete", w->part, lead,
+                       w->leads_done);
     field_region(w, var, member, init, lead, start, count);
     TS_NC_CHECK(nc_put_vara_float(w->ncid, w->varid[var], start, count, field), err, errcap, "%s", w->part);
     w->written[(var * w->nmem + member) * w->ninit + init] = 1;
@@ -590,12 +602,15 @@ int ts_forecast_write(ts_forecast_writer *w, size_t var, size_t member, size_t i
 int ts_forecast_lead_complete(ts_forecast_writer *w, size_t lead, char *err, size_t errcap) {
     if (w->complete) return TS_FAIL(err, errcap, "%s: the forecast is already complete", w->path);
     if (lead != w->leads_done)
-        return TS_FAIL(err, errcap, "%s: lead %zu declared complete, but lead %zu is the next to complete", w->part, lead, w->leads_done);
+        return TS_FAIL(err, errcap, "%s: lead %zu declared complete, but lead %zu is the next to complete", w->part,
+                       lead, w->leads_done);
     for (size_t v = 0; v < w->nvars; v++)
         for (size_t m = 0; m < w->nmem; m++)
             for (size_t n = 0; n < w->ninit; n++)
                 if (!w->written[(v * w->nmem + m) * w->ninit + n])
-                    return TS_FAIL(err, errcap, "%s: lead %zu is not complete: '%s' of member %zu, init %zu is not written", w->part, lead, w->names[v], m, n);
+                    return TS_FAIL(err, errcap,
+                                   "%s: lead %zu is not complete: '%s' of member %zu, init %zu is not written", w->part,
+                                   lead, w->names[v], m, n);
     /* Data first, then the count: a kill between the two syncs leaves a
      * count that undercounts, never one that overcounts. */
     const int done = (int)lead + 1;

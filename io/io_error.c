@@ -8,7 +8,8 @@
 
 #include "core/log.h"
 
-int ts_nc_fail_at(char *err, size_t errcap, int rc, const char *call, const char *file, int line, const char *fmt, ...) {
+int ts_nc_fail_at(char *err, size_t errcap, int rc, const char *call, const char *file, int line, const char *fmt,
+                  ...) {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);

@@ -20,19 +20,19 @@
 int ts_nc_fail_at(char *err, size_t errcap, int rc, const char *call, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
-#define TS_NC_CHECK(call, err, errcap, ...)                                                         \
-    do {                                                                                            \
-        int ts_nc_rc_ = (call);                                                                     \
-        if (ts_nc_rc_ != 0) return ts_nc_fail_at((err), (errcap), ts_nc_rc_, #call, __FILE__, __LINE__, __VA_ARGS__); \
+#define TS_NC_CHECK(call, err, errcap, ...)                                                                            \
+    do {                                                                                                               \
+        int ts_nc_rc_ = (call);                                                                                        \
+        if (ts_nc_rc_ != 0) return ts_nc_fail_at((err), (errcap), ts_nc_rc_, #call, __FILE__, __LINE__, __VA_ARGS__);  \
     } while (0)
 
-#define TS_NC_CHECK_GOTO(call, err, errcap, ...)                                                    \
-    do {                                                                                            \
-        int ts_nc_rc_ = (call);                                                                     \
-        if (ts_nc_rc_ != 0) {                                                                       \
-            ts_nc_fail_at((err), (errcap), ts_nc_rc_, #call, __FILE__, __LINE__, __VA_ARGS__);      \
-            goto fail;                                                                              \
-        }                                                                                           \
+#define TS_NC_CHECK_GOTO(call, err, errcap, ...)                                                                       \
+    do {                                                                                                               \
+        int ts_nc_rc_ = (call);                                                                                        \
+        if (ts_nc_rc_ != 0) {                                                                                          \
+            ts_nc_fail_at((err), (errcap), ts_nc_rc_, #call, __FILE__, __LINE__, __VA_ARGS__);                         \
+            goto fail;                                                                                                 \
+        }                                                                                                              \
     } while (0)
 
 /* The HDF5 variant: "<fmt ...>: <HDF5's innermost message> (<file>:<line>)"
@@ -48,12 +48,12 @@ int ts_h5_fail_at(char *err, size_t errcap, const char *file, int line, const ch
  * a later failure starts clean; "" when the stack is empty. */
 void ts_h5_message(char *buf, size_t cap);
 #define TS_H5_FAIL(err, errcap, ...) ts_h5_fail_at((err), (errcap), __FILE__, __LINE__, __VA_ARGS__)
-#define TS_H5_CHECK_GOTO(call, err, errcap, ...)                     \
-    do {                                                            \
-        if ((call) < 0) {                                           \
-            TS_H5_FAIL((err), (errcap), __VA_ARGS__);               \
-            goto fail;                                              \
-        }                                                           \
+#define TS_H5_CHECK_GOTO(call, err, errcap, ...)                                                                       \
+    do {                                                                                                               \
+        if ((call) < 0) {                                                                                              \
+            TS_H5_FAIL((err), (errcap), __VA_ARGS__);                                                                  \
+            goto fail;                                                                                                 \
+        }                                                                                                              \
     } while (0)
 
 #endif

@@ -142,7 +142,8 @@ int ts_mesh_writer_finish(ts_mesh_writer *w, char *err, size_t cap) {
         if (fclose(m) != 0) rc = TS_FAIL(err, cap, "%s: cannot write: %s", w->meta_part, strerror(errno));
     }
     /* the meta first, the data last: a complete .h5 always has its meta */
-    if (!rc && rename(w->meta_part, w->meta)) rc = TS_FAIL(err, cap, "cannot rename %s: %s", w->meta_part, strerror(errno));
+    if (!rc && rename(w->meta_part, w->meta))
+        rc = TS_FAIL(err, cap, "cannot rename %s: %s", w->meta_part, strerror(errno));
     if (!rc && rename(w->part, w->path)) rc = TS_FAIL(err, cap, "cannot rename %s: %s", w->part, strerror(errno));
     if (rc) remove_parts(w);
     free(w);
@@ -339,7 +340,8 @@ static hid_t open_checked(ts_mesh_file *f, const traj_info *t, const feature *ft
     hid_t d = H5Dopen2(g, ft->name, H5P_DEFAULT);
     H5Gclose(g);
     if (d < 0)
-        return TS_FAIL(err, cap, "%s: trajectory %s: dataset %s is missing (the meta JSON %s lists it)", f->path, t->name, ft->name, f->meta_path),
+        return TS_FAIL(err, cap, "%s: trajectory %s: dataset %s is missing (the meta JSON %s lists it)", f->path,
+                       t->name, ft->name, f->meta_path),
                -1;
     hid_t type = H5Dget_type(d), space = H5Dget_space(d);
     int want_float = !strcmp(ft->dtype, "float32");
@@ -350,7 +352,8 @@ static hid_t open_checked(ts_mesh_file *f, const traj_info *t, const feature *ft
     if (rank >= 1 && rank <= 4) H5Sget_simple_extent_dims(space, dims, NULL);
     H5Tclose(type), H5Sclose(space);
     if (cls != (want_float ? H5T_FLOAT : H5T_INTEGER) || size != 4) {
-        TS_FAIL(err, cap, "%s: trajectory %s: dataset %s is not %s as the meta JSON says", f->path, t->name, ft->name, ft->dtype);
+        TS_FAIL(err, cap, "%s: trajectory %s: dataset %s is not %s as the meta JSON says", f->path, t->name, ft->name,
+                ft->dtype);
         return H5Dclose(d), -1;
     }
     /* a dynamic feature is stored (T, N, C); a static one (N, C), (1, N, C)
@@ -371,10 +374,14 @@ static hid_t open_checked(ts_mesh_file *f, const traj_info *t, const feature *ft
                      (unsigned long long)dims[2]);
         else snprintf(got, sizeof got, "rank %d", rank);
         if (ft->dynamic)
-            TS_FAIL(err, cap, "%s: trajectory %s: dataset %s has shape %s, the meta JSON wants [%lld, -1, %lld] (T = %lld)", f->path, t->name, ft->name, got, lead, channels, f->meta.length);
+            TS_FAIL(err, cap,
+                    "%s: trajectory %s: dataset %s has shape %s, the meta JSON wants [%lld, -1, %lld] (T = %lld)",
+                    f->path, t->name, ft->name, got, lead, channels, f->meta.length);
         else
-            TS_FAIL(err, cap, "%s: trajectory %s: dataset %s has shape %s; a static feature is stored (N, %lld), "
-                 "(1, N, %lld) or tiled (T, N, %lld) with T = %lld, the trajectory_length of %s", f->path, t->name, ft->name, got, channels, channels, channels, f->meta.length, f->meta_path);
+            TS_FAIL(err, cap,
+                    "%s: trajectory %s: dataset %s has shape %s; a static feature is stored (N, %lld), "
+                    "(1, N, %lld) or tiled (T, N, %lld) with T = %lld, the trajectory_length of %s",
+                    f->path, t->name, ft->name, got, channels, channels, channels, f->meta.length, f->meta_path);
         return H5Dclose(d), -1;
     }
     if (rank_out) *rank_out = rank;
@@ -407,8 +414,10 @@ static int check_trajectory(ts_mesh_file *f, traj_info *t, char *err, size_t cap
     /* the datasets agree with the meta, so the meta's channels are theirs */
     long long pos_c = find_feature(f, "mesh_pos")->shape[2], cell_c = find_feature(f, "cells")->shape[2];
     if (!((pos_c == 2 && cell_c == 3) || (pos_c == 3 && cell_c == 4)))
-        return TS_FAIL(err, cap, "%s: trajectory %s: dataset cells has %lld nodes per cell with %lld-D mesh_pos: want "
-                    "triangles (F, 3) with mesh_pos (N, 2), or tetrahedra (F, 4) with mesh_pos (N, 3)", f->path, t->name, cell_c, pos_c);
+        return TS_FAIL(err, cap,
+                       "%s: trajectory %s: dataset cells has %lld nodes per cell with %lld-D mesh_pos: want "
+                       "triangles (F, 3) with mesh_pos (N, 2), or tetrahedra (F, 4) with mesh_pos (N, 3)",
+                       f->path, t->name, cell_c, pos_c);
     f->dim = (int)pos_c;
     const size_t D = (size_t)f->dim, per = D + 1;
     t->nodes = 0;
@@ -418,7 +427,8 @@ static int check_trajectory(ts_mesh_file *f, traj_info *t, char *err, size_t cap
         const char *name = f->meta.feat[k].name;
         if (!strcmp(name, "cells")) t->cells = n[k];
         else if (n[k] != t->nodes)
-            return TS_FAIL(err, cap, "%s: trajectory %s: dataset %s has %zu nodes, mesh_pos has %zu", f->path, t->name, name, n[k], t->nodes);
+            return TS_FAIL(err, cap, "%s: trajectory %s: dataset %s has %zu nodes, mesh_pos has %zu", f->path, t->name,
+                           name, n[k], t->nodes);
     }
     /* the static arrays must be usable: positions finite, cells inside, types known */
     float *pos = ts_malloc(t->nodes * D * sizeof *pos + 1);
@@ -428,13 +438,16 @@ static int check_trajectory(ts_mesh_file *f, traj_info *t, char *err, size_t cap
     if (rc) TS_FAIL(err, cap, "%s", e2);
     for (size_t i = 0; !rc && i < D * t->nodes; i++)
         if (!isfinite(pos[i]))
-            rc = TS_FAIL(err, cap, "%s: trajectory %s: dataset mesh_pos holds a non-finite value at node %zu", f->path, t->name, i / D);
+            rc = TS_FAIL(err, cap, "%s: trajectory %s: dataset mesh_pos holds a non-finite value at node %zu", f->path,
+                         t->name, i / D);
     for (size_t i = 0; !rc && i < per * t->cells; i++)
         if (tri[i] < 0 || (size_t)tri[i] >= t->nodes)
-            rc = TS_FAIL(err, cap, "%s: trajectory %s: dataset cells: cell %zu names node %d, outside [0, %zu)", f->path, t->name, i / per, (int)tri[i], t->nodes);
+            rc = TS_FAIL(err, cap, "%s: trajectory %s: dataset cells: cell %zu names node %d, outside [0, %zu)",
+                         f->path, t->name, i / per, (int)tri[i], t->nodes);
     for (size_t i = 0; !rc && i < t->nodes; i++)
         if (type[i] < 0 || type[i] >= TS_NODE_SIZE)
-            rc = TS_FAIL(err, cap, "%s: trajectory %s: dataset node_type: node %zu has type %d, outside 0..8", f->path, t->name, i, (int)type[i]);
+            rc = TS_FAIL(err, cap, "%s: trajectory %s: dataset node_type: node %zu has type %d, outside 0..8", f->path,
+                         t->name, i, (int)type[i]);
     free(pos), free(tri), free(type);
     return rc;
 }
@@ -482,8 +495,10 @@ ts_mesh_file *ts_mesh_file_open_meta(const char *path, const char *meta_path, ch
         if (!known || ft->rank != 3 || ft->shape[1] != -1 || ft->shape[2] < 1 ||
             (ft->dynamic ? ft->shape[0] != f->meta.length && ft->shape[0] != -1
                          : ft->shape[0] != 1 && ft->shape[0] != f->meta.length)) {
-            TS_FAIL(err, cap, "%s: feature %s: want dtype float32|int32 and shape [1, -1, C] or [T, -1, C] (static) or "
-                 "[T, -1, C] (dynamic), T = trajectory_length = %lld", f->meta_path, ft->name, f->meta.length);
+            TS_FAIL(err, cap,
+                    "%s: feature %s: want dtype float32|int32 and shape [1, -1, C] or [T, -1, C] (static) or "
+                    "[T, -1, C] (dynamic), T = trajectory_length = %lld",
+                    f->meta_path, ft->name, f->meta.length);
             goto fail;
         }
     }
@@ -556,7 +571,9 @@ int ts_mesh_file_read_static(ts_mesh_file *f, size_t traj, float *pos, int32_t *
         if (d < 0) return -1;
         int rc = read_first(d, rank, rows[k], cols[k], types[k], outs[k]);
         H5Dclose(d);
-        if (rc) return TS_FAIL(err, cap, "%s: trajectory %s: cannot read dataset %s (truncated?)", f->path, t->name, names[k]);
+        if (rc)
+            return TS_FAIL(err, cap, "%s: trajectory %s: cannot read dataset %s (truncated?)", f->path, t->name,
+                           names[k]);
     }
     return 0;
 }
@@ -568,7 +585,8 @@ int ts_mesh_file_read_steps(ts_mesh_file *f, size_t traj, const char *field, siz
     const feature *ft = find_feature(f, field);
     if (!ft || !ft->dynamic) return TS_FAIL(err, cap, "%s: no dynamic field %s in %s", f->path, field, f->meta_path);
     if (t0 + nt > (size_t)f->meta.length || nt == 0)
-        return TS_FAIL(err, cap, "%s: trajectory %s: steps %zu..%zu of %s outside 0..%lld", f->path, t->name, t0, t0 + nt - 1, field, f->meta.length - 1);
+        return TS_FAIL(err, cap, "%s: trajectory %s: steps %zu..%zu of %s outside 0..%lld", f->path, t->name, t0,
+                       t0 + nt - 1, field, f->meta.length - 1);
     size_t count;
     hid_t d = open_checked(f, t, ft, &count, NULL, err, cap);
     if (d < 0) return -1;
@@ -578,10 +596,12 @@ int ts_mesh_file_read_steps(ts_mesh_file *f, size_t traj, const char *field, siz
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
     herr_t rc = H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out);
     H5Sclose(ms), H5Sclose(fs), H5Dclose(d);
-    if (rc < 0) return TS_FAIL(err, cap, "%s: trajectory %s: cannot read dataset %s (truncated?)", f->path, t->name, field);
+    if (rc < 0)
+        return TS_FAIL(err, cap, "%s: trajectory %s: cannot read dataset %s (truncated?)", f->path, t->name, field);
     size_t n = nt * t->nodes * c;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(out[i]))
-            return TS_FAIL(err, cap, "%s: trajectory %s: dataset %s holds a non-finite value at step %zu, node %zu", f->path, t->name, field, t0 + i / (t->nodes * c), (i / c) % t->nodes);
+            return TS_FAIL(err, cap, "%s: trajectory %s: dataset %s holds a non-finite value at step %zu, node %zu",
+                           f->path, t->name, field, t0 + i / (t->nodes * c), (i / c) % t->nodes);
     return 0;
 }

@@ -39,16 +39,20 @@ static char *dup_cat(const char *a, const char *b) {
 
 static int validate(const ts_ugrid_spec *s, char *err, size_t errcap) {
     if (!s->path || !*s->path) return TS_FAIL(err, errcap, "mesh rollout file: no path given");
-    if (s->dim != 2 && s->dim != 3) return TS_FAIL(err, errcap, "%s: meshes are 2-D (triangles) or 3-D (tetrahedra), not %d-D", s->path, s->dim);
+    if (s->dim != 2 && s->dim != 3)
+        return TS_FAIL(err, errcap, "%s: meshes are 2-D (triangles) or 3-D (tetrahedra), not %d-D", s->path, s->dim);
     if (!s->nnodes || !s->ncells || !s->nsteps || !s->nvars || !s->node_xyz || !s->cells || !s->times || !s->vars ||
         !s->history)
-        return TS_FAIL(err, errcap, "%s: nodes, cells, steps, variables, their arrays and the history text must all be given", s->path);
+        return TS_FAIL(err, errcap,
+                       "%s: nodes, cells, steps, variables, their arrays and the history text must all be given",
+                       s->path);
     const size_t per = (size_t)s->dim + 1;
     for (size_t c = 0; c < s->ncells; c++)
         for (size_t k = 0; k < per; k++) {
             int32_t n = s->cells[c * per + k];
             if (n < 0 || (size_t)n >= s->nnodes)
-                return TS_FAIL(err, errcap, "%s: cell %zu names node %d, outside 0..%zu", s->path, c, (int)n, s->nnodes - 1);
+                return TS_FAIL(err, errcap, "%s: cell %zu names node %d, outside 0..%zu", s->path, c, (int)n,
+                               s->nnodes - 1);
         }
     for (size_t i = 0; i < s->nsteps; i++)
         if (!isfinite(s->times[i]) || (i && s->times[i] <= s->times[i - 1]))
@@ -88,7 +92,8 @@ static int create_file(ts_ugrid_writer *w, const ts_ugrid_spec *s, const char *t
     snprintf(coords, sizeof coords, three ? "%s_node_x %s_node_y %s_node_z" : "%s_node_x %s_node_y", mesh, mesh, mesh);
     TS_NC_CHECK(put_text(nc, topo, "node_coordinates", coords), err, errcap, "%s", tmp);
     snprintf(name, sizeof name, three ? "%s_volume_nodes" : "%s_face_nodes", mesh);
-    TS_NC_CHECK(put_text(nc, topo, three ? "volume_node_connectivity" : "face_node_connectivity", name), err, errcap, "%s", tmp);
+    TS_NC_CHECK(put_text(nc, topo, three ? "volume_node_connectivity" : "face_node_connectivity", name), err, errcap,
+                "%s", tmp);
     if (three) {
         char shape[128];
         snprintf(shape, sizeof shape, "%s_volume_types", mesh);
@@ -105,8 +110,10 @@ static int create_file(ts_ugrid_writer *w, const ts_ugrid_spec *s, const char *t
     }
     int cdims[2] = {d_cell, d_per};
     TS_NC_CHECK(nc_def_var(nc, name, NC_INT, 2, cdims, &vcell), err, errcap, "%s", tmp);
-    TS_NC_CHECK(put_text(nc, vcell, "cf_role", three ? "volume_node_connectivity" : "face_node_connectivity"), err, errcap, "%s", tmp);
-    TS_NC_CHECK(put_text(nc, vcell, "long_name", three ? "Nodes of each tetrahedron" : "Nodes of each triangle"), err, errcap, "%s", tmp);
+    TS_NC_CHECK(put_text(nc, vcell, "cf_role", three ? "volume_node_connectivity" : "face_node_connectivity"), err,
+                errcap, "%s", tmp);
+    TS_NC_CHECK(put_text(nc, vcell, "long_name", three ? "Nodes of each tetrahedron" : "Nodes of each triangle"), err,
+                errcap, "%s", tmp);
     int zero = 0;
     TS_NC_CHECK(nc_put_att_int(nc, vcell, "start_index", NC_INT, 1, &zero), err, errcap, "%s", tmp);
     if (three) {
@@ -125,7 +132,8 @@ static int create_file(ts_ugrid_writer *w, const ts_ugrid_spec *s, const char *t
         TS_NC_CHECK(put_text(nc, vtype, "mesh", mesh), err, errcap, "%s", tmp);
         TS_NC_CHECK(put_text(nc, vtype, "location", "node"), err, errcap, "%s", tmp);
         TS_NC_CHECK(nc_put_att_int(nc, vtype, "flag_values", NC_INT, 7, codes), err, errcap, "%s", tmp);
-        TS_NC_CHECK(put_text(nc, vtype, "flag_meanings", "normal obstacle airfoil handle inflow outflow wall_boundary"), err, errcap, "%s", tmp);
+        TS_NC_CHECK(put_text(nc, vtype, "flag_meanings", "normal obstacle airfoil handle inflow outflow wall_boundary"),
+                    err, errcap, "%s", tmp);
     }
     TS_NC_CHECK(nc_def_var(nc, "time", NC_DOUBLE, 1, &d_time, &vtime), err, errcap, "%s", tmp);
     TS_NC_CHECK(put_text(nc, vtime, "long_name", "simulation time of the step"), err, errcap, "%s", tmp);
@@ -184,7 +192,8 @@ static int resume_file(ts_ugrid_writer *w, const ts_ugrid_spec *s, char *err, si
     TS_NC_CHECK(nc_open(w->part, NC_WRITE, &nc), err, errcap, "%s", w->part);
     w->ncid = nc;
     if (nc_get_att_int(nc, NC_GLOBAL, FORMAT_ATT, &version) || version != FORMAT_VERSION)
-        return TS_FAIL(err, errcap, "%s: not a tessera mesh rollout of format %d; delete it to start afresh", w->part, FORMAT_VERSION);
+        return TS_FAIL(err, errcap, "%s: not a tessera mesh rollout of format %d; delete it to start afresh", w->part,
+                       FORMAT_VERSION);
     size_t len = 0;
     TS_NC_CHECK(nc_inq_attlen(nc, NC_GLOBAL, "history", &len), err, errcap, "%s", w->part);
     char *hist = ts_malloc(len + 1);
@@ -192,12 +201,17 @@ static int resume_file(ts_ugrid_writer *w, const ts_ugrid_spec *s, char *err, si
     hist[len] = 0;
     int same = rc == NC_NOERR && strcmp(hist, s->history) == 0;
     free(hist);
-    if (!same) return TS_FAIL(err, errcap, "%s was written by another configuration; delete it or use the same settings to resume", w->part);
+    if (!same)
+        return TS_FAIL(err, errcap,
+                       "%s was written by another configuration; delete it or use the same settings to resume",
+                       w->part);
     for (size_t k = 0; k < s->nvars; k++)
         if (nc_inq_varid(nc, s->vars[k].name, &w->varid[k]))
-            return TS_FAIL(err, errcap, "%s: has no variable '%s'; delete it to start afresh", w->part, s->vars[k].name);
+            return TS_FAIL(err, errcap, "%s: has no variable '%s'; delete it to start afresh", w->part,
+                           s->vars[k].name);
     TS_NC_CHECK(nc_get_att_int(nc, NC_GLOBAL, COMPLETE_ATT, &done), err, errcap, "%s", w->part);
-    if (done < 0 || (size_t)done > s->nsteps) return TS_FAIL(err, errcap, "%s: %s = %d is out of range", w->part, COMPLETE_ATT, done);
+    if (done < 0 || (size_t)done > s->nsteps)
+        return TS_FAIL(err, errcap, "%s: %s = %d is out of range", w->part, COMPLETE_ATT, done);
     w->steps_done = (size_t)done;
     return 0;
 }
@@ -246,7 +260,8 @@ size_t ts_ugrid_steps_done(const ts_ugrid_writer *w) { return w->steps_done; }
 
 int ts_ugrid_write(ts_ugrid_writer *w, size_t var, size_t step, const float *values, char *err, size_t errcap) {
     if (w->complete || var >= w->nvars || step != w->steps_done)
-        return TS_FAIL(err, errcap, "%s: write of variable %zu at step %zu, but step %zu is the one open", w->part, var, step, w->steps_done);
+        return TS_FAIL(err, errcap, "%s: write of variable %zu at step %zu, but step %zu is the one open", w->part, var,
+                       step, w->steps_done);
     size_t start[2] = {step, 0}, count[2] = {1, w->nnodes};
     TS_NC_CHECK(nc_put_vara_float(w->ncid, w->varid[var], start, count, values), err, errcap, "%s", w->part);
     w->written[var] = 1;
@@ -255,7 +270,8 @@ int ts_ugrid_write(ts_ugrid_writer *w, size_t var, size_t step, const float *val
 
 int ts_ugrid_read(ts_ugrid_writer *w, size_t var, size_t step, float *values, char *err, size_t errcap) {
     if (var >= w->nvars || step >= w->steps_done)
-        return TS_FAIL(err, errcap, "%s: read of variable %zu at step %zu, but only %zu steps are complete", w->part, var, step, w->steps_done);
+        return TS_FAIL(err, errcap, "%s: read of variable %zu at step %zu, but only %zu steps are complete", w->part,
+                       var, step, w->steps_done);
     size_t start[2] = {step, 0}, count[2] = {1, w->nnodes};
     TS_NC_CHECK(nc_get_vara_float(w->ncid, w->varid[var], start, count, values), err, errcap, "%s", w->part);
     return 0;
@@ -264,7 +280,8 @@ int ts_ugrid_read(ts_ugrid_writer *w, size_t var, size_t step, float *values, ch
 int ts_ugrid_step_complete(ts_ugrid_writer *w, size_t step, char *err, size_t errcap) {
     if (step != w->steps_done) return TS_FAIL(err, errcap, "%s: step %zu completed out of order", w->part, step);
     for (size_t v = 0; v < w->nvars; v++)
-        if (!w->written[v]) return TS_FAIL(err, errcap, "%s: step %zu completed before variable %zu was written", w->part, step, v);
+        if (!w->written[v])
+            return TS_FAIL(err, errcap, "%s: step %zu completed before variable %zu was written", w->part, step, v);
     TS_NC_CHECK(nc_sync(w->ncid), err, errcap, "%s", w->part); /* data first, then the count that vouches for it */
     int done = (int)step + 1;
     TS_NC_CHECK(nc_put_att_int(w->ncid, NC_GLOBAL, COMPLETE_ATT, NC_INT, 1, &done), err, errcap, "%s", w->part);

@@ -32,10 +32,10 @@ void ts_swin_pack_condition(const ts_swin_norm *n, const float *state, const flo
  * levels of the model's B samples. */
 typedef struct {
     ts_swin *model;
-    float *in;        /* (T, c_in) host */
-    float *in_dev;    /* (T, c_in) on the model's backend */
-    float *out_dev;   /* (T, c_out) on the model's backend */
-    float *t_batch;   /* (B) host */
+    float *in;      /* (T, c_in) host */
+    float *in_dev;  /* (T, c_in) on the model's backend */
+    float *out_dev; /* (T, c_out) on the model's backend */
+    float *t_batch; /* (B) host */
 } ts_swin_eval;
 
 /* The sampler's network: F (T, c_out) = the model at x_t / sigma_d =
