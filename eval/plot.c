@@ -23,8 +23,6 @@
 #define FONT "sans-serif"
 #define PI 3.14159265358979323846 /* M_PI is not in strict C11 */
 
-#define FAIL(...) ts_fail_at(err, errcap, __FILE__, __LINE__, __VA_ARGS__)
-
 /* ---- colour maps ---------------------------------------------------------------------- */
 
 /* matplotlib's viridis (CC0, van der Walt & Smith), every 8th of its 256
@@ -179,18 +177,18 @@ static void draw_titles(cairo_t *cr, double x, const char *title, const char *su
  * name is always whole. */
 static int write_png(cairo_surface_t *surface, const char *path, char *err, size_t errcap) {
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return FAIL("%s: path too long", path);
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return TS_FAIL(err, errcap, "%s: path too long", path);
     cairo_status_t st = cairo_surface_status(surface);
-    if (st != CAIRO_STATUS_SUCCESS) return FAIL("%s: cannot draw: %s", path, cairo_status_to_string(st));
+    if (st != CAIRO_STATUS_SUCCESS) return TS_FAIL(err, errcap, "%s: cannot draw: %s", path, cairo_status_to_string(st));
     st = cairo_surface_write_to_png(surface, tmp);
     if (st != CAIRO_STATUS_SUCCESS) {
         unlink(tmp);
-        return FAIL("%s: cannot write the PNG: %s", tmp, cairo_status_to_string(st));
+        return TS_FAIL(err, errcap, "%s: cannot write the PNG: %s", tmp, cairo_status_to_string(st));
     }
     if (rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
-        return FAIL("%s: cannot rename %s to it: %s", path, tmp, strerror(e));
+        return TS_FAIL(err, errcap, "%s: cannot rename %s to it: %s", path, tmp, strerror(e));
     }
     return 0;
 }
@@ -209,7 +207,7 @@ static int finish_png(cairo_t *cr, cairo_surface_t *surface, const char *path, c
     cairo_status_t st = cairo_status(cr);
     cairo_destroy(cr);
     int rc = st == CAIRO_STATUS_SUCCESS ? write_png(surface, path, err, errcap)
-                                        : FAIL("%s: cannot draw: %s", path, cairo_status_to_string(st));
+                                        : TS_FAIL(err, errcap, "%s: cannot draw: %s", path, cairo_status_to_string(st));
     cairo_surface_destroy(surface);
     return rc;
 }
@@ -229,16 +227,15 @@ enum {
 };
 
 static int check_map_grid(const ts_map_spec *s, char *err, size_t errcap) {
-    if (!s->field || !s->lat || !s->lon) return FAIL("map '%s': no field or coordinates given", s->title ? s->title : "");
-    if (s->nlat < 2 || s->nlon < 2) return FAIL("map '%s': the grid needs at least 2 x 2 points, has %zu x %zu",
-                                                 s->title ? s->title : "", s->nlat, s->nlon);
+    if (!s->field || !s->lat || !s->lon) return TS_FAIL(err, errcap, "map '%s': no field or coordinates given", s->title ? s->title : "");
+    if (s->nlat < 2 || s->nlon < 2) return TS_FAIL(err, errcap, "map '%s': the grid needs at least 2 x 2 points, has %zu x %zu", s->title ? s->title : "", s->nlat, s->nlon);
     for (size_t i = 1; i < s->nlat; i++)
-        if (!(s->lat[i] < s->lat[i - 1])) return FAIL("map: latitudes must decrease strictly (row %zu)", i);
+        if (!(s->lat[i] < s->lat[i - 1])) return TS_FAIL(err, errcap, "map: latitudes must decrease strictly (row %zu)", i);
     double d = (s->lon[s->nlon - 1] - s->lon[0]) / (double)(s->nlon - 1);
     for (size_t j = 1; j < s->nlon; j++)
         if (!(fabs(s->lon[j] - s->lon[j - 1] - d) <= 1e-6 * fabs(d) + 1e-9) || !(d > 0))
-            return FAIL("map: longitudes must increase with one spacing (column %zu)", j);
-    if (!(s->vmin < s->vmax)) return FAIL("map: colour range %g..%g is empty", s->vmin, s->vmax);
+            return TS_FAIL(err, errcap, "map: longitudes must increase with one spacing (column %zu)", j);
+    if (!(s->vmin < s->vmax)) return TS_FAIL(err, errcap, "map: colour range %g..%g is empty", s->vmin, s->vmax);
     return 0;
 }
 
@@ -453,7 +450,7 @@ static void data_bounds(const ts_chart_spec *s, double *xlo, double *xhi, double
 int ts_chart_frame_for(const ts_chart_spec *s, ts_chart_frame *f, char *err, size_t errcap) {
     for (size_t k = 0; k < s->nseries; k++)
         if (s->series[k].n && (!s->series[k].x || !s->series[k].y))
-            return FAIL("chart '%s': series %zu has no data arrays", s->title ? s->title : "", k);
+            return TS_FAIL(err, errcap, "chart '%s': series %zu has no data arrays", s->title ? s->title : "", k);
     double xlo, xhi, ylo, yhi;
     data_bounds(s, &xlo, &xhi, &ylo, &yhi);
     if (!isfinite(xlo)) xlo = 0, xhi = 1, ylo = 0, yhi = 1; /* nothing to draw: empty axes */

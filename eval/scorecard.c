@@ -91,15 +91,6 @@ typedef struct {
 #define SYS_PERSISTENCE(r) ((r)->nens)
 #define SYS_CLIMATOLOGY(r) ((r)->nens + 1)
 
-static int run_fail(char *err, size_t errcap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run_fail(char *err, size_t errcap, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errcap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static double *comp_at(const run *r, size_t t, size_t l, size_t s, int k) {
     return r->comp + (((t * r->nstep + l) * r->nsys + s) * NCOMP + (size_t)k) * r->ninit;
 }
@@ -117,8 +108,7 @@ static int build_channels(run *r, char *err, size_t errcap) {
     for (size_t v = 0; v < f->nvars; v++) {
         n += f->vars[v].on_levels ? f->nlev : 1;
         if (strlen(f->vars[v].name) > VAR_MAX)
-            return run_fail(err, errcap, "%s: variable name '%.60s...' is longer than %d characters", f->path,
-                            f->vars[v].name, VAR_MAX);
+            return TS_FAIL(err, errcap, "%s: variable name '%.60s...' is longer than %d characters", f->path, f->vars[v].name, VAR_MAX);
     }
     r->ch = ts_calloc(n, sizeof *r->ch);
     r->nchan = 0;
@@ -212,24 +202,21 @@ static int map_system(run *r, ens_system *e, char *err, size_t errcap) {
     const ts_forecast_info *f = e->info, *ref = r->ens[0].info;
     char a[24];
     if (!same_grid(f, ref->lat, ref->lon, ref->nlat, ref->nlon))
-        return run_fail(err, errcap, "%s (system %s): its latitude-longitude grid differs from %s's (%s)", f->path,
-                        e->name, r->ens[0].name, ref->path);
+        return TS_FAIL(err, errcap, "%s (system %s): its latitude-longitude grid differs from %s's (%s)", f->path, e->name, r->ens[0].name, ref->path);
     e->init_of = ts_calloc(r->ninit, sizeof *e->init_of);
     e->step_of = ts_calloc(r->nstep, sizeof *e->step_of);
     for (size_t i = 0; i < r->ninit; i++) {
         size_t k = 0;
         while (k < f->ninits && f->init_times[k] != r->inits[i]) k++;
         if (k == f->ninits)
-            return run_fail(err, errcap, "%s (system %s): no forecast from %s, an initial time of %s", f->path, e->name,
-                            when(r->inits[i], a), ref->path);
+            return TS_FAIL(err, errcap, "%s (system %s): no forecast from %s, an initial time of %s", f->path, e->name, when(r->inits[i], a), ref->path);
         e->init_of[i] = k;
     }
     for (size_t l = 0; l < r->nstep; l++) {
         size_t k = 0;
         while (k < f->nsteps && fabs(f->step_hours[k] - r->steps[l]) > 1e-9) k++;
         if (k == f->nsteps)
-            return run_fail(err, errcap, "%s (system %s): no lead of %g hours, a lead of %s", f->path, e->name,
-                            r->steps[l], ref->path);
+            return TS_FAIL(err, errcap, "%s (system %s): no lead of %g hours, a lead of %s", f->path, e->name, r->steps[l], ref->path);
         e->step_of[l] = k;
     }
     e->var_of = ts_calloc(r->nchan, sizeof *e->var_of);
@@ -282,16 +269,13 @@ static int open_truth(run *r, char *err, size_t errcap) {
     if (!r->truth) { /* the reader names data.variables; here the channel list is the forecast's */
         char why[2048];
         snprintf(why, sizeof why, "%s", err);
-        return run_fail(err, errcap, "the truth (data.files) must hold every channel of %s: %s", r->ens[0].info->path,
-                        why);
+        return TS_FAIL(err, errcap, "the truth (data.files) must hold every channel of %s: %s", r->ens[0].info->path, why);
     }
     const ts_era5_grid *g = ts_era5_grid_info(r->truth);
     const ts_forecast_info *f = r->ens[0].info;
     if (!same_grid(f, g->lat, g->lon, g->nlat_data, g->nlon))
-        return run_fail(err, errcap,
-                        "%s: the forecast's %zu x %zu grid differs from the truth's %zu x %zu (data.files, data.grid, "
-                        "data.row_rule must give the grid the forecast was made on)",
-                        f->path, f->nlat, f->nlon, g->nlat_data, g->nlon);
+        return TS_FAIL(err, errcap, "%s: the forecast's %zu x %zu grid differs from the truth's %zu x %zu (data.files, data.grid, "
+                        "data.row_rule must give the grid the forecast was made on)", f->path, f->nlat, f->nlon, g->nlat_data, g->nlon);
     return 0;
 }
 
@@ -305,11 +289,8 @@ static int check_truth_times(run *r, char *err, size_t errcap) {
         for (size_t l = 0; l <= r->nstep; l++) {
             int64_t t = r->inits[i] + (l ? llround(r->steps[l - 1] * 3600.0) : 0);
             if (ts_era5_find_time(r->truth, t, &idx) == 0) continue;
-            return run_fail(err, errcap,
-                            "valid time %s (initial time %s + %g h) is not in the truth (data.files holds %zu times, "
-                            "%s to %s): give truth files that cover every initial and valid time of %s",
-                            when(t, a), when(r->inits[i], b), l ? r->steps[l - 1] : 0.0, nt, when(tt[0], c),
-                            when(tt[nt - 1], d), r->ens[0].info->path);
+            return TS_FAIL(err, errcap, "valid time %s (initial time %s + %g h) is not in the truth (data.files holds %zu times, "
+                            "%s to %s): give truth files that cover every initial and valid time of %s", when(t, a), when(r->inits[i], b), l ? r->steps[l - 1] : 0.0, nt, when(tt[0], c), when(tt[nt - 1], d), r->ens[0].info->path);
         }
     return 0;
 }
@@ -319,22 +300,18 @@ static int open_stats(run *r, char *err, size_t errcap) {
     if (ts_stats_read(&r->stats, path, err, errcap)) {
         char why[2048];
         snprintf(why, sizeof why, "%s", err);
-        return run_fail(err, errcap,
-                        "%s (the climatology for ACC and the climatology baseline: run tessera stats, "
-                        "or set data.stats)",
-                        why);
+        return TS_FAIL(err, errcap, "%s (the climatology for ACC and the climatology baseline: run tessera stats, "
+                        "or set data.stats)", why);
     }
     r->have_stats = 1;
     if (!r->stats.clim || r->stats.nstate == 0)
-        return run_fail(err, errcap, "%s: holds no climatology; rerun tessera stats (it computes one by default)",
-                        path);
+        return TS_FAIL(err, errcap, "%s: holds no climatology; rerun tessera stats (it computes one by default)", path);
     const ts_forecast_info *f = r->ens[0].info;
     int ok = r->stats.nlat >= r->nlat && r->stats.nlon == r->nlon;
     for (size_t i = 0; ok && i < r->nlat; i++) ok = fabs(r->stats.lat[i] - f->lat[i]) < 1e-6;
     for (size_t j = 0; ok && j < r->nlon; j++) ok = fabs(r->stats.lon[j] - f->lon[j]) < 1e-6;
     if (!ok)
-        return run_fail(err, errcap, "%s: the climatology's %zu x %zu grid differs from the forecast's %zu x %zu (%s)",
-                        path, r->stats.nlat, r->stats.nlon, r->nlat, r->nlon, f->path);
+        return TS_FAIL(err, errcap, "%s: the climatology's %zu x %zu grid differs from the forecast's %zu x %zu (%s)", path, r->stats.nlat, r->stats.nlon, r->nlat, r->nlon, f->path);
     for (size_t c = 0; c < r->nchan; c++) {
         int k = ts_stats_channel(&r->stats, r->ch[c].spec);
         r->ch[c].clim = k >= 0 && (size_t)k < r->stats.nstate ? k : -1;
@@ -354,16 +331,13 @@ static int clim_field(run *r, int k, int64_t t, float *out, char *err, size_t er
     size_t h = 0;
     while (h < s->nhour && (int64_t)s->hours[h] * 3600 != sec) h++;
     if (h == s->nhour)
-        return run_fail(err, errcap, "%s: valid time %s is at no hour of the climatology (every %zu-th of the day)",
-                        r->o->stats_path, when(t, a), s->nhour);
+        return TS_FAIL(err, errcap, "%s: valid time %s is at no hour of the climatology (every %zu-th of the day)", r->o->stats_path, when(t, a), s->nhour);
     const float *src = s->clim + (((size_t)k * TS_STATS_DAYS + (size_t)(doy - 1)) * s->nhour + h) * s->nlat * s->nlon;
     memcpy(out, src, r->npix * sizeof *out); /* the first nlat rows: the padded band, if any, comes after */
     for (size_t p = 0; p < r->npix; p++)
         if (!isfinite(out[p]))
-            return run_fail(err, errcap,
-                            "%s: the climatology of %s has no value for day %d, hour %d (no data within its "
-                            "smoothing window): compute the statistics from data covering that day",
-                            r->o->stats_path, s->name[k], doy, s->hours[h]);
+            return TS_FAIL(err, errcap, "%s: the climatology of %s has no value for day %d, hour %d (no data within its "
+                            "smoothing window): compute the statistics from data covering that day", r->o->stats_path, s->name[k], doy, s->hours[h]);
     return 0;
 }
 
@@ -371,7 +345,7 @@ static int clim_field(run *r, int k, int64_t t, float *out, char *err, size_t er
 static int read_truth(run *r, int64_t t, float *out, char *err, size_t errcap) {
     size_t idx;
     if (ts_era5_find_time(r->truth, t, &idx))
-        return run_fail(err, errcap, "time %lld vanished from the truth", (long long)t);
+        return TS_FAIL(err, errcap, "time %lld vanished from the truth", (long long)t);
     return ts_era5_read_block(r->truth, idx, 0, r->nlat, 0, r->nlon, out, NULL, err, errcap);
 }
 
@@ -388,10 +362,8 @@ static int read_members(run *r, const ens_system *e, size_t c, size_t i, size_t 
             return -1;
         for (size_t p = 0; p < r->npix; p++)
             if (!isfinite(x[p]))
-                return run_fail(err, errcap,
-                                "%s: variable %s: member %zu, initial time %zu, lead %g h holds a missing or "
-                                "non-finite value at grid point %zu",
-                                e->info->path, r->ch[c].spec, k, e->init_of[i], r->steps[l], p);
+                return TS_FAIL(err, errcap, "%s: variable %s: member %zu, initial time %zu, lead %g h holds a missing or "
+                                "non-finite value at grid point %zu", e->info->path, r->ch[c].spec, k, e->init_of[i], r->steps[l], p);
     }
     return 0;
 }
@@ -575,8 +547,7 @@ static int setup(run *r, char *err, size_t errcap) {
     build_targets(r);
     r->w = ts_malloc(r->nlat * sizeof *r->w);
     if (ts_lat_area_weights(r->ens[0].info->lat, r->nlat, r->w))
-        return run_fail(err, errcap, "%s: its latitudes cannot be area-weighted (fewer than 2 rows?)",
-                        r->ens[0].info->path);
+        return TS_FAIL(err, errcap, "%s: its latitudes cannot be area-weighted (fewer than 2 rows?)", r->ens[0].info->path);
     size_t mmax = 1;
     for (size_t s = 0; s < r->nens; s++)
         if (r->ens[s].info->nmembers > mmax) mmax = r->ens[s].info->nmembers;
@@ -622,23 +593,21 @@ int ts_score_check_systems(const ts_score_system *sys, size_t n, char *err, size
     for (size_t s = 0; s < n; s++) {
         const char *name = sys[s].name;
         if (!name || !*name || !sys[s].path || !*sys[s].path)
-            return run_fail(err, errcap, "score: system %zu needs a name and a forecast file", s);
+            return TS_FAIL(err, errcap, "score: system %zu needs a name and a forecast file", s);
         if (strcmp(name, "persistence") == 0 || strcmp(name, "climatology") == 0)
-            return run_fail(err, errcap, "score: '%s' is the name of a built-in baseline; choose another", name);
+            return TS_FAIL(err, errcap, "score: '%s' is the name of a built-in baseline; choose another", name);
         for (size_t q = 0; q < s; q++)
             if (strcmp(name, sys[q].name) == 0)
-                return run_fail(err, errcap, "score: the system name '%s' is given twice", name);
+                return TS_FAIL(err, errcap, "score: the system name '%s' is given twice", name);
         if (strlen(name) > 63 || strpbrk(name, ",\"\\\n"))
-            return run_fail(err, errcap,
-                            "score: system name '%s': at most 63 characters, no commas, quotes, "
-                            "backslashes or newlines",
-                            name);
+            return TS_FAIL(err, errcap, "score: system name '%s': at most 63 characters, no commas, quotes, "
+                            "backslashes or newlines", name);
     }
     return 0;
 }
 
 int ts_score_run(const ts_score_opts *o, ts_score_row **rows_out, size_t *nrows_out, char *err, size_t errcap) {
-    if (o->nsystems == 0) return run_fail(err, errcap, "score: no forecast to score");
+    if (o->nsystems == 0) return TS_FAIL(err, errcap, "score: no forecast to score");
     if (ts_score_check_systems(o->systems, o->nsystems, err, errcap)) return -1;
     run r;
     memset(&r, 0, sizeof r);

@@ -45,11 +45,6 @@ static inline double inflow_u(const ts_lbm *m, double y) {
     return 4.0 * m->u_max * y * (h - y) / (h * h);
 }
 
-static int fail(char *err, size_t cap, const char *msg) {
-    if (err && cap) snprintf(err, cap, "%s", msg);
-    return -1;
-}
-
 /* Where along the link from p to p + c (0..1) the obstacle boundary lies. */
 static double link_fraction(const ts_obstacle *o, double x, double y, int cx, int cy) {
     double lo = 0, hi = 1;
@@ -70,10 +65,10 @@ static void equilibrium(double rho, double ux, double uy, double feq[Q]) {
 }
 
 ts_lbm *ts_lbm_create(const ts_lbm_params *p, char *err, size_t cap) {
-    if (p->nx < 4 || p->ny < 4) return fail(err, cap, "lattice smaller than 4 x 4 cells"), NULL;
-    if (!(p->tau > 0.5)) return fail(err, cap, "relaxation time tau must exceed 1/2 (viscosity > 0)"), NULL;
+    if (p->nx < 4 || p->ny < 4) return TS_FAIL(err, cap, "lattice smaller than 4 x 4 cells"), NULL;
+    if (!(p->tau > 0.5)) return TS_FAIL(err, cap, "relaxation time tau must exceed 1/2 (viscosity > 0)"), NULL;
     if (!(fabs(p->u_max) < 0.3))
-        return fail(err, cap, "inflow speed must stay below 0.3 lattice units (Mach number below ~0.5)"), NULL;
+        return TS_FAIL(err, cap, "inflow speed must stay below 0.3 lattice units (Mach number below ~0.5)"), NULL;
     ts_lbm *m = ts_calloc(1, sizeof *m);
     m->nx = p->nx, m->ny = p->ny;
     m->omega_p = 1.0 / p->tau;
@@ -95,7 +90,7 @@ ts_lbm *ts_lbm_create(const ts_lbm_params *p, char *err, size_t cap) {
             if (o && ts_obstacle_inside(o, (double)i + 0.5, (double)j + 0.5)) {
                 if (i < 2 || j < 2 || i + 2 >= m->nx || j + 2 >= m->ny) {
                     ts_lbm_free(m);
-                    return fail(err, cap, "the obstacle touches the channel walls or ends"), NULL;
+                    return TS_FAIL(err, cap, "the obstacle touches the channel walls or ends"), NULL;
                 }
                 m->cell[j * m->nx + i] = CELL_SOLID;
             }

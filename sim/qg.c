@@ -11,20 +11,6 @@
 #include "core/log.h"
 #include "core/rng.h"
 
-const char *qg_src_name(const char *file) {
-    const char *last = strrchr(file, '/');
-    if (!last) return file;
-    const char *p = last;
-    while (p > file && p[-1] != '/') p--;
-    return p;
-}
-
-#define FAIL(...)                                  \
-    do {                                           \
-        if (err && errcap) snprintf(err, errcap, __VA_ARGS__); \
-        return -1;                                 \
-    } while (0)
-
 /* ---- parameters ------------------------------------------------------------------ */
 
 int ts_qg_params_default(ts_qg_params *p, size_t nlat, size_t nlon) {
@@ -75,20 +61,20 @@ int ts_qg_params_default(ts_qg_params *p, size_t nlat, size_t nlon) {
 
 static int check_params(const ts_qg_params *p, char *err, size_t errcap) {
     if (p->nlat < 2 || p->nlat % 2 || p->nlon < 4 || p->nlon % 2)
-        FAIL("qg: output grid %zu x %zu must have an even number (>= 2) of rows and columns", p->nlat, p->nlon);
+        return TS_FAIL(err, errcap, "qg: output grid %zu x %zu must have an even number (>= 2) of rows and columns", p->nlat, p->nlon);
     if (p->nx < 8 || p->nx % 2 || p->nx > 764 || p->ny < 6 || p->ny % 2)
-        FAIL("qg: model grid %zu x %zu out of range (nx even in [8, 764], ny even >= 6)", p->nx, p->ny);
-    if (p->dt <= 0 || 3600 % p->dt) FAIL("qg: time step %d s must divide 3600", p->dt);
+        return TS_FAIL(err, errcap, "qg: model grid %zu x %zu out of range (nx even in [8, 764], ny even >= 6)", p->nx, p->ny);
+    if (p->dt <= 0 || 3600 % p->dt) return TS_FAIL(err, errcap, "qg: time step %d s must divide 3600", p->dt);
     if (!(p->radius > 0 && p->omega > 0 && p->lat0 > 0 && p->lat0 < 90 && p->deform_radius > 0))
-        FAIL("qg: radius, omega, deform_radius must be positive and lat0 in (0, 90)");
-    if (!(p->p_upper > 0 && p->p_lower > p->p_upper)) FAIL("qg: need 0 < p_upper < p_lower");
+        return TS_FAIL(err, errcap, "qg: radius, omega, deform_radius must be positive and lat0 in (0, 90)");
+    if (!(p->p_upper > 0 && p->p_lower > p->p_upper)) return TS_FAIL(err, errcap, "qg: need 0 < p_upper < p_lower");
     if (!(p->mid_lo >= 0 && p->mid_hi > p->mid_lo && p->mid_hi <= 90 && p->polar_lo >= 0 && p->polar_lo < 90))
-        FAIL("qg: need 0 <= mid_lo < mid_hi <= 90 and 0 <= polar_lo < 90");
-    if (p->background < TS_QG_BG_SEASONAL || p->background > TS_QG_BG_NONE) FAIL("qg: unknown background %d", (int)p->background);
+        return TS_FAIL(err, errcap, "qg: need 0 <= mid_lo < mid_hi <= 90 and 0 <= polar_lo < 90");
+    if (p->background < TS_QG_BG_SEASONAL || p->background > TS_QG_BG_NONE) return TS_FAIL(err, errcap, "qg: unknown background %d", (int)p->background);
     if (p->tau_rad < 0 || p->tau_ekman < 0 || p->tau_hyper < 0 || p->topo_depth < 0 || p->tau_evap_sea <= 0 ||
         p->tau_evap_land <= 0 || p->tau_condense <= 0 || p->slab_tau <= 0 || p->season_tau <= 0 ||
         p->slab_capacity <= 0)
-        FAIL("qg: time scales and depths must be >= 0 (relaxations > 0)");
+        return TS_FAIL(err, errcap, "qg: time scales and depths must be >= 0 (relaxations > 0)");
     return 0;
 }
 
@@ -102,7 +88,7 @@ int qg_batch_make(ts_qg *m, qg_batch *b, int basis, int dir, size_t nf, char *er
     b->mid = fftw_malloc(nf * ny * nk * sizeof *b->mid);
     b->grid = fftw_malloc(nf * ny * nx * sizeof *b->grid);
     if (!b->spec || !b->mid || !b->grid)
-        FAIL("qg: fftw_malloc of %zu fields failed (%s:%d)", nf, qg_src_name(__FILE__), __LINE__);
+        return TS_FAIL(err, errcap, "qg: fftw_malloc of %zu fields failed", nf);
     memset(b->spec, 0, nf * ny * nk * sizeof *b->spec);
     memset(b->mid, 0, nf * ny * nk * sizeof *b->mid);
     memset(b->grid, 0, nf * ny * nx * sizeof *b->grid);
@@ -114,8 +100,7 @@ int qg_batch_make(ts_qg *m, qg_batch *b, int basis, int dir, size_t nf, char *er
         b->x_plan = fftw_plan_many_dft_r2c(1, &n, (int)(nf * ny), b->grid, NULL, 1, (int)nx, b->mid, NULL, 1,
                                            (int)nk, FFTW_ESTIMATE);
     if (!b->x_plan)
-        FAIL("qg: FFTW could not plan the %zu-field %s transform of %zu x %zu (%s:%d)", nf,
-             dir == QG_INVERSE ? "inverse" : "forward", ny, nx, qg_src_name(__FILE__), __LINE__);
+        return TS_FAIL(err, errcap, "qg: FFTW could not plan the %zu-field %s transform of %zu x %zu", nf, dir == QG_INVERSE ? "inverse" : "forward", ny, nx);
     return 0;
 }
 

@@ -31,14 +31,13 @@ int qg_setup_diag(ts_qg *m, char *err, size_t errcap) {
     m->diag_spec = fftw_malloc(NDIAG * nlat * nko * sizeof *m->diag_spec);
     m->diag_grid = fftw_malloc(NDIAG * nlat * nlon * sizeof *m->diag_grid);
     if (!m->diag_spec || !m->diag_grid) {
-        return TS_FAIL(err, errcap, "qg: fftw_malloc of the diagnostics failed (%s:%d)", qg_src_name(__FILE__), __LINE__);
+        return TS_FAIL(err, errcap, "qg: fftw_malloc of the diagnostics failed");
     }
     int n = (int)nlon;
     m->diag_plan = fftw_plan_many_dft_c2r(1, &n, (int)(NDIAG * nlat), m->diag_spec, NULL, 1, (int)nko,
                                           m->diag_grid, NULL, 1, (int)nlon, FFTW_ESTIMATE);
     if (!m->diag_plan) {
-        return TS_FAIL(err, errcap, "qg: FFTW could not plan the %zu-point diagnostic transform (%s:%d)", nlon,
-                 qg_src_name(__FILE__), __LINE__);
+        return TS_FAIL(err, errcap, "qg: FFTW could not plan the %zu-point diagnostic transform", nlon);
     }
     return 0;
 }

@@ -164,7 +164,5 @@ void qg_slab_step(ts_qg *m, double t_mid);
 /* sim/qg_diag.c */
 int qg_setup_diag(ts_qg *m, char *err, size_t errcap);
 
-/* "sim/qg.c" rather than the absolute path the compiler was given. */
-const char *qg_src_name(const char *file);
 
 #endif

@@ -27,6 +27,7 @@
 
 #include "core/caltime.h"
 #include "core/log.h"
+#include "io/io_error.h"
 
 #define RESTART_FORMAT "tessera-qg-restart"
 #define RESTART_VERSION 1
@@ -55,17 +56,6 @@ static const param_field PARAMS[] = {
 #undef PF
 enum { NPARAMS = sizeof PARAMS / sizeof PARAMS[0] };
 
-/* One line: the file, the netCDF function, its message, our source line. */
-#define NC(call)                                                                                      \
-    do {                                                                                              \
-        int rc_ = (call);                                                                             \
-        if (rc_ != NC_NOERR) {                                                                        \
-            snprintf(err, errcap, "%s: %.*s: %s (%s:%d)", path, (int)strcspn(#call, "("), #call,     \
-                     nc_strerror(rc_), qg_src_name(__FILE__), __LINE__);                             \
-            goto fail;                                                                                \
-        }                                                                                             \
-    } while (0)
-
 /* ---- save ---------------------------------------------------------------------------- */
 
 static int put_params(int nc, const ts_qg_params *p, const char *path, char *err, size_t errcap) {
@@ -76,19 +66,19 @@ static int put_params(int nc, const ts_qg_params *p, const char *path, char *err
         switch (PARAMS[i].type) {
         case P_SIZE: {
             long long v = (long long)*(const size_t *)field;
-            NC(nc_put_att_longlong(nc, NC_GLOBAL, name, NC_INT64, 1, &v));
+            TS_NC_CHECK_GOTO(nc_put_att_longlong(nc, NC_GLOBAL, name, NC_INT64, 1, &v), err, errcap, "%s", path);
             break;
         }
         case P_INT:
-            NC(nc_put_att_int(nc, NC_GLOBAL, name, NC_INT, 1, (const int *)field));
+            TS_NC_CHECK_GOTO(nc_put_att_int(nc, NC_GLOBAL, name, NC_INT, 1, (const int *)field), err, errcap, "%s", path);
             break;
         case P_BACKGROUND: {
             int v = (int)*(const ts_qg_background *)field;
-            NC(nc_put_att_int(nc, NC_GLOBAL, name, NC_INT, 1, &v));
+            TS_NC_CHECK_GOTO(nc_put_att_int(nc, NC_GLOBAL, name, NC_INT, 1, &v), err, errcap, "%s", path);
             break;
         }
         case P_DOUBLE:
-            NC(nc_put_att_double(nc, NC_GLOBAL, name, NC_DOUBLE, 1, (const double *)field));
+            TS_NC_CHECK_GOTO(nc_put_att_double(nc, NC_GLOBAL, name, NC_DOUBLE, 1, (const double *)field), err, errcap, "%s", path);
             break;
         }
     }
@@ -104,43 +94,43 @@ typedef struct {
 static int define_restart(int nc, const ts_qg *m, const char *history, restart_vars *v, const char *path, char *err,
                           size_t errcap) {
     int d_ch, d_ly, d_my, d_kx, d_ri, d_lat, d_lon;
-    NC(nc_def_dim(nc, "channel", 2, &d_ch));
-    NC(nc_def_dim(nc, "layer", 2, &d_ly));
-    NC(nc_def_dim(nc, "mode_y", m->p.ny, &d_my));
-    NC(nc_def_dim(nc, "wavenumber_x", m->nk, &d_kx));
-    NC(nc_def_dim(nc, "re_im", 2, &d_ri));
-    NC(nc_def_dim(nc, "latitude", m->p.nlat, &d_lat));
-    NC(nc_def_dim(nc, "longitude", m->p.nlon, &d_lon));
+    TS_NC_CHECK_GOTO(nc_def_dim(nc, "channel", 2, &d_ch), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_def_dim(nc, "layer", 2, &d_ly), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_def_dim(nc, "mode_y", m->p.ny, &d_my), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_def_dim(nc, "wavenumber_x", m->nk, &d_kx), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_def_dim(nc, "re_im", 2, &d_ri), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_def_dim(nc, "latitude", m->p.nlat, &d_lat), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_def_dim(nc, "longitude", m->p.nlon, &d_lon), err, errcap, "%s", path);
     int pv_dims[5] = {d_ch, d_ly, d_my, d_kx, d_ri}, hum_dims[4] = {d_ch, d_my, d_kx, d_ri}, grid[2] = {d_lat, d_lon};
-    NC(nc_def_var(nc, "pv", NC_DOUBLE, 5, pv_dims, &v->pv));
-    NC(nc_def_var(nc, "humidity", NC_DOUBLE, 4, hum_dims, &v->hum));
-    NC(nc_def_var(nc, "slab_diurnal", NC_DOUBLE, 2, grid, &v->slab_d));
-    NC(nc_def_var(nc, "slab_seasonal", NC_DOUBLE, 2, grid, &v->slab_e));
-    NC(nc_def_var(nc, "latitude", NC_DOUBLE, 1, &d_lat, &v->lat));
-    NC(nc_def_var(nc, "longitude", NC_DOUBLE, 1, &d_lon, &v->lon));
+    TS_NC_CHECK_GOTO(nc_def_var(nc, "pv", NC_DOUBLE, 5, pv_dims, &v->pv), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_def_var(nc, "humidity", NC_DOUBLE, 4, hum_dims, &v->hum), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_def_var(nc, "slab_diurnal", NC_DOUBLE, 2, grid, &v->slab_d), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_def_var(nc, "slab_seasonal", NC_DOUBLE, 2, grid, &v->slab_e), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_def_var(nc, "latitude", NC_DOUBLE, 1, &d_lat, &v->lat), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_def_var(nc, "longitude", NC_DOUBLE, 1, &d_lon, &v->lon), err, errcap, "%s", path);
     static const char pv_doc[] = "potential-vorticity anomaly, spectral (sim/qg_internal.h storage)";
     static const char hum_doc[] = "specific humidity at 850 hPa, spectral (cosine in y)";
-    NC(nc_put_att_text(nc, v->pv, "long_name", strlen(pv_doc), pv_doc));
-    NC(nc_put_att_text(nc, v->pv, "units", 3, "s-1"));
-    NC(nc_put_att_text(nc, v->hum, "long_name", strlen(hum_doc), hum_doc));
-    NC(nc_put_att_text(nc, v->hum, "units", 7, "kg kg-1"));
-    NC(nc_put_att_text(nc, v->slab_d, "units", 1, "K"));
-    NC(nc_put_att_text(nc, v->slab_e, "units", 1, "K"));
-    NC(nc_put_att_text(nc, v->lat, "units", 13, "degrees_north"));
-    NC(nc_put_att_text(nc, v->lon, "units", 12, "degrees_east"));
+    TS_NC_CHECK_GOTO(nc_put_att_text(nc, v->pv, "long_name", strlen(pv_doc), pv_doc), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_put_att_text(nc, v->pv, "units", 3, "s-1"), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_put_att_text(nc, v->hum, "long_name", strlen(hum_doc), hum_doc), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_put_att_text(nc, v->hum, "units", 7, "kg kg-1"), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_put_att_text(nc, v->slab_d, "units", 1, "K"), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_put_att_text(nc, v->slab_e, "units", 1, "K"), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_put_att_text(nc, v->lat, "units", 13, "degrees_north"), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_put_att_text(nc, v->lon, "units", 12, "degrees_east"), err, errcap, "%s", path);
 
-    NC(nc_put_att_text(nc, NC_GLOBAL, "format", strlen(RESTART_FORMAT), RESTART_FORMAT));
+    TS_NC_CHECK_GOTO(nc_put_att_text(nc, NC_GLOBAL, "format", strlen(RESTART_FORMAT), RESTART_FORMAT), err, errcap, "%s", path);
     int version = RESTART_VERSION;
-    NC(nc_put_att_int(nc, NC_GLOBAL, "format_version", NC_INT, 1, &version));
+    TS_NC_CHECK_GOTO(nc_put_att_int(nc, NC_GLOBAL, "format_version", NC_INT, 1, &version), err, errcap, "%s", path);
     long long t = m->time, step = m->step;
-    NC(nc_put_att_longlong(nc, NC_GLOBAL, "time", NC_INT64, 1, &t));
-    NC(nc_put_att_longlong(nc, NC_GLOBAL, "step", NC_INT64, 1, &step));
+    TS_NC_CHECK_GOTO(nc_put_att_longlong(nc, NC_GLOBAL, "time", NC_INT64, 1, &t), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_put_att_longlong(nc, NC_GLOBAL, "step", NC_INT64, 1, &step), err, errcap, "%s", path);
     char iso[64];
     ts_format_datetime(m->time, iso, sizeof iso);
-    NC(nc_put_att_text(nc, NC_GLOBAL, "valid_time", strlen(iso), iso));
-    if (history) NC(nc_put_att_text(nc, NC_GLOBAL, "history", strlen(history), history));
+    TS_NC_CHECK_GOTO(nc_put_att_text(nc, NC_GLOBAL, "valid_time", strlen(iso), iso), err, errcap, "%s", path);
+    if (history) TS_NC_CHECK_GOTO(nc_put_att_text(nc, NC_GLOBAL, "history", strlen(history), history), err, errcap, "%s", path);
     if (put_params(nc, &m->p, path, err, errcap)) return -1;
-    NC(nc_enddef(nc));
+    TS_NC_CHECK_GOTO(nc_enddef(nc), err, errcap, "%s", path);
     return 0;
 fail:
     return -1;
@@ -176,20 +166,22 @@ int ts_qg_save(const ts_qg *m, const char *final_path, const char *history, char
     pack_state(m, pv, hum);
     int nc = -1;
     restart_vars v;
-    NC(nc_create(path, NC_NETCDF4 | NC_CLOBBER, &nc));
+    TS_NC_CHECK_GOTO(nc_create(path, NC_NETCDF4 | NC_CLOBBER, &nc), err, errcap, "%s", path);
     if (define_restart(nc, m, history, &v, path, err, errcap)) goto fail;
-    NC(nc_put_var_double(nc, v.pv, pv));
-    NC(nc_put_var_double(nc, v.hum, hum));
-    NC(nc_put_var_double(nc, v.slab_d, m->slab_d));
-    NC(nc_put_var_double(nc, v.slab_e, m->slab_e));
-    NC(nc_put_var_double(nc, v.lat, m->lat));
-    NC(nc_put_var_double(nc, v.lon, m->lon));
+    TS_NC_CHECK_GOTO(nc_put_var_double(nc, v.pv, pv), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_put_var_double(nc, v.hum, hum), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_put_var_double(nc, v.slab_d, m->slab_d), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_put_var_double(nc, v.slab_e, m->slab_e), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_put_var_double(nc, v.lat, m->lat), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_put_var_double(nc, v.lon, m->lon), err, errcap, "%s", path);
     int rc = nc_close(nc);
     nc = -1;
-    NC(rc);
+    if (rc != NC_NOERR) {
+        ts_nc_fail_at(err, errcap, rc, "nc_close", __FILE__, __LINE__, "%s", path);
+        goto fail;
+    }
     if (rename(path, final_path) != 0) {
-        snprintf(err, errcap, "%s: rename to %s: %s (%s:%d)", path, final_path, strerror(errno),
-                 qg_src_name(__FILE__), __LINE__);
+        TS_FAIL(err, errcap, "%s: rename to %s: %s", path, final_path, strerror(errno));
         goto fail;
     }
     free(pv), free(hum), free(path);
@@ -212,7 +204,7 @@ static int get_params(int nc, ts_qg_params *p, const char *path, char *err, size
         switch (PARAMS[i].type) {
         case P_SIZE: {
             long long v;
-            NC(nc_get_att_longlong(nc, NC_GLOBAL, name, &v));
+            TS_NC_CHECK_GOTO(nc_get_att_longlong(nc, NC_GLOBAL, name, &v), err, errcap, "%s", path);
             if (v < 0) {
                 return TS_FAIL(err, errcap, "%s: attribute %s is negative (%lld)", path, name, v);
             }
@@ -220,16 +212,16 @@ static int get_params(int nc, ts_qg_params *p, const char *path, char *err, size
             break;
         }
         case P_INT:
-            NC(nc_get_att_int(nc, NC_GLOBAL, name, (int *)field));
+            TS_NC_CHECK_GOTO(nc_get_att_int(nc, NC_GLOBAL, name, (int *)field), err, errcap, "%s", path);
             break;
         case P_BACKGROUND: {
             int v;
-            NC(nc_get_att_int(nc, NC_GLOBAL, name, &v));
+            TS_NC_CHECK_GOTO(nc_get_att_int(nc, NC_GLOBAL, name, &v), err, errcap, "%s", path);
             *(ts_qg_background *)field = (ts_qg_background)v;
             break;
         }
         case P_DOUBLE:
-            NC(nc_get_att_double(nc, NC_GLOBAL, name, (double *)field));
+            TS_NC_CHECK_GOTO(nc_get_att_double(nc, NC_GLOBAL, name, (double *)field), err, errcap, "%s", path);
             break;
         }
     }
@@ -242,11 +234,11 @@ static int check_format(int nc, const char *path, char *err, size_t errcap) {
     char fmt[64] = {0};
     size_t len = 0;
     int version = 0;
-    NC(nc_inq_attlen(nc, NC_GLOBAL, "format", &len));
+    TS_NC_CHECK_GOTO(nc_inq_attlen(nc, NC_GLOBAL, "format", &len), err, errcap, "%s", path);
     if (len >= sizeof fmt) len = sizeof fmt - 1;
-    NC(nc_get_att_text(nc, NC_GLOBAL, "format", fmt));
+    TS_NC_CHECK_GOTO(nc_get_att_text(nc, NC_GLOBAL, "format", fmt), err, errcap, "%s", path);
     fmt[len] = '\0';
-    NC(nc_get_att_int(nc, NC_GLOBAL, "format_version", &version));
+    TS_NC_CHECK_GOTO(nc_get_att_int(nc, NC_GLOBAL, "format_version", &version), err, errcap, "%s", path);
     if (strcmp(fmt, RESTART_FORMAT) != 0 || version != RESTART_VERSION) {
         return TS_FAIL(err, errcap, "%s: not a %s file of version %d (format '%s', version %d)", path, RESTART_FORMAT,
                  RESTART_VERSION, fmt, version);
@@ -260,8 +252,8 @@ fail:
 static int check_dim(int nc, const char *name, size_t want, const char *path, char *err, size_t errcap) {
     int id;
     size_t len;
-    NC(nc_inq_dimid(nc, name, &id));
-    NC(nc_inq_dimlen(nc, id, &len));
+    TS_NC_CHECK_GOTO(nc_inq_dimid(nc, name, &id), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_inq_dimlen(nc, id, &len), err, errcap, "%s", path);
     if (len != want) {
         return TS_FAIL(err, errcap, "%s: dimension %s has %zu entries, its parameters say %zu", path, name, len, want);
     }
@@ -279,16 +271,16 @@ static int read_state(int nc, ts_qg *m, const char *path, char *err, size_t errc
         check_dim(nc, "latitude", m->p.nlat, path, err, errcap) ||
         check_dim(nc, "longitude", m->p.nlon, path, err, errcap))
         goto fail;
-    NC(nc_inq_varid(nc, "pv", &id));
-    NC(nc_get_var_double(nc, id, pv));
-    NC(nc_inq_varid(nc, "humidity", &id));
-    NC(nc_get_var_double(nc, id, hum));
-    NC(nc_inq_varid(nc, "slab_diurnal", &id));
-    NC(nc_get_var_double(nc, id, m->slab_d));
-    NC(nc_inq_varid(nc, "slab_seasonal", &id));
-    NC(nc_get_var_double(nc, id, m->slab_e));
-    NC(nc_get_att_longlong(nc, NC_GLOBAL, "time", &t));
-    NC(nc_get_att_longlong(nc, NC_GLOBAL, "step", &step));
+    TS_NC_CHECK_GOTO(nc_inq_varid(nc, "pv", &id), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_get_var_double(nc, id, pv), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_inq_varid(nc, "humidity", &id), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_get_var_double(nc, id, hum), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_inq_varid(nc, "slab_diurnal", &id), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_get_var_double(nc, id, m->slab_d), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_inq_varid(nc, "slab_seasonal", &id), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_get_var_double(nc, id, m->slab_e), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_get_att_longlong(nc, NC_GLOBAL, "time", &t), err, errcap, "%s", path);
+    TS_NC_CHECK_GOTO(nc_get_att_longlong(nc, NC_GLOBAL, "step", &step), err, errcap, "%s", path);
     if (t % m->p.dt) {
         snprintf(err, errcap, "%s: time %lld is not a multiple of the %d s step", path, t, m->p.dt);
         goto fail;
@@ -307,7 +299,7 @@ ts_qg *ts_qg_load(const char *path, char *err, size_t errcap) {
     ts_qg *m = NULL;
     ts_qg_params p;
     char why[512];
-    NC(nc_open(path, NC_NOWRITE, &nc));
+    TS_NC_CHECK_GOTO(nc_open(path, NC_NOWRITE, &nc), err, errcap, "%s", path);
     if (check_format(nc, path, err, errcap) || get_params(nc, &p, path, err, errcap)) goto fail;
     m = ts_qg_create(&p, why, sizeof why);
     if (!m) {
@@ -317,7 +309,10 @@ ts_qg *ts_qg_load(const char *path, char *err, size_t errcap) {
     if (read_state(nc, m, path, err, errcap)) goto fail;
     int rc = nc_close(nc);
     nc = -1;
-    NC(rc);
+    if (rc != NC_NOERR) {
+        ts_nc_fail_at(err, errcap, rc, "nc_close", __FILE__, __LINE__, "%s", path);
+        goto fail;
+    }
     return m;
 fail:
     if (nc >= 0) nc_close(nc);
