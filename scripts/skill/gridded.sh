@@ -5,7 +5,9 @@
 #   statistics  the training years 2010-2020 only (the climatology baseline too)
 #   training    jobs/recipes/gridded.yaml: train 2010-2020, validation 2021
 #   test        2022: 12 initial times (00 UTC on the 1st of each month),
-#               8 members, leads 1-5 days, against persistence and climatology
+#               8 members, leads 1-5 days, 10 sampler levels, churn 1 (chosen
+#               on 2021: scripts/skill/sweep_forecast.sh), against
+#               persistence and climatology
 #
 #   scripts/skill/gridded.sh OUT [key=value ...]
 #
@@ -38,7 +40,7 @@ stamp "train (jobs/recipes/gridded.yaml $*)"
 INITS=$(printf '2022-%02d-01,' $(seq 1 12))
 stamp "forecast 2022"
 "$TESSERA" forecast out="$OUT" data.files="$FILES" forecast.inits="${INITS%,}" forecast.members=8 forecast.leads=5 \
-  forecast.levels=10 >"$OUT/forecast.log"
+  forecast.levels=10 forecast.churn=1 >"$OUT/forecast.log"
 stamp "score"
 "$TESSERA" score out="$OUT" data.files="$FILES" >"$OUT/score.log"
 "$TESSERA" plot out="$OUT" data.files="$FILES" plot.variables=z500,t850,t2m plot.leads=24,120 >"$OUT/plot.log"
