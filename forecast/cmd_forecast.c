@@ -8,8 +8,10 @@
  * current state and the forcings at the target time (tisr from the solar
  * function the simulator uses, lsm and z_surface from the data), then adds
  * the de-normalised residual to the state. Rank 0 gathers the members'
- * blocks and writes; a killed rollout resumes from the file's last complete
- * lead.
+ * blocks and writes. The leads are taken by the rollout driver
+ * (forecast/rollout.h): a killed rollout resumes from the file's last
+ * complete lead, and SIGUSR1/SIGTERM stop it politely after the lead in
+ * progress.
  *
  * Noise is keyed by (seed, SAMPLER_NOISE, stream, index) with
  *   stream = init hours (24 bits) << 40 | member (16) << 24 | lead (12) << 12 | sampler step (12)
@@ -26,9 +28,9 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/solar.h"
-#include "core/stop.h"
 #include "forecast/commands.h"
 #include "forecast/data.h"
+#include "forecast/rollout.h"
 #include "forecast/trainer.h"
 #include "io/checkpoint.h"
 #include "io/era5_read.h"
@@ -473,6 +475,32 @@ static void scatter_states(const forecaster *f, float *all, float *gbuf, float *
 
 /* ---- the command ------------------------------------------------------------------------ */
 
+/* ---- the rollout ------------------------------------------------------------------------ */
+
+typedef struct {
+    forecaster *f;
+    const out_layout *o;
+    ts_forecast_writer *w; /* rank 0 */
+    const float *statics;
+    float *gbuf, *all; /* rank 0 */
+    int world;
+} lead_ctx;
+
+/* One lead of every initial time, written and marked complete. */
+static void forecast_lead(void *self, int64_t s) {
+    lead_ctx *c = self;
+    forecaster *f = c->f;
+    const int lead = (int)s;
+    const size_t local = (size_t)f->nlocal * f->ns * f->HWl;
+    for (size_t i = 0; i < f->ninits; i++) {
+        advance(f, i, lead, c->statics);
+        gather_states(f, f->state + i * local, c->gbuf, c->all, c->world);
+        if (c->w) write_init(f, c->w, c->o, i, lead, c->all);
+    }
+    char err[1024];
+    if (c->w && ts_forecast_lead_complete(c->w, (size_t)lead - 1, err, sizeof err)) ts_fatal("%s", err);
+}
+
 int cmd_forecast(const ts_command_ctx *ctx) {
     forecaster f;
     setup(&f, ctx);
@@ -513,7 +541,6 @@ int cmd_forecast(const ts_command_ctx *ctx) {
             scatter_states(&f, all, gbuf, mine, world);
         }
     }
-    if (done) ts_info("resuming %s after lead %d of %d", path, done, f.nleads);
     if (f.regress)
         ts_info("forecast: %zu initial time%s x %d members x %d leads of %lld h, the deterministic regressor (one "
                 "network call a lead; the members are identical)",
@@ -524,31 +551,20 @@ int cmd_forecast(const ts_command_ctx *ctx) {
                 f.ninits, f.ninits > 1 ? "s" : "", f.nmembers, f.nleads, (long long)(f.step / 3600), f.sampler.levels,
                 2 * f.sampler.levels - 1);
 
-    ts_stop_on_signals(); /* a batch system's warning: finish the lead, keep the file resumable, exit cleanly */
-    double t0 = ts_now();
-    int stopped = 0;
-    for (int lead = done + 1; lead <= f.nleads; lead++) {
-        for (size_t i = 0; i < f.ninits; i++) {
-            advance(&f, i, lead, statics);
-            gather_states(&f, f.state + i * local, gbuf, all, world);
-            if (rank == 0) write_init(&f, w, &o, i, lead, all);
-        }
-        if (rank == 0 && ts_forecast_lead_complete(w, (size_t)lead - 1, err, sizeof err)) ts_fatal("%s", err);
-        double el = ts_now() - t0, rate = (double)(lead - done) * (double)f.nmembers * (double)f.ninits / el;
-        ts_info("lead %d/%d (%lld h) done: %.2f member-leads/s, ETA %.0f s", lead, f.nleads,
-                (long long)(lead * f.step / 3600), rate, el / (lead - done) * (f.nleads - lead));
-        char fields[256];
-        snprintf(fields, sizeof fields, "\"lead\":%d,\"lead_hours\":%lld,\"member_leads_per_s\":%.4g", lead,
-                 (long long)(lead * f.step / 3600), rate);
-        ts_log_event("forecast_lead", fields);
-        int stop = ts_par_any(ctx->layout, ts_stop_signal());
-        if (stop && lead < f.nleads) {
-            ts_info("signal %d: stopped after lead %d of %d; %s.part is kept, rerun the same command to resume",
-                    ts_stop_signal(), lead, f.nleads, path);
-            stopped = 1;
-            break;
-        }
-    }
+    lead_ctx lc = {&f, &o, w, statics, gbuf, all, world};
+    ts_rollout r = {.self = &lc,
+                    .step = forecast_lead,
+                    .total = f.nleads,
+                    .done = done,
+                    .unit = "lead",
+                    .step_seconds = f.step,
+                    .work_per_step = (double)f.nmembers * (double)f.ninits,
+                    .rate_unit = "member-leads/s",
+                    .rate_key = "member_leads_per_s",
+                    .event = "forecast_lead",
+                    .report_every = 1,
+                    .path = path};
+    int stopped = ts_rollout_run(ctx->layout, &r);
     if (rank == 0) {
         if (ts_forecast_close(w, err, sizeof err)) ts_fatal("%s", err);
         if (!stopped) ts_info("forecast written to %s", path);

@@ -9,7 +9,9 @@
  * MeshGraphNets does. Beside the rollout it writes the one-step prediction
  * from the true state of the step before, so score needs no model. The file
  * is UGRID-1.0 NetCDF (io/ugrid_write.h, docs/ugrid-format.md), nodes in the
- * file's own order; a killed rollout resumes at its last complete step.
+ * file's own order. The steps are taken by the rollout driver
+ * (forecast/rollout.h): a killed rollout resumes at its last complete step,
+ * and SIGUSR1/SIGTERM stop it politely after the step in progress.
  *
  * score compares both with the truth: 1-step and all-rollout RMSE in
  * physical units, sqrt(mean over steps, nodes and all velocity components
@@ -27,6 +29,7 @@
 
 #include "core/log.h"
 #include "forecast/mesh_run.h"
+#include "forecast/rollout.h"
 #include "forecast/trainer.h"
 #include "io/checkpoint.h"
 #include "io/ugrid_write.h"
@@ -158,6 +161,37 @@ static void to_file_order(const ts_mesh_traj *tj, const float *v, int c, float *
     for (int64_t i = 0; i < tj->N; i++) out[tj->perm[i]] = v[(size_t)i * (size_t)tj->fields + (size_t)c];
 }
 
+typedef struct {
+    predictor *p;
+    const ts_mesh_traj *tj;
+    int k, F;
+    size_t nf;
+    const char *path;
+    ts_ugrid_writer *w; /* rank 0 */
+    float *v, *v1, *col;
+} step_ctx;
+
+/* Step s of the rollout: the model's state from its own last one (the
+ * rollout) and from the true one (the one-step prediction), written. */
+static void rollout_step(void *self, int64_t s) {
+    step_ctx *c = self;
+    const ts_mesh_traj *tj = c->tj;
+    const float *truth_prev = tj->velocity + (size_t)(s - 1) * c->nf, *truth = truth_prev + c->nf;
+    predict(c->p, tj, c->v, truth, c->v);
+    predict(c->p, tj, truth_prev, truth, c->v1);
+    for (size_t q = 0; q < c->nf; q++)
+        if (!isfinite(c->v[q]) || !isfinite(c->v1[q]))
+            ts_fatal("trajectory %d: the rollout turned non-finite at step %lld (node %zu); steps before it are "
+                     "written to %s.part",
+                     c->k, (long long)s, (size_t)tj->perm[q / (size_t)c->F], c->path);
+    char err[1024];
+    for (int ch = 0; c->w && ch < 2 * c->F; ch++) {
+        to_file_order(tj, ch < c->F ? c->v : c->v1, ch % c->F, c->col);
+        if (ts_ugrid_write(c->w, (size_t)ch, (size_t)s - 1, c->col, err, sizeof err)) ts_fatal("%s", err);
+    }
+    if (c->w && ts_ugrid_step_complete(c->w, (size_t)s - 1, err, sizeof err)) ts_fatal("%s", err);
+}
+
 int cmd_forecast_mesh(const ts_command_ctx *ctx) {
     ts_config *cfg = ctx->cfg;
     char ckpath[4096], path[4096], err[1024];
@@ -231,37 +265,25 @@ int cmd_forecast_mesh(const ts_command_ctx *ctx) {
             if (ts_ugrid_read(w, (size_t)c, (size_t)done - 1, col, err, sizeof err)) ts_fatal("%s", err);
             for (int64_t i = 0; i < N; i++) v[(size_t)i * (size_t)F + (size_t)c] = col[tj->perm[i]];
         }
-        ts_info("resuming %s after step %lld of %lld", path, (long long)done, (long long)S);
         ts_par_bcast_floats(lay, v, nf);
     }
     ts_info("rolling out trajectory %d of %s %s: %lld nodes, %lld steps", k, set.key, set.path, (long long)N,
             (long long)S);
-    double t0 = ts_now();
-    const int64_t every = S >= 20 ? S / 20 : 1; /* about 20 progress lines */
-    for (int64_t s = done + 1; s <= S; s++) {
-        const float *truth_prev = tj->velocity + (size_t)(s - 1) * nf, *truth = truth_prev + nf;
-        predict(&p, tj, v, truth, v);
-        predict(&p, tj, truth_prev, truth, v1);
-        for (size_t q = 0; q < nf; q++)
-            if (!isfinite(v[q]) || !isfinite(v1[q]))
-                ts_fatal("trajectory %d: the rollout turned non-finite at step %lld (node %zu); steps before it are "
-                         "written to %s.part", k, (long long)s, (size_t)tj->perm[q / (size_t)F], path);
-        for (int c = 0; root && c < nout; c++) {
-            to_file_order(tj, c < F ? v : v1, c % F, col);
-            if (ts_ugrid_write(w, (size_t)c, (size_t)s - 1, col, err, sizeof err)) ts_fatal("%s", err);
-        }
-        if (root && ts_ugrid_step_complete(w, (size_t)s - 1, err, sizeof err)) ts_fatal("%s", err);
-        if (s % every == 0 || s == S) {
-            double el = ts_now() - t0, rate = (double)(s - done) / el;
-            ts_info("step %lld/%lld: %.1f steps/s, ETA %.0f s", (long long)s, (long long)S, rate, (double)(S - s) / rate);
-            char fields[128];
-            snprintf(fields, sizeof fields, "\"step\":%lld,\"steps_per_s\":%.4g", (long long)s, rate);
-            ts_log_event("rollout_step", fields);
-        }
-    }
+    step_ctx sc = {&p, tj, k, F, nf, path, w, v, v1, col};
+    ts_rollout r = {.self = &sc,
+                    .step = rollout_step,
+                    .total = S,
+                    .done = done,
+                    .unit = "step",
+                    .work_per_step = 1,
+                    .rate_unit = "steps/s",
+                    .rate_key = "steps_per_s",
+                    .event = "rollout_step",
+                    .path = path};
+    int stopped = ts_rollout_run(lay, &r);
     if (root && ts_ugrid_close(w, err, sizeof err)) ts_fatal("%s", err);
     ts_par_barrier(lay);
-    ts_info("rollout written to %s", path);
+    if (!stopped) ts_info("rollout written to %s", path);
     if (p.sp) ts_mesh_sp_free(&sp);
 
     free(v), free(v1), free(col), free(xyz), free(cells), free(type), free(times), free(history);

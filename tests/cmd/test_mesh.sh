@@ -140,6 +140,34 @@ else
   "$tessera" forecast out="$tmp/k" "${fc[@]}" >"$tmp/k2.log" 2>&1 && ok || fail "rollout resume: $(tail -2 "$tmp/k2.log")"
   grep -q "resuming" "$tmp/k2.log" && ok || fail "the rerun did not resume"
 fi
+# SIGUSR1 (the rollout driver the gridded forecast shares): the step in
+# progress completes, rollout.nc.part stays, the exit is clean, and the rerun
+# resumes to the same rollout as the uninterrupted one
+"$tessera" forecast out="$tmp/u" "${fc[@]}" >"$tmp/u1.log" 2>&1 &
+pid=$!
+for i in $(seq 1 1000); do grep -q "step [3-9]/23" "$tmp/u1.log" 2>/dev/null && break; sleep 0.005; done
+kill -USR1 $pid 2>/dev/null
+wait $pid
+rc=$?
+if [ -e "$tmp/u/rollout.nc" ]; then
+  echo "note: the rollout finished before SIGUSR1; the polite stop is not exercised this run"
+else
+  [ $rc = 0 ] && grep -q "stopped after step" "$tmp/u1.log" && [ -e "$tmp/u/rollout.nc.part" ] && ok \
+    || fail "SIGUSR1: exit $rc, $(tail -2 "$tmp/u1.log")"
+  "$tessera" forecast out="$tmp/u" "${fc[@]}" >"$tmp/u2.log" 2>&1 && grep -q "resuming" "$tmp/u2.log" && ok \
+    || fail "resume after SIGUSR1: $(tail -2 "$tmp/u2.log")"
+  if /usr/bin/python3 - "$tmp/f/rollout.nc" "$tmp/u/rollout.nc" <<'PY'; then ok; else fail "the resumed rollout differs"; fi
+import sys
+import numpy as np
+import netCDF4
+a, b = (netCDF4.Dataset(p) for p in sys.argv[1:3])
+names = [n for n in a.variables if n.startswith("velocity")]
+assert names, list(a.variables)
+for n in names:
+    x, y = np.asarray(a[n][:]), np.asarray(b[n][:])
+    assert x.shape == y.shape and np.array_equal(x, y), n
+PY
+fi
 "$tessera" score out="$tmp/f" model.kind=mesh mesh.file="$h5" >"$tmp/s.log" 2>&1 && ok || fail "score: $(tail -2 "$tmp/s.log")"
 
 # forecast with SP = 2: the first step of the rollout, and every one-step
