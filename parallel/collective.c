@@ -14,13 +14,6 @@ void ts_par_sum_floats(float *buf, size_t n, MPI_Comm comm) {
     }
 }
 
-void ts_par_gather_chunks(float *buf, const int64_t *start, int size, int width, MPI_Comm comm) {
-    int *counts = ts_malloc(sizeof(int) * (size_t)size), *displs = ts_malloc(sizeof(int) * (size_t)size);
-    for (int q = 0; q < size; q++)
-        counts[q] = (int)((start[q + 1] - start[q]) * width), displs[q] = (int)(start[q] * width);
-    TS_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, comm));
-    free(counts), free(displs);
-}
 
 void ts_par_comm_place(MPI_Comm comm, int *rank, int *size) {
     TS_MPI_CHECK(MPI_Comm_rank(comm, rank));
@@ -31,6 +24,16 @@ void ts_par_comm_place(MPI_Comm comm, int *rank, int *size) {
 static int message(size_t n) {
     if (n > (size_t)INT_MAX) ts_fatal("internal: %zu values exceed what one MPI message holds", n);
     return (int)n;
+}
+
+void ts_par_gather_chunks(float *buf, const int64_t *start, int size, int width, MPI_Comm comm) {
+    /* displacements are ints too: the whole buffer must fit one message */
+    message((size_t)start[size] * (size_t)width);
+    int *counts = ts_malloc(sizeof(int) * (size_t)size), *displs = ts_malloc(sizeof(int) * (size_t)size);
+    for (int q = 0; q < size; q++)
+        counts[q] = (int)((start[q + 1] - start[q]) * width), displs[q] = (int)(start[q] * width);
+    TS_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, comm));
+    free(counts), free(displs);
 }
 
 void ts_par_max_floats(const float *in, float *out, size_t n, MPI_Comm comm) {
