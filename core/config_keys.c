@@ -80,7 +80,8 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     INT_KEY("parallel.wp_y", "1", 1, MAX_RANKS, "window-parallel ranks along latitude (window rows)"),
     INT_KEY("parallel.wp_x", "1", 1, MAX_RANKS, "window-parallel ranks along longitude (window columns)"),
     INT_KEY("parallel.sp", "1", 1, MAX_RANKS,
-            "sequence-parallel (Ulysses) ranks per window; heads must divide by it"),
+            "sequence-parallel ranks: swin, bands of grid rows with Ulysses attention (model.heads and the rows "
+            "must divide by it); mesh, chunks of a graph's nodes"),
     INT_KEY("parallel.pp", "1", 1, MAX_RANKS, "pipeline stages"),
 
     /* forecast: ensemble rollouts (tessera forecast) */

@@ -217,8 +217,14 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
                          .c_in = (int)f->cin, .c_out = (int)f->ns, .dim = (int)ts_config_int(cfg, "model.dim"),
                          .heads = (int)ts_config_int(cfg, "model.heads"), .hidden = (int)ts_config_int(cfg, "model.hidden"),
                          .depth = (int)ts_config_int(cfg, "model.depth"), .t_freq = (int)ts_config_int(cfg, "model.t_freq")};
-    ts_swin_wp wp = {lay->wp, lay->size[TS_AXIS_WP_Y], lay->size[TS_AXIS_WP_X], lay->coord[TS_AXIS_WP_Y],
-                     lay->coord[TS_AXIS_WP_X]};
+    ts_swin_wp wp = {lay->wp,
+                     lay->size[TS_AXIS_WP_Y],
+                     lay->size[TS_AXIS_WP_X],
+                     lay->coord[TS_AXIS_WP_Y],
+                     lay->coord[TS_AXIS_WP_X],
+                     lay->axis[TS_AXIS_SP],
+                     1,
+                     0}; /* sp: refused above */
     if (ts_swin_create(&f->model, f->be, &mc, f->nlocal, &wp, err, sizeof err)) ts_usage_error("%s", err);
     load_weights(f, ck, ckpath);
     check_grid(f, ck, ckpath);

@@ -127,10 +127,9 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
     char err[1024];
     memset(tr, 0, sizeof *tr);
     tr->cfg = cfg, tr->layout = lay, tr->out_dir = ctx->out;
-    if (lay->size[TS_AXIS_SP] > 1 || lay->size[TS_AXIS_PP] > 1)
-        ts_usage_error(
-            "parallel.sp = %d, parallel.pp = %d: the swin model runs with DP and WP only (sp and pp must be 1)",
-            lay->size[TS_AXIS_SP], lay->size[TS_AXIS_PP]);
+    if (lay->size[TS_AXIS_PP] > 1)
+        ts_usage_error("parallel.pp = %d: the swin model trains with DP, WP and SP only (pp must be 1)",
+                       lay->size[TS_AXIS_PP]);
     ts_train_basics b;
     ts_train_basics_get(ctx, &b);
     tr->be = b.be, tr->seed = b.seed, tr->steps = b.steps;
@@ -178,8 +177,14 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
                          .hidden = (int)ts_config_int(cfg, "model.hidden"),
                          .depth = (int)ts_config_int(cfg, "model.depth"),
                          .t_freq = (int)ts_config_int(cfg, "model.t_freq")};
-    ts_swin_wp wp = {lay->wp, lay->size[TS_AXIS_WP_Y], lay->size[TS_AXIS_WP_X], lay->coord[TS_AXIS_WP_Y],
-                     lay->coord[TS_AXIS_WP_X]};
+    ts_swin_wp wp = {lay->wp,
+                     lay->size[TS_AXIS_WP_Y],
+                     lay->size[TS_AXIS_WP_X],
+                     lay->coord[TS_AXIS_WP_Y],
+                     lay->coord[TS_AXIS_WP_X],
+                     lay->axis[TS_AXIS_SP],
+                     lay->size[TS_AXIS_SP],
+                     lay->coord[TS_AXIS_SP]};
     if (ts_swin_create(&tr->model, tr->be, &mc, tr->local_batch, &wp, err, sizeof err)) ts_usage_error("%s", err);
     ts_swin_init_weights(&tr->model, tr->seed, 1);
 
@@ -536,16 +541,20 @@ static double task_validate(void *self, char *text, size_t tcap, char *json, siz
     return val;
 }
 
-/* Strip bytes every rank sent since the start, and how many the analytic
- * count of its layout says: the least and most over ranks. */
+/* Strip bytes (WP) and all-to-all bytes (SP) every rank sent since the
+ * start, and how many the analytic count of its layout says: the least and
+ * most over ranks. */
 static void log_fields(void *self, char *json, size_t cap) {
     swin_trainer *tr = self;
-    unsigned long long mine[2] = {tr->model.wp_bytes, tr->model.wp_bytes_expected}, lo[2], hi[2];
-    ts_par_minmax_u64(tr->layout, mine, lo, hi, 2);
+    unsigned long long mine[4] = {tr->model.wp_bytes, tr->model.wp_bytes_expected, ts_swin_sp_bytes(&tr->model),
+                                  tr->model.sp_bytes_expected},
+                       lo[4], hi[4];
+    ts_par_minmax_u64(tr->layout, mine, lo, hi, 4);
     snprintf(
         json, cap,
-        ",\"wp_bytes_min\":%llu,\"wp_bytes_max\":%llu,\"wp_bytes_expected_min\":%llu,\"wp_bytes_expected_max\":%llu",
-        lo[0], hi[0], lo[1], hi[1]);
+        ",\"wp_bytes_min\":%llu,\"wp_bytes_max\":%llu,\"wp_bytes_expected_min\":%llu,\"wp_bytes_expected_max\":%llu"
+        ",\"sp_bytes_min\":%llu,\"sp_bytes_max\":%llu,\"sp_bytes_expected_min\":%llu,\"sp_bytes_expected_max\":%llu",
+        lo[0], hi[0], lo[1], hi[1], lo[2], hi[2], lo[3], hi[3]);
 }
 
 /* Beside the weights: the statistics the run normalizes with, and the grid

@@ -130,13 +130,13 @@ static void take_all(ts_swin *m, ts_arena *a) {
  * windows of the block; shifted layers either fold the shift into their
  * gather (one rank) or attend over the block of the rolled field with the
  * pole rows grouped by where they came from (window parallelism). */
-static int make_plans(ts_swin *m, const ts_swin_config *cfg, char *err, size_t cap) {
+static int make_plans(ts_swin *m, const ts_swin_config *cfg, const ts_wattn_sp *sp, char *err, size_t cap) {
     const int s = cfg->window / 2;
-    ts_win_geom plain = {m->h, m->w, cfg->window, cfg->window, 0, 0};
-    if (ts_wattn_plan_make(&m->plan[0], m->be, &plain, NULL, m->B, cfg->dim, cfg->heads, err, cap)) return -1;
+    ts_win_geom plain = {m->bh, m->w, cfg->window, cfg->window, 0, 0};
+    if (ts_wattn_plan_make_sp(&m->plan[0], m->be, &plain, NULL, m->B, cfg->dim, cfg->heads, sp, err, cap)) return -1;
     if (!m->wp) {
         ts_win_geom shifted = {cfg->H, cfg->W, cfg->window, cfg->window, s, s};
-        return ts_wattn_plan_make(&m->plan[1], m->be, &shifted, NULL, m->B, cfg->dim, cfg->heads, err, cap);
+        return ts_wattn_plan_make_sp(&m->plan[1], m->be, &shifted, NULL, m->B, cfg->dim, cfg->heads, sp, err, cap);
     }
     uint8_t *group = ts_malloc((size_t)m->h);
     for (int i = 0; i < m->h; i++) group[i] = (uint8_t)(m->row0 + i + s >= cfg->H); /* came across the pole */
@@ -174,11 +174,30 @@ int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, 
             for (int k = 0; k < 2; k++) m->roll_host[k] = ts_malloc(sizeof(float) * (size_t)m->h * m->w * cfg->dim);
 #endif
     }
+    m->bh = m->h, m->sp = 1;
+    ts_wattn_sp sp = {0};
+    sp.size = 1;
+    if (wp && wp->sp > 1) {
+#ifndef TESSERA_HAVE_MPI
+        return TS_FAIL(err, cap, "sequence parallelism needs MPI, and this build has none (TESSERA_CORE_ONLY)");
+#else
+        if (m->wp)
+            return TS_FAIL(err, cap,
+                           "parallel.sp = %d with parallel.wp_y x parallel.wp_x = %d x %d: the swin model "
+                           "does not yet combine sequence and window parallelism (set one of them to 1)",
+                           wp->sp, wp->wp_y, wp->wp_x);
+        if (cfg->H % wp->sp)
+            return TS_FAIL(err, cap, "the %d grid rows do not split into parallel.sp = %d bands of whole rows", cfg->H,
+                           wp->sp);
+        sp = (ts_wattn_sp){wp->sp_comm, wp->sp, wp->sp_rank};
+        m->sp = wp->sp, m->h = cfg->H / wp->sp, m->row0 = wp->sp_rank * m->h;
+#endif
+    }
     m->T = B * m->h * m->w;
     declare_params(m);
     ts_params_alloc(&m->params, be);
     ts_params_alloc_like(&m->grads, &m->params);
-    if (make_plans(m, cfg, err, cap)) return -1;
+    if (make_plans(m, cfg, &sp, err, cap)) return -1;
 
     size_t npe = (size_t)m->h * m->w * cfg->dim;
     float *pe = ts_malloc(sizeof(float) * npe);
@@ -314,6 +333,7 @@ static void block_forward(ts_swin *m, int i, float *out) {
         roll_field(m, 0, m->rolled, b->a);
     } else {
         ts_wattn_forward(&m->plan[i % 2], &b->attn, b->a, b->h1, W(m->p_qkv[i]), W(m->p_proj[i]));
+        m->sp_bytes_expected += ts_wattn_sp_bytes_per_pass(&m->plan[i % 2]);
     }
     be->copy(b->x_mid, b->x_in, sizeof(float) * (size_t)T * d);
     be->gated_add_forward(b->x_mid, b->a, gate1, B, HW, d, 6 * d);
@@ -393,6 +413,7 @@ static void block_backward(ts_swin *m, int i) {
     } else {
         ts_wattn_backward(&m->plan[i % 2], &b->attn, m->d_tmp2, G(m->p_qkv[i]), G(m->p_proj[i]), m->d_tmp, b->h1,
                           W(m->p_qkv[i]), W(m->p_proj[i]));
+        m->sp_bytes_expected += ts_wattn_sp_bytes_per_pass(&m->plan[i % 2]);
     }
     be->zero(m->d_tmp, td);
     be->modulate_backward(m->d_tmp, dm, dm + d, m->d_tmp2, b->n1, scale1, B, HW, d, 6 * d);
@@ -434,6 +455,8 @@ void ts_swin_backward(ts_swin *m, const float *d_out) {
     be->silu_backward(m->d_th, m->d_csilu, m->t_h, (size_t)B * d);
     linear_dweight(be, G(m->p_t1), m->d_th, m->temb, B, c->t_freq, d);
 }
+
+size_t ts_swin_sp_bytes(const ts_swin *m) { return m->plan[0].sp_bytes + m->plan[1].sp_bytes; }
 
 double ts_swin_forward_flops(const ts_swin *m) {
     const ts_swin_config *c = &m->cfg;

@@ -34,11 +34,17 @@ typedef MPI_Comm ts_swin_comm;
 typedef int ts_swin_comm;
 #endif
 
-/* Window parallelism: this rank's block of the global grid. */
+/* This rank's tokens of the global grid. Window parallelism: a block of
+ * whole windows on a WP_y x WP_x rank grid. Sequence parallelism (Ulysses,
+ * models/window_attention.h): a band of H / sp whole rows of the grid,
+ * attention trading tokens for heads over the sp ranks (not yet combined
+ * with window parallelism). */
 typedef struct {
-    ts_swin_comm comm; /* the WP_y x WP_x Cartesian communicator (the layout's wp) */
-    int wp_y, wp_x;    /* rank grid */
-    int py, px;        /* this rank's place in it */
+    ts_swin_comm comm;    /* the WP_y x WP_x Cartesian communicator (the layout's wp) */
+    int wp_y, wp_x;       /* rank grid */
+    int py, px;           /* this rank's place in it */
+    ts_swin_comm sp_comm; /* the layout's sp axis */
+    int sp, sp_rank;      /* its size (0 or 1: none) and this rank's place in it */
 } ts_swin_wp;
 
 typedef struct {
@@ -67,7 +73,9 @@ typedef struct {
     ts_swin_config cfg;
     const ts_backend *be;
     int B, T;                     /* samples per step, local tokens B*h*w */
-    int h, w, row0, col0;         /* this rank's block of the grid (the whole grid on one rank) */
+    int h, w, row0, col0;         /* this rank's tokens: rows and columns of the grid (all of it on one rank) */
+    int bh;                       /* rows of the block the windows see: h, or h * sp with sequence parallelism */
+    int sp;                       /* sequence-parallel ranks (1: none) */
     int wp;                       /* 1: shifted blocks roll across ranks (WP_y x WP_x > 1) */
     int wp_y, wp_x;
 #ifdef TESSERA_HAVE_MPI
@@ -76,6 +84,7 @@ typedef struct {
     float *roll_host[2];          /* (h*w*d) host staging when the backend is not the CPU */
     float *rolled;                /* (T, d) scratch: rolled attention output or gradient */
     size_t wp_bytes, wp_bytes_expected; /* strip bytes sent, and the analytic count, since creation */
+    size_t sp_bytes_expected;           /* all-to-all bytes by the analytic count (ts_swin_sp_bytes: sent) */
     ts_params params;             /* the weights */
     ts_params grads;              /* same layout */
     /* parameter indices */
@@ -106,8 +115,9 @@ typedef struct {
 /* Validates the configuration (one line in err), declares the parameters,
  * builds the window plans and sizes the arena for B samples. Weights are
  * zero until ts_swin_init_weights. wp NULL: the whole grid on this rank;
- * else this rank's block of a WP_y x WP_x split (collective over wp->comm),
- * inputs and outputs being the block's tokens in local grid order. */
+ * else this rank's block of a WP_y x WP_x split (collective over wp->comm)
+ * or band of an sp split (collective over wp->sp_comm), inputs and outputs
+ * being the rank's tokens in local grid order. */
 int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, int B, const ts_swin_wp *wp, char *err,
                    size_t cap);
 void ts_swin_free(ts_swin *m);
@@ -124,6 +134,9 @@ void ts_swin_forward(ts_swin *m, float *out, const float *x, const float *t_host
 /* Accumulates parameter gradients into m->grads from d_out (T, C_out); the
  * activations of the last forward are used. */
 void ts_swin_backward(ts_swin *m, const float *d_out);
+
+/* All-to-all bytes this rank sent to other SP ranks since creation. */
+size_t ts_swin_sp_bytes(const ts_swin *m);
 
 /* Forward FLOPs (REFERENCE.md: L (8 T d^2 + 4 T L_w d + 6 T d F) plus
  * embedding and head). */

@@ -36,6 +36,13 @@ void ts_par_gather_chunks(float *buf, const int64_t *start, int size, int width,
     free(counts), free(displs);
 }
 
+size_t ts_par_alltoall_floats(const float *send, float *recv, size_t n, MPI_Comm comm) {
+    int size;
+    TS_MPI_CHECK(MPI_Comm_size(comm, &size));
+    TS_MPI_CHECK(MPI_Alltoall(send, message(n), MPI_FLOAT, recv, message(n), MPI_FLOAT, comm));
+    return (size_t)(size - 1) * n * sizeof(float);
+}
+
 void ts_par_max_floats(const float *in, float *out, size_t n, MPI_Comm comm) {
     TS_MPI_CHECK(MPI_Allreduce(in, out, message(n), MPI_FLOAT, MPI_MAX, comm));
 }

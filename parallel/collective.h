@@ -20,6 +20,11 @@ void ts_par_sum_floats(float *buf, size_t n, MPI_Comm comm);
  * in place; afterwards every rank of comm (size ranks, rank order) holds
  * all rows [start[0], start[size]). */
 void ts_par_gather_chunks(float *buf, const int64_t *start, int size, int width, MPI_Comm comm);
+/* send holds `size` blocks of n floats, block q for rank q of comm; recv
+ * receives them, block q from rank q (the all-to-all of sequence
+ * parallelism; send and recv must not overlap). Returns the bytes this rank
+ * sent to other ranks. */
+size_t ts_par_alltoall_floats(const float *send, float *recv, size_t n, MPI_Comm comm);
 /* On any communicator (an axis of the layout): this rank's place in it. */
 void ts_par_comm_place(MPI_Comm comm, int *rank, int *size);
 /* out (n) = the element-wise maximum over comm of in (n). */

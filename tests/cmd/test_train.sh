@@ -4,8 +4,10 @@
 # - 2N steps straight equal N steps + resume + N steps in every loss value
 #   and every weight (bit for bit);
 # - 1 rank and DP = 2 ranks: the same losses within 1e-5 relative;
-# - DP = 2 x WP = 2: the validation loss and the validation forecast's skill
-#   of every variable equal one rank's within 1e-5;
+# - DP = 2 x WP = 2 and SP = 2: the validation loss and the validation
+#   forecast's skill of every variable equal one rank's within 1e-5;
+# - SP = 2 and 4, DP = 2 x SP = 2: losses and weights equal one rank's
+#   within 1e-5, all-to-all bytes equal the analytic count;
 # - SIGUSR1 mid-run: a checkpoint, a clean exit, and a resume that ends equal
 #   to the uninterrupted run;
 # - bad layouts and keys: one line, exit 2.
@@ -120,15 +122,62 @@ print(sys.argv[3], "losses", [y["loss"] for y in b], "bytes per rank", last["wp_
 PY
 done
 
+# SP (Ulysses: each rank a band of rows, attention over heads / sp heads)
+# and DP x SP against 1 rank: the same losses within 1e-5 at every step, the
+# same weights after 3 steps within 1e-5 norm-wise, and every rank sent
+# exactly the analytic all-to-all volume: per attention layer and pass
+# (forward or backward) 4 T C (sp - 1) / sp floats, T = this rank's tokens
+sp=(model.heads=4 train.steps=3)
+run "$tmp/s1" 3 model.heads=4 && ok || fail "4-head run on 1 rank"
+for layout in "2 parallel.sp=2" "4 parallel.sp=4" "4 parallel.dp=2 parallel.sp=2"; do
+  set -- $layout
+  n=$1
+  shift
+  name=$(echo "$*" | tr ' =.' '___')
+  if mpiexec -n "$n" "$tessera" train out="$tmp/$name" "${common[@]}" "${sp[@]}" "$@" >"$tmp/$name.log" 2>&1; then ok
+  else fail "$*: $(tail -2 "$tmp/$name.log")"; fi
+  if /usr/bin/python3 - "$tmp/s1" "$tmp/$name" "$*" <<'PY'; then ok; else fail "$* against 1 rank"; fi
+import json, sys
+import h5py
+import numpy as np
+def steps(d):
+    return [e for e in map(json.loads, open(d + "/tessera.jsonl")) if e["event"] == "train_step"]
+a, b = steps(sys.argv[1]), steps(sys.argv[2])
+assert len(a) == len(b) == 3
+for x, y in zip(a, b):
+    assert abs(x["loss"] - y["loss"]) <= 1e-5 * abs(x["loss"]), (x["loss"], y["loss"])
+pa, pb = h5py.File(sys.argv[1] + "/checkpoint.h5")["params"], h5py.File(sys.argv[2] + "/checkpoint.h5")["params"]
+assert set(pa) == set(pb) and len(pa) > 0
+for k in pa:
+    u, v = pa[k][...].astype(np.float64), pb[k][...].astype(np.float64)
+    assert np.linalg.norm(u - v) <= 1e-5 * max(np.linalg.norm(u), 1e-30), k
+lay = dict(kv.split("=") for kv in sys.argv[3].split())
+S, dp = int(lay["parallel.sp"]), int(lay.get("parallel.dp", 1))
+B, H, W, C, depth = 2 // dp, 12, 24, 16, 2  # local batch, grid rows (south pole dropped), columns, dim, blocks
+T = B * H * W // S
+per_step = depth * 2 * 4 * T * C * (S - 1) // S * 4  # layers x (forward, backward) x floats x bytes
+last = b[-1]
+assert last["sp_bytes_min"] == last["sp_bytes_max"] == 3 * per_step, (last, per_step)
+assert last["sp_bytes_expected_max"] == 3 * per_step, last
+print(sys.argv[3], "losses", [y["loss"] for y in b], "all-to-all bytes per rank and step", per_step)
+PY
+done
+
 # validation (loss and the one-step validation forecast's skill, 3 samples
-# over a batch of 2, so one is padding) on DP 2 x WP 2 against 1 rank
+# over a batch of 2, so one is padding) on DP 2 x WP 2 and on SP 2 against
+# 1 rank
 val=(model.window=2 train.val_start=2020-01-01T12 train.val_every=2 train.val_samples=3 train.val_levels=2
      train.val_members=2)
 run "$tmp/v1" 2 "${val[@]}" && ok || fail "validation run on 1 rank"
-if mpiexec -n 4 "$tessera" train out="$tmp/v4" "${common[@]}" train.steps=2 "${val[@]}" parallel.dp=2 parallel.wp_x=2 \
-  >"$tmp/v4.log" 2>&1; then ok
-else fail "validation run on dp 2 x wp 2: $(tail -2 "$tmp/v4.log")"; fi
-if /usr/bin/python3 - "$tmp/v1/tessera.jsonl" "$tmp/v4/tessera.jsonl" <<'PY'; then ok; else fail "validation differs on dp 2 x wp 2"; fi
+for layout in "4 parallel.dp=2 parallel.wp_x=2" "2 parallel.sp=2"; do
+  set -- $layout
+  n=$1
+  shift
+  name=v_$(echo "$*" | tr ' =.' '___')
+  if mpiexec -n "$n" "$tessera" train out="$tmp/$name" "${common[@]}" train.steps=2 "${val[@]}" "$@" \
+    >"$tmp/$name.log" 2>&1; then ok
+  else fail "validation run on $*: $(tail -2 "$tmp/$name.log")"; fi
+  if /usr/bin/python3 - "$tmp/v1/tessera.jsonl" "$tmp/$name/tessera.jsonl" <<'PY'; then ok; else fail "validation differs on $*"; fi
 import json, sys
 def vals(p):
     return [e for e in map(json.loads, open(p)) if e["event"] in ("validation", "train_step") and "val_skill" in e]
@@ -139,12 +188,16 @@ for x, y in zip(a, b):
         assert abs(x[k] - y[k]) <= 1e-5 * abs(x[k]), (k, x[k], y[k])
 print("validation", [(x["val_loss"], x["val_skill"]) for x in b])
 PY
+done
 
 # refused layouts and keys: one line, exit 2
 # (mpiexec adds its own abort banner; tessera's own lines are counted)
 expect2() { "$@" >"$tmp/o" 2>"$tmp/err"; local rc=$?
   if [ $rc = 2 ] && [ "$(grep -c '^tessera: ' "$tmp/err")" = 1 ]; then ok; else fail "$*: exit $rc, $(cat "$tmp/err")"; fi; }
-expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.sp=2
+expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.pp=2
+expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.sp=2 model.heads=1
+expect2 mpiexec -n 4 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.sp=2 parallel.wp_x=2 \
+  model.window=2
 expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.dp=2 train.batch=3
 expect2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 model.heads=3
 expect2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 train.var_weights=q900=1
