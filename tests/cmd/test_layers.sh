@@ -8,7 +8,9 @@
 # usage: test_layers.sh path/to/tessera source-dir
 set -u
 src=${2:?usage: test_layers.sh tessera source-dir}
-/usr/bin/python3 - "$src" <<'PY'
+. "$(dirname "$0")/../lib.sh"
+# one check: the script prints every problem it finds and exits non-zero on any
+if /usr/bin/python3 - "$src" <<'PY'; then ok; else fail "the floors of docs/architecture.md"; fi
 import os, re, sys
 src = sys.argv[1]
 ALLOWED = {
@@ -74,3 +76,4 @@ if len(files) < 100 or n_arrows < 300:
 print(f"{len(files)} files, {n_arrows} includes: {len(bad)} problems")
 sys.exit(1 if bad else 0)
 PY
+finish 1

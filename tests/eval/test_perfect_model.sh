@@ -16,22 +16,17 @@
 # usage: bash test_perfect_model.sh <path/to/tessera> <source dir>
 set -u
 TESSERA=$1
-PASS=0 FAIL=0
-ok() { PASS=$((PASS + 1)); echo "ok: $1"; }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL: $1"; }
-finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit $?; }
-
-tmp=$(mktemp -d /tmp/tessera_pm_sh_XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/../lib.sh"
+pass() { ok; echo "ok   $*"; } # a passed check, with what it saw
 out=$tmp/demo
 
-if "$TESSERA" demo out="$out" demo.size=quick >"$tmp/demo.log" 2>&1; then ok "quick demo runs"; else
-    bad "quick demo failed:"; tail -20 "$tmp/demo.log"; finish
+if "$TESSERA" demo out="$out" demo.size=quick >"$tmp/demo.log" 2>&1; then pass "quick demo runs"; else
+    fail "quick demo failed:"; tail -20 "$tmp/demo.log"; finish; exit
 fi
 for t in 2021-01-21T00 2021-01-24T00; do
-    [ -f "$out/data/restart_$t.nc" ] && ok "restart file of $t saved" || bad "no $out/data/restart_$t.nc"
+    [ -f "$out/data/restart_$t.nc" ] && pass "restart file of $t saved" || fail "no $out/data/restart_$t.nc"
 done
-[ -f "$out/perfect_model.nc" ] && ok "perfect_model.nc written" || bad "no perfect_model.nc"
+[ -f "$out/perfect_model.nc" ] && pass "perfect_model.nc written" || fail "no perfect_model.nc"
 
 # Every (variable, lead) of tessera has perfect_model rmse, crps and spread_skill rows.
 missing=$(awk -F, 'NR > 1 { key = $1 "," $2 "," $3 "," $4 }
@@ -39,15 +34,15 @@ missing=$(awk -F, 'NR > 1 { key = $1 "," $2 "," $3 "," $4 }
     NR > 1 && $5 == "perfect_model" { have[key] = 1 }
     END { for (k in want) if (!(k in have)) print k }' "$out/scorecard.csv")
 n_pm=$(grep -c ',perfect_model,' "$out/scorecard.csv")
-if [ -z "$missing" ] && [ "$n_pm" -gt 0 ]; then ok "perfect_model has every row tessera has ($n_pm rows)"; else
-    bad "perfect_model rows missing: $(echo $missing | head -c 400)"; fi
+if [ -z "$missing" ] && [ "$n_pm" -gt 0 ]; then pass "perfect_model has every row tessera has ($n_pm rows)"; else
+    fail "perfect_model rows missing: $(echo $missing | head -c 400)"; fi
 
 rmse() { awk -F, -v v="$1" -v l="$2" -v h="$3" -v s="$4" \
     '$1 == v && $2 == l && $3 == h && $4 == "rmse" && $5 == s { print $6 }' "$out/scorecard.csv"; }
 pm=$(rmse z 500 24 perfect_model) pers=$(rmse z 500 24 persistence)
 if [ -n "$pm" ] && [ -n "$pers" ] && awk -v a="$pm" -v b="$pers" 'BEGIN { exit !(a > 0 && a < 0.25 * b) }'; then
-    ok "z500 24 h: perfect model RMSE $pm < 1/4 of persistence's $pers"
-else bad "z500 24 h: perfect model RMSE '$pm' vs persistence '$pers'"; fi
+    pass "z500 24 h: perfect model RMSE $pm < 1/4 of persistence's $pers"
+else fail "z500 24 h: perfect model RMSE '$pm' vs persistence '$pers'"; fi
 
 # Structure and member spread, read by an independent reader.
 if /usr/bin/python3 - "$out/forecast.nc" "$out/perfect_model.nc" >"$tmp/py.log" 2>&1 <<'EOF'
@@ -76,7 +71,7 @@ for v in sorted(names):
         assert np.nanmax(sd) > 0, f"{v}: the members are identical"
 print("structure and spread ok:", ", ".join(sorted(names)))
 EOF
-then ok "$(tail -1 "$tmp/py.log")"; else bad "perfect_model.nc structure/spread:"; cat "$tmp/py.log"; fi
+then pass "$(tail -1 "$tmp/py.log")"; else fail "perfect_model.nc structure/spread:"; cat "$tmp/py.log"; fi
 
 # A missing restart file: one error line naming the time and the key.
 rm "$out/data/restart_2021-01-24T00.nc"
@@ -86,6 +81,8 @@ rm "$out/data/restart_2021-01-24T00.nc"
 rc=$?
 line=$(grep -i 'perfect model' "$tmp/err.log" | grep -v 'building' | head -1)
 if [ $rc -ne 0 ] && [[ $line == *2021-01-24T00* ]] && [[ $line == *synth.restart_times* ]]; then
-    ok "missing restart file: exit $rc, '$line'"
-else bad "missing restart file: exit $rc, '$line'"; cat "$tmp/err.log"; fi
-finish
+    pass "missing restart file: exit $rc, '$line'"
+else fail "missing restart file: exit $rc, '$line'"; cat "$tmp/err.log"; fi
+# the demo, 2 restart files, perfect_model.nc, the rows, z500 against
+# persistence, the structure, the missing restart file
+finish 8

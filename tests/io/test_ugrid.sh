@@ -6,10 +6,9 @@
 # usage: test_ugrid.sh path/to/tessera source-dir
 set -u
 tessera=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-"$(dirname "$tessera")/tests/test_ugrid_write" "$tmp" || { echo "FAIL: cannot write the sample files"; exit 1; }
-/usr/bin/python3 - "$tmp" <<'PY'
+. "$(dirname "$0")/../lib.sh"
+if "$(dirname "$tessera")/tests/test_ugrid_write" "$tmp"; then ok; else fail "cannot write the sample files"; finish; exit; fi
+if /usr/bin/python3 - "$tmp" <<'PY'; then ok; else fail "the UGRID files, read by netCDF4 and xarray"; fi
 import sys
 import numpy as np
 import netCDF4
@@ -64,3 +63,4 @@ for name, dim in (("tri", 2), ("tet", 3)):
     assert xds["pressure"].sizes["time"] == 3
 print("ugrid checks passed")
 PY
+finish 2

@@ -18,11 +18,7 @@
 set -u
 tessera=$(realpath "$1")
 src=$(realpath "$2")
-tmp=$(mktemp -d /tmp/tessera-jobs-test.XXXXXX)
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/../lib.sh"
 t_start=$(date +%s)
 PATH=$PATH:/usr/sbin:/sbin
 
@@ -46,10 +42,10 @@ cleanup() {
     done
   fi
   [ "$own_cluster" = 1 ] && bash "$src/jobs/local/stop.sh" >/dev/null 2>&1
-  rm -rf "$tmp"
+  if [ "${TESSERA_KEEP_TMP:-0}" = 1 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
 }
-trap cleanup EXIT
-trap 'echo "FAIL: interrupted"; failed=$((failed + 1)); exit 1' INT TERM
+trap cleanup EXIT # in place of lib.sh's, which only removes $tmp
+trap 'fail "interrupted"; exit 1' INT TERM
 
 if ! out=$(bash "$src/jobs/local/start.sh" 2>&1); then
   echo "FAIL: cannot start the local Slurm cluster: $out"
@@ -57,10 +53,10 @@ if ! out=$(bash "$src/jobs/local/start.sh" 2>&1); then
   exit 1
 fi
 
-# Open MPI as root, oversubscription, one thread per rank in every run (the
-# same thread count is what makes the runs bit-identical); sbatch passes the
-# environment on to the jobs.
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1
+# Open MPI as root and oversubscription (lib.sh), one thread per rank in every
+# run (the same thread count is what makes the runs bit-identical); sbatch
+# passes the environment on to the jobs.
+export OMP_NUM_THREADS=1
 export TESSERA=$tessera
 job_field() { scontrol show job -o "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
 show_log() { echo "--- $1"; tail -n "${2:-20}" "$1" 2>/dev/null; }
@@ -237,5 +233,7 @@ for init in ("2020-01-02", "2020-01-02T18"):
 print("array: forecast-2020-01-02.nc, forecast-2020-01-02T18.nc")
 PY
 
-echo "test_slurm_requeue: $passed passed, $failed failed ($(($(date +%s) - t_start)) s)"
-[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
+echo "test_slurm_requeue: $(($(date +%s) - t_start)) s"
+# the reference run, step 10 reached, the requeue, the completed job, its log,
+# bit for bit; the forecast job, its 2 ranks, its file; the array, its files
+finish 11
