@@ -2,8 +2,9 @@
  * model, written lead by lead as CF NetCDF (io/forecast_write.h).
  *
  * Members run on DP replicas (replica r takes members [r M/dp, (r+1) M/dp)
- * of every initial time, as one batch) and windows on WP ranks (each holds
- * its block of whole windows of those members, as in training). Each lead samples the normalised
+ * of every initial time, as one batch), windows on WP ranks (each holds
+ * its block of whole windows of those members, as in training) and bands of
+ * grid rows on SP ranks (Ulysses attention). Each lead samples the normalised
  * residual with the TrigFlow sampler (models/sampler.h) conditioned on the
  * current state and the forcings at the target time (tisr from the solar
  * function the simulator uses, lsm and z_surface from the data), then adds
@@ -51,7 +52,7 @@ typedef struct {
     const ts_era5_grid *grid;
     size_t ns, nf, HW, cin;      /* state channels, forcings, grid points, input channels */
     size_t HWl;                  /* grid points of this rank's block (HW without WP) */
-    int *coords;                 /* rank 0: (world, 3) DP replica, WP row and column of every rank */
+    int *coords;                 /* rank 0: (world, 3) DP replica, first grid row and column of every rank */
     int64_t step;                /* seconds per lead */
     int nmembers, nlocal, first_member, nleads;
     size_t ninits;
@@ -174,10 +175,10 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
     char err[1024], ckpath[4096];
     memset(f, 0, sizeof *f);
     f->cfg = cfg, f->layout = lay;
-    if (lay->size[TS_AXIS_SP] > 1 || lay->size[TS_AXIS_PP] > 1)
-        ts_usage_error("parallel.sp = %d, parallel.pp = %d: tessera forecast runs members on parallel.dp replicas and "
-                       "windows on parallel.wp_y x parallel.wp_x ranks (sp and pp must be 1)",
-                       lay->size[TS_AXIS_SP], lay->size[TS_AXIS_PP]);
+    if (lay->size[TS_AXIS_PP] > 1)
+        ts_usage_error("parallel.pp = %d: tessera forecast runs members on parallel.dp replicas, windows on "
+                       "parallel.wp_y x parallel.wp_x ranks and bands of rows on parallel.sp ranks (pp must be 1)",
+                       lay->size[TS_AXIS_PP]);
     const char *why = NULL;
     f->be = ts_backend_get(ts_config_str(cfg, "device"), &why);
     if (!f->be) ts_usage_error("device=%s is not available: %s", ts_config_str(cfg, "device"), why);
@@ -217,21 +218,22 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
                          .c_in = (int)f->cin, .c_out = (int)f->ns, .dim = (int)ts_config_int(cfg, "model.dim"),
                          .heads = (int)ts_config_int(cfg, "model.heads"), .hidden = (int)ts_config_int(cfg, "model.hidden"),
                          .depth = (int)ts_config_int(cfg, "model.depth"), .t_freq = (int)ts_config_int(cfg, "model.t_freq")};
-    ts_swin_wp wp = {lay->wp,
-                     lay->size[TS_AXIS_WP_Y],
-                     lay->size[TS_AXIS_WP_X],
-                     lay->coord[TS_AXIS_WP_Y],
-                     lay->coord[TS_AXIS_WP_X],
-                     lay->axis[TS_AXIS_SP],
-                     1,
-                     0}; /* sp: refused above */
+    ts_swin_wp wp = {.comm = lay->wp,
+                     .wp_y = lay->size[TS_AXIS_WP_Y],
+                     .wp_x = lay->size[TS_AXIS_WP_X],
+                     .py = lay->coord[TS_AXIS_WP_Y],
+                     .px = lay->coord[TS_AXIS_WP_X],
+                     .sp_comm = lay->axis[TS_AXIS_SP],
+                     .sp = lay->size[TS_AXIS_SP],
+                     .sp_rank = lay->coord[TS_AXIS_SP]};
     if (ts_swin_create(&f->model, f->be, &mc, f->nlocal, &wp, err, sizeof err)) ts_usage_error("%s", err);
     load_weights(f, ck, ckpath);
     check_grid(f, ck, ckpath);
     ts_ckpt_close(ck);
     f->HWl = (size_t)f->model.h * (size_t)f->model.w;
-    /* rank 0 places every rank's block when it gathers and scatters states */
-    int mine[3] = {r, lay->coord[TS_AXIS_WP_Y], lay->coord[TS_AXIS_WP_X]};
+    /* rank 0 places every rank's block (WP) or band (SP) when it gathers
+     * and scatters states */
+    int mine[3] = {r, f->model.row0, f->model.col0};
     if (lay->rank == 0) f->coords = ts_malloc(sizeof(int) * 3 * (size_t)lay->world);
     ts_par_gather_ints(lay, mine, f->coords, 3);
 
@@ -452,7 +454,7 @@ static void place_blocks(const forecaster *f, float *gbuf, float *all, int world
     const size_t per_rank = (size_t)f->nlocal * f->ns * f->HWl, W = f->grid->nlon;
     for (int r = 0; r < world; r++) {
         const int *c = f->coords + 3 * r;
-        size_t row0 = (size_t)c[1] * (size_t)m->h, col0 = (size_t)c[2] * (size_t)m->w;
+        size_t row0 = (size_t)c[1], col0 = (size_t)c[2];
         for (int b = 0; b < f->nlocal; b++)
             for (size_t ch = 0; ch < f->ns; ch++) {
                 float *blk = gbuf + (size_t)r * per_rank + ((size_t)b * f->ns + ch) * f->HWl;

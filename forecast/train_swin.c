@@ -177,14 +177,14 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
                          .hidden = (int)ts_config_int(cfg, "model.hidden"),
                          .depth = (int)ts_config_int(cfg, "model.depth"),
                          .t_freq = (int)ts_config_int(cfg, "model.t_freq")};
-    ts_swin_wp wp = {lay->wp,
-                     lay->size[TS_AXIS_WP_Y],
-                     lay->size[TS_AXIS_WP_X],
-                     lay->coord[TS_AXIS_WP_Y],
-                     lay->coord[TS_AXIS_WP_X],
-                     lay->axis[TS_AXIS_SP],
-                     lay->size[TS_AXIS_SP],
-                     lay->coord[TS_AXIS_SP]};
+    ts_swin_wp wp = {.comm = lay->wp,
+                     .wp_y = lay->size[TS_AXIS_WP_Y],
+                     .wp_x = lay->size[TS_AXIS_WP_X],
+                     .py = lay->coord[TS_AXIS_WP_Y],
+                     .px = lay->coord[TS_AXIS_WP_X],
+                     .sp_comm = lay->axis[TS_AXIS_SP],
+                     .sp = lay->size[TS_AXIS_SP],
+                     .sp_rank = lay->coord[TS_AXIS_SP]};
     if (ts_swin_create(&tr->model, tr->be, &mc, tr->local_batch, &wp, err, sizeof err)) ts_usage_error("%s", err);
     ts_swin_init_weights(&tr->model, tr->seed, 1);
 
