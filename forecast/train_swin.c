@@ -546,8 +546,9 @@ static double task_validate(void *self, char *text, size_t tcap, char *json, siz
  * most over ranks. */
 static void log_fields(void *self, char *json, size_t cap) {
     swin_trainer *tr = self;
-    unsigned long long mine[4] = {tr->model.wp_bytes, tr->model.wp_bytes_expected, ts_swin_sp_bytes(&tr->model),
-                                  tr->model.sp_bytes_expected},
+    size_t wp_sent, wp_expected;
+    ts_swin_wp_bytes(&tr->model, &wp_sent, &wp_expected);
+    unsigned long long mine[4] = {wp_sent, wp_expected, ts_swin_sp_bytes(&tr->model), tr->model.sp_bytes_expected},
                        lo[4], hi[4];
     ts_par_minmax_u64(tr->layout, mine, lo, hi, 4);
     snprintf(

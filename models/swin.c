@@ -79,6 +79,10 @@ static void position_encoding(float *pe, int h, int w, int row0, int col0, int d
         }
 }
 
+/* Whether shifted blocks roll their input field across WP ranks (window
+ * parallelism alone; with SP the attention layer rolls its heads). */
+static int rolls_h1(const ts_swin *m) { return m->wp && m->sp == 1; }
+
 static void take_block(ts_swin *m, ts_swin_block_acts *b, ts_arena *a, const ts_wattn_acts *share, int shifted) {
     const size_t T = (size_t)m->T, d = (size_t)m->cfg.dim, F = (size_t)m->cfg.hidden;
     b->x_in = ts_arena_take(a, T * d, "block.x_in");
@@ -94,7 +98,7 @@ static void take_block(ts_swin *m, ts_swin_block_acts *b, ts_arena *a, const ts_
     b->g = ts_arena_take(a, T * F, "block.g");
     b->m = ts_arena_take(a, T * d, "block.m");
     b->mod = ts_arena_take(a, (size_t)m->B * 6 * d, "block.mod");
-    b->h1r = shifted && m->wp ? ts_arena_take(a, T * d, "block.h1r") : NULL;
+    b->h1r = shifted && rolls_h1(m) ? ts_arena_take(a, T * d, "block.h1r") : NULL;
     ts_wattn_acts_take(&b->attn, a, &m->plan[shifted], share);
 }
 
@@ -123,7 +127,7 @@ static void take_all(ts_swin *m, ts_arena *a) {
     m->d_csilu = ts_arena_take(a, B * d, "d_csilu");
     m->d_c = ts_arena_take(a, B * d, "d_c");
     m->d_th = ts_arena_take(a, B * d, "d_th");
-    m->rolled = m->wp ? ts_arena_take(a, T * d, "rolled") : NULL;
+    m->rolled = rolls_h1(m) ? ts_arena_take(a, T * d, "rolled") : NULL;
 }
 
 /* The block of this rank, and the window plans: plain layers see whole
@@ -138,9 +142,12 @@ static int make_plans(ts_swin *m, const ts_swin_config *cfg, const ts_wattn_sp *
         ts_win_geom shifted = {cfg->H, cfg->W, cfg->window, cfg->window, s, s};
         return ts_wattn_plan_make_sp(&m->plan[1], m->be, &shifted, NULL, m->B, cfg->dim, cfg->heads, sp, err, cap);
     }
-    uint8_t *group = ts_malloc((size_t)m->h);
-    for (int i = 0; i < m->h; i++) group[i] = (uint8_t)(m->row0 + i + s >= cfg->H); /* came across the pole */
-    int rc = ts_wattn_plan_make(&m->plan[1], m->be, &plain, s ? group : NULL, m->B, cfg->dim, cfg->heads, err, cap);
+    uint8_t *group = ts_malloc((size_t)m->bh);
+    for (int i = 0; i < m->bh; i++) group[i] = (uint8_t)(m->brow0 + i + s >= cfg->H); /* came across the pole */
+    ts_wattn_sp rolled = *sp; /* with SP the attention layer rolls its gathered heads itself */
+    rolled.roll_sy = rolled.roll_sx = s;
+    int rc = ts_wattn_plan_make_sp(&m->plan[1], m->be, &plain, s ? group : NULL, m->B, cfg->dim, cfg->heads,
+                                   sp->size > 1 ? &rolled : NULL, err, cap);
     free(group);
     return rc;
 }
@@ -153,46 +160,43 @@ int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, 
         return TS_FAIL(err, cap, "batch of %d samples", B);
     }
     m->cfg = *cfg, m->be = be, m->B = B;
-    m->h = cfg->H, m->w = cfg->W, m->wp_y = m->wp_x = 1;
-    if (wp && wp->wp_y * wp->wp_x > 1) {
-#ifndef TESSERA_HAVE_MPI
-        snprintf(err, cap, "window parallelism needs MPI, and this build has none (TESSERA_CORE_ONLY)");
-        return -1;
-#else
-        if (cfg->H % (wp->wp_y * cfg->window) || cfg->W % (wp->wp_x * cfg->window)) {
-            snprintf(err, cap,
-                     "the grid %d x %d does not split into parallel.wp_y x parallel.wp_x = %d x %d blocks of whole "
-                     "%d x %d windows",
-                     cfg->H, cfg->W, wp->wp_y, wp->wp_x, cfg->window, cfg->window);
-            return -1;
-        }
-        m->wp = 1, m->wp_y = wp->wp_y, m->wp_x = wp->wp_x;
-        m->h = cfg->H / wp->wp_y, m->w = cfg->W / wp->wp_x, m->row0 = wp->py * m->h, m->col0 = wp->px * m->w;
-        int s = cfg->window / 2;
-        if (ts_roll_plan_create(&m->roll, wp->comm, m->h, m->w, cfg->dim, s, s, err, cap)) return -1;
-        if (be->kind != TS_BACKEND_CPU)
-            for (int k = 0; k < 2; k++) m->roll_host[k] = ts_malloc(sizeof(float) * (size_t)m->h * m->w * cfg->dim);
-#endif
-    }
-    m->bh = m->h, m->sp = 1;
+    m->h = cfg->H, m->w = cfg->W, m->wp_y = m->wp_x = 1, m->sp = 1;
+    const int S = wp && wp->sp > 1 ? wp->sp : 1;
     ts_wattn_sp sp = {0};
     sp.size = 1;
-    if (wp && wp->sp > 1) {
+    if (wp && (wp->wp_y * wp->wp_x > 1 || S > 1)) {
 #ifndef TESSERA_HAVE_MPI
-        return TS_FAIL(err, cap, "sequence parallelism needs MPI, and this build has none (TESSERA_CORE_ONLY)");
+        return TS_FAIL(err, cap,
+                       "window and sequence parallelism need MPI, and this build has none "
+                       "(TESSERA_CORE_ONLY)");
 #else
-        if (m->wp)
-            return TS_FAIL(err, cap,
-                           "parallel.sp = %d with parallel.wp_y x parallel.wp_x = %d x %d: the swin model "
-                           "does not yet combine sequence and window parallelism (set one of them to 1)",
-                           wp->sp, wp->wp_y, wp->wp_x);
-        if (cfg->H % wp->sp)
-            return TS_FAIL(err, cap, "the %d grid rows do not split into parallel.sp = %d bands of whole rows", cfg->H,
-                           wp->sp);
-        sp = (ts_wattn_sp){wp->sp_comm, wp->sp, wp->sp_rank};
-        m->sp = wp->sp, m->h = cfg->H / wp->sp, m->row0 = wp->sp_rank * m->h;
+        if (wp->wp_y * wp->wp_x > 1) {
+            if (cfg->H % (wp->wp_y * cfg->window) || cfg->W % (wp->wp_x * cfg->window))
+                return TS_FAIL(err, cap,
+                               "the grid %d x %d does not split into parallel.wp_y x parallel.wp_x = %d x %d blocks "
+                               "of whole %d x %d windows",
+                               cfg->H, cfg->W, wp->wp_y, wp->wp_x, cfg->window, cfg->window);
+            m->wp = 1, m->wp_y = wp->wp_y, m->wp_x = wp->wp_x;
+            m->h = cfg->H / wp->wp_y, m->w = cfg->W / wp->wp_x, m->row0 = wp->py * m->h, m->col0 = wp->px * m->w;
+        }
+        m->brow0 = m->row0;
+        if (S > 1) {
+            if (m->h % S)
+                return TS_FAIL(err, cap,
+                               "the %d grid rows of a rank's block do not split into parallel.sp = %d bands "
+                               "of whole rows",
+                               m->h, S);
+            sp = (ts_wattn_sp){.comm = wp->sp_comm, .size = S, .rank = wp->sp_rank, .wp_comm = wp->comm};
+            m->sp = S, m->h /= S, m->row0 = m->brow0 + wp->sp_rank * m->h;
+        } else {
+            int s = cfg->window / 2; /* the block's field rolls across ranks in shifted blocks */
+            if (ts_roll_plan_create(&m->roll, wp->comm, m->h, m->w, cfg->dim, s, s, err, cap)) return -1;
+            if (be->kind != TS_BACKEND_CPU)
+                for (int k = 0; k < 2; k++) m->roll_host[k] = ts_malloc(sizeof(float) * (size_t)m->h * m->w * cfg->dim);
+        }
 #endif
     }
+    m->bh = m->h * m->sp;
     m->T = B * m->h * m->w;
     declare_params(m);
     ts_params_alloc(&m->params, be);
@@ -222,7 +226,7 @@ void ts_swin_free(ts_swin *m) {
         if (m->plan[s].qkv_idx) ts_wattn_plan_free(&m->plan[s]);
     m->be->free(m->pos);
 #ifdef TESSERA_HAVE_MPI
-    if (m->wp) ts_roll_plan_free(&m->roll);
+    if (rolls_h1(m)) ts_roll_plan_free(&m->roll);
 #endif
     free(m->roll_host[0]), free(m->roll_host[1]);
     ts_params_free(&m->grads);
@@ -457,6 +461,11 @@ void ts_swin_backward(ts_swin *m, const float *d_out) {
 }
 
 size_t ts_swin_sp_bytes(const ts_swin *m) { return m->plan[0].sp_bytes + m->plan[1].sp_bytes; }
+
+void ts_swin_wp_bytes(const ts_swin *m, size_t *sent, size_t *expected) {
+    *sent = m->wp_bytes + m->plan[1].roll_bytes;
+    *expected = m->wp_bytes_expected + m->plan[1].roll_bytes_expected;
+}
 
 double ts_swin_forward_flops(const ts_swin *m) {
     const ts_swin_config *c = &m->cfg;

@@ -37,8 +37,8 @@ typedef int ts_swin_comm;
 /* This rank's tokens of the global grid. Window parallelism: a block of
  * whole windows on a WP_y x WP_x rank grid. Sequence parallelism (Ulysses,
  * models/window_attention.h): a band of H / sp whole rows of the grid,
- * attention trading tokens for heads over the sp ranks (not yet combined
- * with window parallelism). */
+ * attention trading tokens for heads over the sp ranks; with both, a band
+ * of H / (wp_y sp) rows of the rank's block. */
 typedef struct {
     ts_swin_comm comm;    /* the WP_y x WP_x Cartesian communicator (the layout's wp) */
     int wp_y, wp_x;       /* rank grid */
@@ -74,7 +74,7 @@ typedef struct {
     const ts_backend *be;
     int B, T;                     /* samples per step, local tokens B*h*w */
     int h, w, row0, col0;         /* this rank's tokens: rows and columns of the grid (all of it on one rank) */
-    int bh;                       /* rows of the block the windows see: h, or h * sp with sequence parallelism */
+    int bh, brow0;                /* the block the windows see: h rows from row0, or h * sp with sequence parallelism */
     int sp;                       /* sequence-parallel ranks (1: none) */
     int wp;                       /* 1: shifted blocks roll across ranks (WP_y x WP_x > 1) */
     int wp_y, wp_x;
@@ -137,6 +137,9 @@ void ts_swin_backward(ts_swin *m, const float *d_out);
 
 /* All-to-all bytes this rank sent to other SP ranks since creation. */
 size_t ts_swin_sp_bytes(const ts_swin *m);
+/* Strip bytes this rank sent to other WP ranks since creation (the field's
+ * roll, or with SP the gathered heads' roll), and the analytic count. */
+void ts_swin_wp_bytes(const ts_swin *m, size_t *sent, size_t *expected);
 
 /* Forward FLOPs (REFERENCE.md: L (8 T d^2 + 4 T L_w d + 6 T d F) plus
  * embedding and head). */

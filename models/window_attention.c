@@ -8,6 +8,7 @@
 
 #ifdef TESSERA_HAVE_MPI
 #include "parallel/collective.h"
+#include "parallel/roll.h"
 #endif
 
 /* Where grid token t (b, y, x of the whole grid) stands after the
@@ -55,19 +56,40 @@ int ts_wattn_plan_make_sp(ts_wattn_plan *p, const ts_backend *be, const ts_win_g
     p->nW = ts_win_count(g), p->L = ts_win_size(g), p->T = B * g->H * g->W / S;
     const int nh = p->heads, Tl = p->T;
     const size_t Tw = (size_t)B * g->H * g->W;
+    const int rolls = S > 1 && (sp->roll_sy > 0 || sp->roll_sx > 0);
+    const int Sw = rolls ? 1 : S; /* the windows read the received order, or the grid order a roll needs */
 
     size_t nq = (size_t)3 * B * nh * p->nW * p->L, no = Tw * nh;
-    int32_t *idx = ts_malloc(sizeof(int32_t) * (nq > no ? nq : no)), *re = ts_malloc(sizeof(int32_t) * no);
+    int32_t *idx = ts_malloc(sizeof(int32_t) * (nq > no ? nq : no)), *re = ts_malloc(sizeof(int32_t) * 3 * no);
     ts_win_qkv_index(g, B, nh, idx); /* rows (t * 3 + j) * nh + h of the grid-ordered tokens */
     for (size_t k = 0; k < nq; k++) {
         size_t t = (size_t)idx[k] / (3 * (size_t)nh), rest = (size_t)idx[k] % (3 * (size_t)nh);
-        idx[k] = (int32_t)(recv_pos(g, B, S, t) * 3 * (size_t)nh + rest);
+        idx[k] = (int32_t)(recv_pos(g, B, Sw, t) * 3 * (size_t)nh + rest);
     }
     p->qkv_idx = upload_index(be, idx, nq);
     ts_win_out_index(g, B, nh, idx); /* entry t * nh + h: the windowed row of token t, head h */
     for (size_t t = 0; t < Tw; t++)
-        for (int h = 0; h < nh; h++) re[recv_pos(g, B, S, t) * nh + (size_t)h] = idx[t * nh + (size_t)h];
+        for (int h = 0; h < nh; h++) re[recv_pos(g, B, Sw, t) * nh + (size_t)h] = idx[t * nh + (size_t)h];
     p->out_idx = upload_index(be, re, no);
+    if (rolls) {
+#ifdef TESSERA_HAVE_MPI
+        for (size_t t = 0; t < Tw; t++)
+            for (size_t r = 0; r < 3 * (size_t)nh; r++)
+                re[t * 3 * nh + r] = (int32_t)(recv_pos(g, B, S, t) * 3 * nh + r);
+        p->to_grid = upload_index(be, re, 3 * no);
+        for (size_t t = 0; t < Tw; t++)
+            for (int h = 0; h < nh; h++) re[recv_pos(g, B, S, t) * nh + (size_t)h] = (int32_t)(t * nh + (size_t)h);
+        p->to_recv = upload_index(be, re, no);
+        ts_roll_plan *roll = ts_calloc(2, sizeof(ts_roll_plan));
+        p->roll = roll;
+        for (int k = 0; k < 2; k++)
+            if (ts_roll_plan_create(&roll[k], sp->wp_comm, g->H, g->W, (k ? 1 : 3) * nh * p->hd, sp->roll_sy,
+                                    sp->roll_sx, err, cap)) {
+                free(idx), free(re);
+                return -1;
+            }
+#endif
+    }
     free(idx), free(re);
 
     if (S > 1) {
@@ -108,6 +130,35 @@ int ts_wattn_plan_make(ts_wattn_plan *p, const ts_backend *be, const ts_win_geom
     return ts_wattn_plan_make_sp(p, be, g, row_group, B, C, heads, NULL, err, cap);
 }
 
+/* Roll every sample's (H, W, channels) field of the gathered q, k, v
+ * (which 0) or output (which 1) across the WP ranks: forward onto the
+ * shifted windows, backward off them (the inverse and adjoint). */
+static void roll_samples(ts_wattn_plan *p, int forward, int which, const float *in, float *out) {
+#ifdef TESSERA_HAVE_MPI
+    ts_roll_plan *r = (ts_roll_plan *)p->roll + which;
+    const ts_backend *be = p->be;
+    const size_t n = (size_t)p->geom.H * p->geom.W * (size_t)r->C;
+    if (p->host[0]) be->sync();
+    for (int b = 0; b < p->B; b++) {
+        const float *src = in + (size_t)b * n;
+        float *dst = out + (size_t)b * n;
+        if (p->host[0]) {
+            be->download(p->host[0], src, sizeof(float) * n);
+            src = p->host[0], dst = p->host[1];
+        }
+        if (forward)
+            ts_roll_forward(r, src, dst);
+        else
+            ts_roll_backward(r, src, dst);
+        if (p->host[0]) be->upload(out + (size_t)b * n, p->host[1], sizeof(float) * n);
+        p->roll_bytes += r->bytes_last;
+        p->roll_bytes_expected += ts_roll_expected_bytes(r->h, r->w, r->C, r->sy, r->sx, r->wp_y, r->wp_x);
+    }
+#else
+    (void)p, (void)forward, (void)which, (void)in, (void)out; /* no roll without MPI */
+#endif
+}
+
 size_t ts_wattn_sp_bytes_per_pass(const ts_wattn_plan *p) {
     const int S = p->sp.size;
     return S > 1 ? 4 * (size_t)p->T * p->C / (size_t)S * (size_t)(S - 1) * sizeof(float) : 0;
@@ -137,6 +188,14 @@ void ts_wattn_plan_free(ts_wattn_plan *p) {
     p->be->free(p->out_idx);
     if (p->mask) p->be->free(p->mask);
     if (p->pack_idx) p->be->free(p->pack_idx), p->be->free(p->unpack_idx);
+    if (p->to_grid) p->be->free(p->to_grid);
+    if (p->to_recv) p->be->free(p->to_recv);
+#ifdef TESSERA_HAVE_MPI
+    if (p->roll)
+        for (int k = 0; k < 2; k++) ts_roll_plan_free((ts_roll_plan *)p->roll + k);
+#endif
+    free(p->roll);
+    p->roll = NULL, p->to_grid = p->to_recv = NULL;
     free(p->host[0]), free(p->host[1]);
     p->qkv_idx = p->out_idx = p->pack_idx = p->unpack_idx = NULL, p->mask = NULL, p->host[0] = p->host[1] = NULL;
 }
@@ -178,6 +237,10 @@ void ts_wattn_forward(ts_wattn_plan *p, ts_wattn_acts *a, float *y, const float 
         be->gather_rows(a->sp_a, a->qkv, p->pack_idx, T * 3 * p->heads * S, hd);
         exchange(p, a->sp_a, a->sp_b, 3 * tc / (size_t)S);
         all = a->sp_b;
+        if (p->roll) { /* a shifted layer over WP blocks: the gathered heads roll onto the shifted windows */
+            be->gather_rows(a->sp_a, a->sp_b, p->to_grid, T * S * 3 * p->heads, hd);
+            roll_samples(p, 1, 0, a->sp_a, a->sp_b);
+        }
     }
     be->gather_rows(a->qkvw, all, p->qkv_idx, 3 * nb * L, hd);
     const float *q = a->qkvw, *k = q + part, *v = k + part;
@@ -187,6 +250,10 @@ void ts_wattn_forward(ts_wattn_plan *p, ts_wattn_acts *a, float *y, const float 
     be->gemm_batched(0, 0, L, hd, L, 1.0f, a->P, L, sp, v, hd, sq, 0.0f, a->ow, hd, sq, nb);
     if (S > 1) { /* and back: all tokens, own heads -> own tokens, all heads */
         be->gather_rows(a->sp_a, a->ow, p->out_idx, T * S * p->heads, hd);
+        if (p->roll) { /* off the shifted windows, then into the order of the trade */
+            roll_samples(p, 0, 1, a->sp_a, a->sp_b);
+            be->gather_rows(a->sp_a, a->sp_b, p->to_recv, T * S * p->heads, hd);
+        }
         exchange(p, a->sp_a, a->sp_b, tc / (size_t)S);
         be->gather_rows(a->o, a->sp_b, p->unpack_idx, T * p->heads * S, hd);
     } else {
@@ -216,6 +283,11 @@ void ts_wattn_backward(ts_wattn_plan *p, ts_wattn_acts *a, float *dx, float *dWq
         be->scatter_add_rows(a->sp_a, a->d_o, p->unpack_idx, T * p->heads * S, hd);
         exchange(p, a->sp_a, a->sp_b, tc / (size_t)S);
         d_out = a->sp_b;
+        if (p->roll) {
+            be->zero(a->sp_a, sizeof(float) * tc);
+            be->scatter_add_rows(a->sp_a, a->sp_b, p->to_recv, T * S * p->heads, hd);
+            roll_samples(p, 1, 1, a->sp_a, a->sp_b);
+        }
     }
     be->zero(a->d_ow, sizeof(float) * part);
     be->scatter_add_rows(a->d_ow, d_out, p->out_idx, T * S * p->heads, hd);
@@ -233,6 +305,11 @@ void ts_wattn_backward(ts_wattn_plan *p, ts_wattn_acts *a, float *dx, float *dWq
     be->zero(d_all, sizeof(float) * 3 * tc);
     be->scatter_add_rows(d_all, a->d_qkvw, p->qkv_idx, 3 * nb * L, hd);
     if (S > 1) {
+        if (p->roll) {
+            roll_samples(p, 0, 0, a->sp_a, a->sp_b);
+            be->zero(a->sp_a, sizeof(float) * 3 * tc);
+            be->scatter_add_rows(a->sp_a, a->sp_b, p->to_grid, T * S * 3 * p->heads, hd);
+        }
         exchange(p, a->sp_a, a->sp_b, 3 * tc / (size_t)S);
         be->zero(a->d_qkv, sizeof(float) * 3 * tc);
         be->scatter_add_rows(a->d_qkv, a->sp_b, p->pack_idx, T * 3 * p->heads * S, hd);

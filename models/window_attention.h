@@ -33,10 +33,18 @@ typedef int ts_wattn_comm; /* the core-only build has no sequence parallelism */
  * work on a rank's own tokens; attention trades them in an all-to-all for
  * all tokens of the grid with heads / size of the heads, attends window by
  * window, and trades back. A shift moves no data: it only changes which of
- * the gathered tokens form a window. */
+ * the gathered tokens form a window.
+ *
+ * Under window parallelism the grid is the rank's block; a shifted layer
+ * (roll_sy, roll_sx > 0) then rolls the gathered q, k and v of its heads by
+ * the shift across wp_comm (parallel/roll.h), attends over the rolled
+ * block with row_group's mask, and rolls the output back before trading
+ * it home. */
 typedef struct {
     ts_wattn_comm comm;
     int size, rank;
+    ts_wattn_comm wp_comm; /* the WP_y x WP_x communicator, when roll_sy or roll_sx > 0 */
+    int roll_sy, roll_sx;
 } ts_wattn_sp;
 
 /* What depends only on the shape: built once per layer geometry. */
@@ -54,6 +62,11 @@ typedef struct {
     int32_t *unpack_idx; /* (T*heads*sp) received output rows -> own tokens' rows, device */
     float *host[2];      /* (3*T*C) host staging when the backend is not the CPU */
     size_t sp_bytes;     /* bytes sent to other ranks since the plan was made */
+    /* the roll of a shifted layer under WP x SP (roll != NULL) */
+    void *roll;       /* two ts_roll_plan: q, k, v (3 heads hd channels) and the output (heads hd) */
+    int32_t *to_grid; /* (B*H*W*3*heads) received q, k, v rows -> grid order, device */
+    int32_t *to_recv; /* (B*H*W*heads) grid-ordered output rows -> the order of the trade home, device */
+    size_t roll_bytes, roll_bytes_expected; /* strip bytes sent, and the analytic count */
 } ts_wattn_plan;
 
 /* Activations kept for backward, and backward scratch, from an arena. */

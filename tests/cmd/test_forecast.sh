@@ -2,8 +2,8 @@
 # tessera forecast end to end on small ERA5-format files and a briefly
 # trained checkpoint:
 # - the same layout reproduces the forecast bit for bit;
-# - DP = 2 ranks, WP = 3 x 1, 1 x 2, DP 2 x WP 1 x 2, SP = 2 and DP 2 x SP 2
-#   layouts, and another thread count match the first lead within 1e-5
+# - DP = 2 ranks, WP = 3 x 1, 1 x 2, DP 2 x WP 1 x 2, SP = 2, DP 2 x SP 2 and
+#   WP 1 x 2 x SP 2 layouts, and another thread count match the first lead within 1e-5
 #   (norm-wise relative);
 # - a rollout killed with SIGKILL after a complete lead, or stopped by
 #   SIGUSR1, resumes and ends identical to an uninterrupted one;
@@ -31,7 +31,7 @@ fc=(forecast.checkpoint="$tmp/run/checkpoint.h5" data.files="$tmp/data/cds_*.nc"
 mpiexec -n 2 "$tessera" forecast out="$tmp/dp2" "${fc[@]}" parallel.dp=2 >"$tmp/dp2.log" 2>&1 && ok \
   || fail "forecast dp=2: $(tail -3 "$tmp/dp2.log")"
 for layout in "wpy3 3 parallel.wp_y=3" "wpx2 2 parallel.wp_x=2" "dp2wpx2 4 parallel.dp=2 parallel.wp_x=2" \
-  "sp2 2 parallel.sp=2" "dp2sp2 4 parallel.dp=2 parallel.sp=2"; do
+  "sp2 2 parallel.sp=2" "dp2sp2 4 parallel.dp=2 parallel.sp=2" "wpx2sp2 4 parallel.wp_x=2 parallel.sp=2"; do
   set -- $layout
   name=$1 np=$2
   shift 2
@@ -78,7 +78,7 @@ a, b = fields(f"{tmp}/a/forecast.nc"), fields(f"{tmp}/b/forecast.nc")
 for v in a:
     assert np.array_equal(a[v], b[v], equal_nan=True), f"same layout differs in {v}"
 # first lead: other layouts within 1e-5 norm-wise relative
-for other in ("dp2", "wpy3", "wpx2", "dp2wpx2", "sp2", "dp2sp2", "th2"):
+for other in ("dp2", "wpy3", "wpx2", "dp2wpx2", "sp2", "dp2sp2", "wpx2sp2", "th2"):
     o = fields(f"{tmp}/{other}/forecast.nc")
     for v in a:
         x, y = a[v][:, :, 0], o[v][:, :, 0]

@@ -6,8 +6,8 @@
 # - 1 rank and DP = 2 ranks: the same losses within 1e-5 relative;
 # - DP = 2 x WP = 2 and SP = 2: the validation loss and the validation
 #   forecast's skill of every variable equal one rank's within 1e-5;
-# - SP = 2 and 4, DP = 2 x SP = 2: losses and weights equal one rank's
-#   within 1e-5, all-to-all bytes equal the analytic count;
+# - SP = 2 and 4, DP = 2 x SP = 2, WP 1 x 2 x SP 2: losses and weights
+#   equal one rank's within 1e-5, all-to-all bytes equal the analytic count;
 # - SIGUSR1 mid-run: a checkpoint, a clean exit, and a resume that ends equal
 #   to the uninterrupted run;
 # - bad layouts and keys: one line, exit 2.
@@ -129,7 +129,7 @@ done
 # (forward or backward) 4 T C (sp - 1) / sp floats, T = this rank's tokens
 sp=(model.heads=4 train.steps=3)
 run "$tmp/s1" 3 model.heads=4 && ok || fail "4-head run on 1 rank"
-for layout in "2 parallel.sp=2" "4 parallel.sp=4" "4 parallel.dp=2 parallel.sp=2"; do
+for layout in "2 parallel.sp=2" "4 parallel.sp=4" "4 parallel.dp=2 parallel.sp=2" "4 parallel.wp_x=2 parallel.sp=2"; do
   set -- $layout
   n=$1
   shift
@@ -152,9 +152,9 @@ for k in pa:
     u, v = pa[k][...].astype(np.float64), pb[k][...].astype(np.float64)
     assert np.linalg.norm(u - v) <= 1e-5 * max(np.linalg.norm(u), 1e-30), k
 lay = dict(kv.split("=") for kv in sys.argv[3].split())
-S, dp = int(lay["parallel.sp"]), int(lay.get("parallel.dp", 1))
+S, dp, wp = int(lay["parallel.sp"]), int(lay.get("parallel.dp", 1)), int(lay.get("parallel.wp_x", 1))
 B, H, W, C, depth = 2 // dp, 12, 24, 16, 2  # local batch, grid rows (south pole dropped), columns, dim, blocks
-T = B * H * W // S
+T = B * H * W // (wp * S)
 per_step = depth * 2 * 4 * T * C * (S - 1) // S * 4  # layers x (forward, backward) x floats x bytes
 last = b[-1]
 assert last["sp_bytes_min"] == last["sp_bytes_max"] == 3 * per_step, (last, per_step)
@@ -196,8 +196,9 @@ expect2() { "$@" >"$tmp/o" 2>"$tmp/err"; local rc=$?
   if [ $rc = 2 ] && [ "$(grep -c '^tessera: ' "$tmp/err")" = 1 ]; then ok; else fail "$*: exit $rc, $(cat "$tmp/err")"; fi; }
 expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.pp=2
 expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.sp=2 model.heads=1
-expect2 mpiexec -n 4 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.sp=2 parallel.wp_x=2 \
-  model.window=2
+# blocks of 6 rows do not split into 4 bands
+expect2 mpiexec -n 8 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.sp=4 model.heads=4 \
+  parallel.wp_y=2 model.window=2
 expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.dp=2 train.batch=3
 expect2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 model.heads=3
 expect2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 train.var_weights=q900=1

@@ -1,8 +1,9 @@
 /* Window and sequence parallelism of the Swin model against the same model
  * on one rank, all weights random (so every attention layer matters): every
- * WP_y x WP_x layout of the world size splits the grid into blocks, and
+ * WP_y x WP_x layout of the world size splits the grid into blocks,
  * SP = world splits it into bands of rows (Ulysses attention over heads /
- * sp heads); each rank's outputs must equal its tokens of the one-rank
+ * sp heads), and on 4 ranks WP 2 x 1 and 1 x 2 with SP 2 split each block
+ * into bands; each rank's outputs must equal its tokens of the one-rank
  * outputs, and the weight gradients summed over the ranks must equal the
  * one-rank gradients (1e-5 norm-wise relative: the sums run in another
  * order). Each rank's strip (WP) or all-to-all (SP) bytes must equal the
@@ -26,7 +27,6 @@ static double rel(const float *a, const float *b, size_t n) {
 }
 
 static void check_layout(int wp_y, int wp_x, int sp, const ts_swin_config *cfg, int B) {
-    int world = ts_mpi_size();
     int sizes[TS_AXIS_COUNT] = {1, 1, 1, 1, 1};
     sizes[TS_AXIS_WP_Y] = wp_y, sizes[TS_AXIS_WP_X] = wp_x, sizes[TS_AXIS_SP] = sp;
     ts_layout lay;
@@ -98,13 +98,15 @@ static void check_layout(int wp_y, int wp_x, int sp, const ts_swin_config *cfg, 
         double r = rel(part.grads.data + e->offset, one.grads.data + e->offset, e->numel);
         CHECK(r < 1e-5, "wp %dx%d sp %d: gradient of %s differs by %.2e", wp_y, wp_x, sp, e->name, r);
     }
-    CHECK(part.wp_bytes == part.wp_bytes_expected, "wp %dx%d: %zu strip bytes sent, %zu expected", wp_y, wp_x,
-          part.wp_bytes, part.wp_bytes_expected);
-    if (world > 1 && sp == 1) CHECK(part.wp_bytes > 0, "wp %dx%d: no strip was sent", wp_y, wp_x);
+    size_t wp_sent, wp_expected;
+    ts_swin_wp_bytes(&part, &wp_sent, &wp_expected);
+    CHECK(wp_sent == wp_expected, "wp %dx%d sp %d: %zu strip bytes sent, %zu expected", wp_y, wp_x, sp, wp_sent,
+          wp_expected);
+    if (wp_y * wp_x > 1) CHECK(wp_sent > 0, "wp %dx%d sp %d: no strip was sent", wp_y, wp_x, sp);
     /* Ulysses: per attention layer and pass (forward, backward) each rank
      * sends (sp - 1) / sp of its q, k, v (3 T C floats) and of its output
      * (T C), T = B H W / sp its tokens */
-    size_t T = (size_t)B * H * W / (size_t)sp,
+    size_t T = (size_t)B * H * W / ((size_t)wp_y * wp_x * sp),
            a2a = (size_t)cfg->depth * 2 * 4 * T * cfg->dim / (size_t)sp * (size_t)(sp - 1) * 4;
     CHECK(ts_swin_sp_bytes(&part) == a2a && part.sp_bytes_expected == a2a,
           "sp %d: %zu all-to-all bytes sent, %zu counted, %zu expected", sp, ts_swin_sp_bytes(&part),
@@ -155,6 +157,10 @@ int main(int argc, char **argv) {
             check_layout(wy, world / wy, 1, &big, 1);
         }
     check_layout(1, 1, world, &many, 2);
+    if (world == 4) { /* WP x SP: bands of each block; shifted layers roll the gathered heads */
+        check_layout(2, 1, 2, &many, 2);
+        check_layout(1, 2, 2, &many, 2);
+    }
     if (world == 3) check_layout(1, 1, world, &big, 1); /* 3 heads of 4 channels */
     int rc = mpi_check_finish("test_mpi_swin_parallel");
     ts_mpi_finalize();
