@@ -543,7 +543,7 @@ static double task_validate(void *self, char *text, size_t tcap, char *json, siz
 
 /* Strip bytes (WP) and all-to-all bytes (SP) every rank sent since the
  * start, and how many the analytic count of its layout says: the least and
- * most over ranks. */
+ * most over ranks; and the tokens of one sample (grid points). */
 static void log_fields(void *self, char *json, size_t cap) {
     swin_trainer *tr = self;
     size_t wp_sent, wp_expected;
@@ -554,8 +554,9 @@ static void log_fields(void *self, char *json, size_t cap) {
     snprintf(
         json, cap,
         ",\"wp_bytes_min\":%llu,\"wp_bytes_max\":%llu,\"wp_bytes_expected_min\":%llu,\"wp_bytes_expected_max\":%llu"
-        ",\"sp_bytes_min\":%llu,\"sp_bytes_max\":%llu,\"sp_bytes_expected_min\":%llu,\"sp_bytes_expected_max\":%llu",
-        lo[0], hi[0], lo[1], hi[1], lo[2], hi[2], lo[3], hi[3]);
+        ",\"sp_bytes_min\":%llu,\"sp_bytes_max\":%llu,\"sp_bytes_expected_min\":%llu,\"sp_bytes_expected_max\":%llu"
+        ",\"tokens_per_sample\":%zu",
+        lo[0], hi[0], lo[1], hi[1], lo[2], hi[2], lo[3], hi[3], tr->grid->nlat * tr->grid->nlon);
 }
 
 /* Beside the weights: the statistics the run normalizes with, and the grid

@@ -13,14 +13,17 @@
 #   dp      parallel.dp=R,            train.batch = B * P (the same global batch on more ranks)
 #   wp      parallel.wp_x=R,          train.batch = B * P (one replica's windows split over ranks)
 #   wp2d    parallel.wp_y=2, wp_x=R/2 (R >= 4), train.batch = B * P
+#   sp      parallel.sp=R,            train.batch = B * P (one replica's rows split into bands, Ulysses)
+#   wpsp    parallel.wp_x=2, sp=R/2 (R >= 4), train.batch = B * P
 # where P is the largest of these R.
 # Each run trains --steps steps (default 20) on the same data; samples/s and
 # GFLOP/s are the medians over the steps after the first 3 (start-up). The
 # efficiency of a row is (samples/s at R) / (R * samples/s at 1 rank of the
 # same study): for weak scaling that is t(1)/t(R) per step, for the strong
-# ones (dp, wp, wp2d; baseline: one rank, the whole batch) t(1)/(R t(R)).
-# A layout tessera refuses (a grid that does not split into whole windows
-# per rank, a batch that does not divide) is kept as a row with its status.
+# ones (dp, wp, wp2d, sp, wpsp; baseline: one rank, the whole batch)
+# t(1)/(R t(R)). A layout tessera refuses (a grid that does not split into
+# whole windows or bands per rank, heads that do not divide over sp, a batch
+# that does not divide) is kept as a row with its status.
 #
 # Without a data.files override the sweep first writes 8 synthetic days at
 # 5.625 deg (tessera synth-era5) and their statistics into OUT/data. Overrides
@@ -28,7 +31,11 @@
 # the default model is small enough for CPUs.
 #
 # Writes OUT/scaling.csv with the columns
-#   study,layout,ranks,dp,wp_y,wp_x,batch,samples_per_s,gflops,efficiency,status
+#   study,layout,ranks,dp,wp_y,wp_x,sp,pp,batch,samples_per_s,tokens_per_s,gflops,
+#   bytes_per_rank_step,efficiency,status
+# (tokens_per_s: samples/s x grid points; bytes_per_rank_step: the most any
+# rank sent a step, window strips plus sequence all-to-alls, the analytic
+# count the tests hold true)
 # plus OUT/scaling.png (matplotlib in /usr/bin/python3 or python3; skipped
 # with a message otherwise), OUT/bench (the one-rank SGEMM ceiling of
 # `tessera bench`, printed beside the table) and each run's folder
@@ -110,15 +117,16 @@ common+=("${user[@]}" train.steps="$steps")
 ranks=()
 for ((r = 1; r <= max; r *= 2)); do ranks+=("$r"); done
 csv=$out/scaling.csv
-echo "study,layout,ranks,dp,wp_y,wp_x,batch,samples_per_s,gflops,efficiency,status" >"$csv.raw"
-run_one() { # study ranks dp wp_y wp_x batch
-  local study=$1 n=$2 dp=$3 wy=$4 wx=$5 b=$6
-  local layout="dp${dp}_wpy${wy}_wpx${wx}" dir="$out/runs/$1-dp${dp}_wpy${wy}_wpx${wx}"
+echo "study,layout,ranks,dp,wp_y,wp_x,sp,pp,batch,samples_per_s,tokens_per_s,gflops,bytes_per_rank_step,efficiency,status" \
+  >"$csv.raw"
+run_one() { # study ranks dp wp_y wp_x sp batch
+  local study=$1 n=$2 dp=$3 wy=$4 wx=$5 sp=$6 b=$7 pp=1
+  local layout="dp${dp}_wpy${wy}_wpx${wx}_sp${sp}" dir="$out/runs/$1-dp${dp}_wpy${wy}_wpx${wx}_sp${sp}"
   rm -rf "$dir"
-  say "$study: $n rank(s), parallel.dp=$dp wp_y=$wy wp_x=$wx, train.batch=$b"
+  say "$study: $n rank(s), parallel.dp=$dp wp_y=$wy wp_x=$wx sp=$sp, train.batch=$b"
   local status=ok
   if ! launch "$n" "$tessera" train out="$dir" "${common[@]}" parallel.dp="$dp" parallel.wp_y="$wy" \
-         parallel.wp_x="$wx" train.batch="$b" >"$dir.log" 2>&1; then
+         parallel.wp_x="$wx" parallel.sp="$sp" parallel.pp="$pp" train.batch="$b" >"$dir.log" 2>&1; then
     status=$(grep -m1 '^tessera: error' "$dir.log" | tr ',' ';' | cut -c1-160)
     status=${status:-failed (see runs/$study-$layout.log)}
     say "  refused or failed: $status"
@@ -127,33 +135,42 @@ run_one() { # study ranks dp wp_y wp_x batch
   local fig
   fig=$(python3 - "$dir/tessera.jsonl" <<'PY' 2>/dev/null
 import json, statistics, sys
-rows = [e for e in map(json.loads, open(sys.argv[1])) if e.get("event") == "train_step" and e["step"] > 3]
-print(f'{statistics.median(e["samples_per_s"] for e in rows):.6g},{statistics.median(e["gflops"] for e in rows):.6g}')
+steps = [e for e in map(json.loads, open(sys.argv[1])) if e.get("event") == "train_step"]
+rows = [e for e in steps if e["step"] > 3]
+sps = statistics.median(e["samples_per_s"] for e in rows)
+last = steps[-1]
+per_step = (last.get("wp_bytes_max", 0) + last.get("sp_bytes_max", 0)) / last["step"]
+print(f'{sps:.6g},{sps * last.get("tokens_per_sample", 0):.6g},{statistics.median(e["gflops"] for e in rows):.6g},'
+      f'{per_step:.0f}')
 PY
-  ) || fig=","
-  [ "$status" = ok ] && [ "$fig" = , ] && status="no train_step events in the log"
-  echo "$study,$layout,$n,$dp,$wy,$wx,$b,$fig,,$status" >>"$csv.raw"
+  ) || fig=",,,"
+  [ "$status" = ok ] && [ "$fig" = ",,," ] && status="no train_step events in the log"
+  echo "$study,$layout,$n,$dp,$wy,$wx,$sp,$pp,$b,$fig,,$status" >>"$csv.raw"
 }
 
 top=${ranks[-1]} # the largest power of two: the strong studies' global batch divides over every layout
-for n in "${ranks[@]}"; do run_one weak "$n" "$n" 1 1 $((batch * n)); done
-for n in "${ranks[@]}"; do run_one dp "$n" "$n" 1 1 $((batch * top)); done
-for n in "${ranks[@]}"; do run_one wp "$n" 1 1 "$n" $((batch * top)); done
-for n in "${ranks[@]}"; do [ "$n" -ge 4 ] && run_one wp2d "$n" 1 2 $((n / 2)) $((batch * top)); done
+for n in "${ranks[@]}"; do run_one weak "$n" "$n" 1 1 1 $((batch * n)); done
+for n in "${ranks[@]}"; do run_one dp "$n" "$n" 1 1 1 $((batch * top)); done
+for n in "${ranks[@]}"; do run_one wp "$n" 1 1 "$n" 1 $((batch * top)); done
+for n in "${ranks[@]}"; do [ "$n" -ge 4 ] && run_one wp2d "$n" 1 2 $((n / 2)) 1 $((batch * top)); done
+for n in "${ranks[@]}"; do run_one sp "$n" 1 1 1 "$n" $((batch * top)); done
+for n in "${ranks[@]}"; do [ "$n" -ge 4 ] && run_one wpsp "$n" 1 1 2 $((n / 2)) $((batch * top)); done
 
 # efficiency against the one-rank row of each study (the strong studies share
 # the one-rank dp row: one rank, the whole batch)
 awk -F, -v OFS=, '
   NR == 1 { print; next }
-  { row[NR] = $0; study[NR] = $1; n[NR] = $3; sps[NR] = $8; last = NR
-    if ($3 == 1 && $8 != "") base[$1] = $8 }
+  { row[NR] = $0; study[NR] = $1; n[NR] = $3; sps[NR] = $10; last = NR
+    if ($3 == 1 && $10 != "") base[$1] = $10 }
   END {
     if (!("wp" in base) && ("dp" in base)) base["wp"] = base["dp"]
+    if (!("sp" in base) && ("dp" in base)) base["sp"] = base["dp"]
     base["wp2d"] = ("wp" in base) ? base["wp"] : base["dp"]
+    base["wpsp"] = base["wp2d"]
     for (i = 2; i <= last; i++) {
       split(row[i], f, ",")
       e = (sps[i] != "" && base[study[i]] != "") ? sprintf("%.3f", sps[i] / (n[i] * base[study[i]])) : ""
-      print f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], e, f[11]
+      print f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], e, f[15]
     }
   }' "$csv.raw" >"$csv"
 rm -f "$csv.raw"
@@ -182,7 +199,7 @@ for study in dict.fromkeys(r["study"] for r in rows):
     axes[0].plot(n, [float(r["samples_per_s"]) for r in rs], "o-", label=study)
     axes[1].plot(n, [float(r["efficiency"]) for r in rs], "o-", label=study)
 axes[0].set(yscale="log", xlabel="ranks", ylabel="samples/s", title="throughput")
-axes[1].set(xlabel="ranks", ylabel="efficiency", title="weak (weak) and strong (dp, wp, wp2d)", ylim=(0, 1.2))
+axes[1].set(xlabel="ranks", ylabel="efficiency", title="weak (weak) and strong (dp, wp, wp2d, sp, wpsp)", ylim=(0, 1.2))
 ranks = sorted({int(r["ranks"]) for r in rows})
 for ax in axes:
     ax.set_xscale("log", base=2)
