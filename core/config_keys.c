@@ -42,6 +42,9 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     /* train: the diffusion model's training run (tessera train) */
     INT_KEY("train.steps", "1000", 1, NO_LIMIT, "optimizer steps of the whole run"),
     INT_KEY("train.batch", "4", 1, 1048576, "global batch: samples per step over all ranks; parallel.dp must divide it"),
+    INT_KEY("train.micro_batches", "1", 1, 1048576,
+            "micro-batches a replica's share of a step runs in, one after another, adding their gradients (swin; "
+            "it must divide train.batch / parallel.dp): the same step in less activation memory"),
     INT_KEY("train.step_hours", "24", 1, 8784, "forecast step: the model learns x(t + step) - x(t)"),
     STRING_KEY("train.start", "", "first initial time used for training, YYYY-MM-DD[THH] (empty: the data's first)"),
     STRING_KEY("train.end", "", "training initial times are before this (empty: the validation start, or the data's end)"),

@@ -231,6 +231,10 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
                        "parallel.dp and parallel.sp only (window and pipeline parallelism are the Swin model's); set "
                        "them to 1",
                        lay->size[TS_AXIS_WP_Y], lay->size[TS_AXIS_WP_X], lay->size[TS_AXIS_PP]);
+    if (ts_config_int(cfg, "train.micro_batches") != 1)
+        ts_usage_error("train.micro_batches = %lld: the mesh model takes a replica's samples one graph at a time "
+                       "already; leave it at 1",
+                       (long long)ts_config_int(cfg, "train.micro_batches"));
     ts_train_basics b;
     ts_train_basics_get(ctx, &b);
     tr->be = b.be, tr->seed = b.seed, tr->steps = b.steps;

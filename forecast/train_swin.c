@@ -41,6 +41,7 @@ typedef struct {
     uint64_t seed;
     long steps;
     int batch, dp, local_batch; /* global batch, replicas, samples per replica */
+    int micro, micro_batch;     /* train.micro_batches, and the samples of one (the model's batch) */
     int64_t step_seconds;       /* forecast step */
     ts_era5_dataset *ds;
     const ts_era5_grid *grid;
@@ -64,6 +65,7 @@ typedef struct {
     float *in;                   /* (T, 2 nstate + nforce) network input, host */
     float *target, *pred, *dout; /* (T, nstate) host */
     float *t_batch;              /* (local_batch) noise levels of the batch in `in` */
+    int cur_micro;               /* the micro-batch the validation sampler's network calls see */
     /* the next step's batch, read by a thread while the current step computes */
     float *in_next, *target_next, *t_next;
     pthread_t prefetch;
@@ -134,6 +136,12 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
     ts_train_basics_get(ctx, &b);
     tr->be = b.be, tr->seed = b.seed, tr->steps = b.steps;
     tr->batch = b.batch, tr->dp = b.dp, tr->local_batch = b.local_batch;
+    tr->micro = (int)ts_config_int(cfg, "train.micro_batches");
+    if (tr->local_batch % tr->micro)
+        ts_usage_error("train.batch = %d over parallel.dp = %d replicas gives %d samples a replica, which do not split "
+                       "into train.micro_batches = %d micro-batches",
+                       tr->batch, tr->dp, tr->local_batch, tr->micro);
+    tr->micro_batch = tr->local_batch / tr->micro;
     tr->step_seconds = 3600 * ts_config_int(cfg, "train.step_hours");
 
     /* data and statistics */
@@ -185,7 +193,7 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
                      .sp_comm = lay->axis[TS_AXIS_SP],
                      .sp = lay->size[TS_AXIS_SP],
                      .sp_rank = lay->coord[TS_AXIS_SP]};
-    if (ts_swin_create(&tr->model, tr->be, &mc, tr->local_batch, &wp, err, sizeof err)) ts_usage_error("%s", err);
+    if (ts_swin_create(&tr->model, tr->be, &mc, tr->micro_batch, &wp, err, sizeof err)) ts_usage_error("%s", err);
     ts_swin_init_weights(&tr->model, tr->seed, 1);
 
     tr->regress = strcmp(ts_config_str(cfg, "model.objective"), "regress") == 0;
@@ -198,8 +206,9 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
     if (!(tr->tf.sigma_min < tr->tf.sigma_max))
         ts_usage_error("train.sigma_min = %g must be below train.sigma_max = %g", tr->tf.sigma_min, tr->tf.sigma_max);
 
-    /* host and device buffers of one step: this rank's block of the grid */
-    size_t HW = (size_t)tr->model.h * tr->model.w, T = (size_t)tr->model.T;
+    /* host buffers of one step (the local batch) and device buffers of one
+     * micro-batch: this rank's block of the grid */
+    size_t HW = (size_t)tr->model.h * tr->model.w, T = (size_t)tr->local_batch * HW, Tm = (size_t)tr->model.T;
     tr->w_tok = ts_malloc(sizeof(float) * T);
     float *wlat = ts_malloc(sizeof(float) * tr->grid->nlat);
     ts_trigflow_lat_weights(tr->grid->lat, tr->grid->nlat_data, wlat);
@@ -219,9 +228,9 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
     tr->t_next = ts_malloc(sizeof(float) * (size_t)tr->local_batch);
     tr->pred = ts_malloc(sizeof(float) * T * tr->nstate);
     tr->dout = ts_malloc(sizeof(float) * T * tr->nstate);
-    tr->in_dev = tr->be->alloc(sizeof(float) * T * (size_t)mc.c_in);
-    tr->out_dev = tr->be->alloc(sizeof(float) * T * tr->nstate);
-    tr->dout_dev = tr->be->alloc(sizeof(float) * T * tr->nstate);
+    tr->in_dev = tr->be->alloc(sizeof(float) * Tm * (size_t)mc.c_in);
+    tr->out_dev = tr->be->alloc(sizeof(float) * Tm * tr->nstate);
+    tr->dout_dev = tr->be->alloc(sizeof(float) * Tm * tr->nstate);
 }
 
 /* Statistics of every channel the data serves, in the data's channel order. */
@@ -309,22 +318,28 @@ static void make_sample(swin_trainer *tr, int b, size_t pair, double t, uint64_t
     ts_swin_pack_condition(&norm, tr->raw0, nf ? tr->rawf : NULL, HW, in_buf + (size_t)b * HW * cin, cin);
 }
 
-/* Forward (and backward when train) of the prepared local batch; returns
- * this replica's mean loss. */
-static double forward_backward(swin_trainer *tr, const float *t_local, int train) {
+/* Forward (and backward when train) of the prepared local batch, one
+ * micro-batch after another (the gradients add up in the model's grads,
+ * zeroed first); returns this replica's mean loss. */
+static double forward_backward(swin_trainer *tr, int train) {
     const ts_backend *be = tr->be;
     const size_t T = (size_t)tr->model.T, ns = tr->nstate, cin = 2 * ns + tr->nforce;
-    be->upload(tr->in_dev, tr->in, sizeof(float) * T * cin);
-    ts_swin_forward(&tr->model, tr->out_dev, tr->in_dev, t_local);
-    be->sync();
-    be->download(tr->pred, tr->out_dev, sizeof(float) * T * ns);
-    /* the replica's mean over the whole grid: WP ranks hold parts of its sum */
-    double norm = 1.0 / ((double)tr->local_batch * tr->grid->nlat * tr->grid->nlon * ns);
-    double loss = ts_trigflow_loss(&tr->tf, tr->pred, tr->target, tr->w_tok, tr->w_chan, T, ns, norm, tr->dout);
-    if (train) {
-        be->upload(tr->dout_dev, tr->dout, sizeof(float) * T * ns);
-        be->zero(tr->model.grads.data, sizeof(float) * tr->model.grads.total);
-        ts_swin_backward(&tr->model, tr->dout_dev);
+    /* the replica's mean over the whole grid: WP and SP ranks hold parts of its sum */
+    const double norm = 1.0 / ((double)tr->local_batch * tr->grid->nlat * tr->grid->nlon * ns);
+    double loss = 0;
+    if (train) be->zero(tr->model.grads.data, sizeof(float) * tr->model.grads.total);
+    for (int m = 0; m < tr->micro; m++) {
+        const size_t o = (size_t)m * T; /* the micro-batch's first token */
+        be->upload(tr->in_dev, tr->in + o * cin, sizeof(float) * T * cin);
+        ts_swin_forward(&tr->model, tr->out_dev, tr->in_dev, tr->t_batch + (size_t)m * tr->micro_batch);
+        be->sync();
+        be->download(tr->pred + o * ns, tr->out_dev, sizeof(float) * T * ns);
+        loss += ts_trigflow_loss(&tr->tf, tr->pred + o * ns, tr->target + o * ns, tr->w_tok + o, tr->w_chan, T, ns,
+                                 norm, tr->dout + o * ns);
+        if (train) {
+            be->upload(tr->dout_dev, tr->dout + o * ns, sizeof(float) * T * ns);
+            ts_swin_backward(&tr->model, tr->dout_dev);
+        }
     }
     return loss;
 }
@@ -388,7 +403,7 @@ static double loss_and_grad(void *self, long step) {
         if (rc) ts_fatal("starting the data prefetch thread: %s", strerror(rc));
         tr->prefetch_running = 1;
     }
-    double loss = forward_backward(tr, tr->t_batch, 1) / tr->dp;
+    double loss = forward_backward(tr, 1) / tr->dp;
     ts_params *g = &tr->model.grads;
     if (tr->layout->world > 1) tr->be->axpby(g->data, 0.0f, g->data, 1.0f / (float)tr->dp, g->total);
     return loss;
@@ -396,11 +411,14 @@ static double loss_and_grad(void *self, long step) {
 
 /* ---- the validation forecast ------------------------------------------------------------ */
 
-/* The sampler's network: the local batch in tr->in with its first ns
- * channels replaced by x / sigma_d, every sample at time t. */
+/* The sampler's network: micro-batch tr->cur_micro of the local batch in
+ * tr->in with its first ns channels replaced by x / sigma_d, every sample
+ * at time t. */
 static void val_denoise(void *ctx, float *F, const float *x_scaled, double t) {
     swin_trainer *tr = ctx;
-    ts_swin_eval e = {&tr->model, tr->in, tr->in_dev, tr->out_dev, tr->t_batch};
+    const size_t o = (size_t)tr->cur_micro * (size_t)tr->model.T, cin = 2 * tr->nstate + tr->nforce;
+    ts_swin_eval e = {&tr->model, tr->in + o * cin, tr->in_dev, tr->out_dev,
+                      tr->t_batch + (size_t)tr->cur_micro * tr->micro_batch};
     ts_swin_denoise(&e, F, x_scaled, t);
 }
 
@@ -411,7 +429,8 @@ static void val_denoise(void *ctx, float *F, const float *x_scaled, double t) {
  * channel, the latitude-weighted squared error of the forecast change and
  * of persistence (the true change), in physical units, to sums (2 ns). */
 static void val_forecast(swin_trainer *tr, int base, int nv, double *sums) {
-    const size_t T = (size_t)tr->model.T, HW = (size_t)tr->model.h * tr->model.w, ns = tr->nstate;
+    const size_t HW = (size_t)tr->model.h * tr->model.w, T = (size_t)tr->local_batch * HW, ns = tr->nstate;
+    const size_t Tm = (size_t)tr->model.T; /* one micro-batch, the sampler's batch */
     const size_t cin = 2 * ns + tr->nforce, W = tr->grid->nlon, HWg = tr->grid->nlat * W;
     const int r = tr->layout->coord[TS_AXIS_DP];
     float *x0 = ts_malloc(sizeof(float) * T * ns), *x = ts_malloc(sizeof(float) * T * ns);
@@ -422,7 +441,8 @@ static void val_forecast(swin_trainer *tr, int base, int nv, double *sums) {
                                           : (float)(c * tr->in[k * cin + ch] - s * tr->target[k * ns + ch]);
     }
     if (tr->regress) {
-        ts_sampler_regress(val_denoise, tr, x, T * ns);
+        for (tr->cur_micro = 0; tr->cur_micro < tr->micro; tr->cur_micro++)
+            ts_sampler_regress(val_denoise, tr, x + (size_t)tr->cur_micro * Tm * ns, Tm * ns);
     } else {
         float *member = ts_malloc(sizeof(float) * T * ns);
         memset(x, 0, sizeof(float) * T * ns);
@@ -446,7 +466,8 @@ static void val_forecast(swin_trainer *tr, int base, int nv, double *sums) {
                         member[((size_t)b * HW + k) * ns + ch] = ts_rng_normal1(key, stream, ch * HWg + gidx);
                 }
             }
-            ts_sampler_run(&sc, val_denoise, NULL, tr, member, T * ns);
+            for (tr->cur_micro = 0; tr->cur_micro < tr->micro; tr->cur_micro++)
+                ts_sampler_run(&sc, val_denoise, NULL, tr, member + (size_t)tr->cur_micro * Tm * ns, Tm * ns);
             for (size_t i = 0; i < T * ns; i++) x[i] += member[i] / (float)tr->val_members;
         }
         free(member);
@@ -482,7 +503,7 @@ static double validate(swin_trainer *tr) {
             tr->t_batch[b] = (float)t;
             make_sample(tr, b, pair, t, VAL_STREAM + (uint64_t)k, tr->in, tr->target);
         }
-        forward_backward(tr, tr->t_batch, 0);
+        forward_backward(tr, 0);
         for (int b = 0; b < tr->local_batch; b++)
             if (base + r * tr->local_batch + b < nv) /* each sample's own mean loss */
                 total += ts_trigflow_loss(&tr->tf, tr->pred + (size_t)b * HW * ns, tr->target + (size_t)b * HW * ns,
@@ -603,7 +624,8 @@ ts_train_task *ts_swin_task_create(const ts_command_ctx *ctx) {
                          .checkpoint_extras = checkpoint_extras,
                          .resume_extras = resume_extras,
                          .free = trainer_free};
-    t->flops_per_step = 3.0 * ts_swin_forward_flops(&tr->model) * ctx->layout->world; /* all ranks' tokens */
+    t->flops_per_step =
+        3.0 * ts_swin_forward_flops(&tr->model) * tr->micro * ctx->layout->world; /* all ranks' tokens */
     snprintf(t->summary, sizeof t->summary, "(dp %d): %zu training pairs, %zu validation pairs", tr->dp, tr->npairs,
              tr->nval);
     return t;

@@ -8,6 +8,8 @@
 #   forecast's skill of every variable equal one rank's within 1e-5;
 # - SP = 2 and 4, DP = 2 x SP = 2, WP 1 x 2 x SP 2: losses and weights
 #   equal one rank's within 1e-5, all-to-all bytes equal the analytic count;
+# - train.micro_batches 2 and 4 (and with DP 2): losses, validation and
+#   weights equal the whole batch's within 1e-5;
 # - SIGUSR1 mid-run: a checkpoint, a clean exit, and a resume that ends equal
 #   to the uninterrupted run;
 # - bad layouts and keys: one line, exit 2.
@@ -163,6 +165,38 @@ print(sys.argv[3], "losses", [y["loss"] for y in b], "all-to-all bytes per rank 
 PY
 done
 
+# micro-batches (gradient accumulation) against the whole local batch at
+# once: the same losses, validation figures and weights within 1e-5, on one
+# rank and on DP 2
+mb=(train.batch=4 train.val_start=2020-01-01T12 train.val_every=3 train.val_samples=3 train.val_levels=2
+    train.val_members=2)
+run "$tmp/mb1" 3 "${mb[@]}" && ok || fail "batch-4 run"
+for layout in "1 train.micro_batches=2" "1 train.micro_batches=4" "2 parallel.dp=2 train.micro_batches=2"; do
+  set -- $layout
+  n=$1
+  shift
+  name=mb_$(echo "$*" | tr ' =.' '___')
+  if mpiexec -n "$n" "$tessera" train out="$tmp/$name" "${common[@]}" train.steps=3 "${mb[@]}" "$@" \
+    >"$tmp/$name.log" 2>&1; then ok
+  else fail "$*: $(tail -2 "$tmp/$name.log")"; fi
+  if /usr/bin/python3 - "$tmp/mb1" "$tmp/$name" <<'PY'; then ok; else fail "$* against the whole batch"; fi
+import json, sys
+import h5py
+import numpy as np
+def events(d):
+    return [e for e in map(json.loads, open(d + "/tessera.jsonl")) if e["event"] in ("train_step", "validation")]
+a, b = events(sys.argv[1]), events(sys.argv[2])
+assert len(a) == len(b) == 4 and sum("val_skill" in e for e in a) == 2, a
+for x, y in zip(a, b):
+    for k in [k for k in x if k == "loss" or (k.startswith("val_") and isinstance(x[k], float) and x[k])]:
+        assert abs(x[k] - y[k]) <= 1e-5 * abs(x[k]), (k, x[k], y[k])
+pa, pb = h5py.File(sys.argv[1] + "/checkpoint.h5")["params"], h5py.File(sys.argv[2] + "/checkpoint.h5")["params"]
+for k in pa:
+    u, v = pa[k][...].astype(np.float64), pb[k][...].astype(np.float64)
+    assert np.linalg.norm(u - v) <= 1e-5 * max(np.linalg.norm(u), 1e-30), k
+PY
+done
+
 # validation (loss and the one-step validation forecast's skill, 3 samples
 # over a batch of 2, so one is padding) on DP 2 x WP 2 and on SP 2 against
 # 1 rank
@@ -196,6 +230,7 @@ expect2() { "$@" >"$tmp/o" 2>"$tmp/err"; local rc=$?
   if [ $rc = 2 ] && [ "$(grep -c '^tessera: ' "$tmp/err")" = 1 ]; then ok; else fail "$*: exit $rc, $(cat "$tmp/err")"; fi; }
 expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.pp=2
 expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.sp=2 model.heads=1
+expect2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 train.batch=4 train.micro_batches=3
 # blocks of 6 rows do not split into 4 bands
 expect2 mpiexec -n 8 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.sp=4 model.heads=4 \
   parallel.wp_y=2 model.window=2
