@@ -77,6 +77,8 @@ void *ts_calloc_at(const char *file, int line, size_t n, size_t size);
 
 /* Wall clock in seconds (monotonic). */
 double ts_now(void);
+/* This process's peak resident memory so far, in bytes (getrusage). */
+size_t ts_peak_rss(void);
 
 /* Escape a string into a JSON string literal body (no quotes) into buf. */
 void ts_json_escape(char *buf, size_t cap, const char *s);

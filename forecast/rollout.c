@@ -35,7 +35,8 @@ int ts_rollout_run(const ts_layout *layout, const ts_rollout *r) {
             if (r->step_seconds > 0)
                 n += snprintf(fields + n, sizeof fields - (size_t)n, "\"%s_hours\":%lld,", r->unit,
                               (long long)(s * r->step_seconds / 3600));
-            snprintf(fields + n, sizeof fields - (size_t)n, "\"%s\":%.4g", r->rate_key, rate);
+            n += snprintf(fields + n, sizeof fields - (size_t)n, "\"%s\":%.4g", r->rate_key, rate);
+            ts_par_peak_rss_fields(layout, fields + n, sizeof fields - (size_t)n);
             ts_log_event(r->event, fields);
         }
         if (ts_par_any(layout, ts_stop_signal()) && s < r->total) {

@@ -564,20 +564,23 @@ static double task_validate(void *self, char *text, size_t tcap, char *json, siz
 
 /* Strip bytes (WP) and all-to-all bytes (SP) every rank sent since the
  * start, and how many the analytic count of its layout says: the least and
- * most over ranks; and the tokens of one sample (grid points). */
+ * most over ranks; the tokens of one sample (grid points); and the most
+ * activation memory (the model's arena) of any rank. */
 static void log_fields(void *self, char *json, size_t cap) {
     swin_trainer *tr = self;
     size_t wp_sent, wp_expected;
     ts_swin_wp_bytes(&tr->model, &wp_sent, &wp_expected);
-    unsigned long long mine[4] = {wp_sent, wp_expected, ts_swin_sp_bytes(&tr->model), tr->model.sp_bytes_expected},
-                       lo[4], hi[4];
-    ts_par_minmax_u64(tr->layout, mine, lo, hi, 4);
+    unsigned long long mine[5] = {wp_sent, wp_expected, ts_swin_sp_bytes(&tr->model), tr->model.sp_bytes_expected,
+                                  tr->model.arena.peak},
+                       lo[5], hi[5];
+    ts_par_minmax_u64(tr->layout, mine, lo, hi, 5);
     snprintf(
         json, cap,
         ",\"wp_bytes_min\":%llu,\"wp_bytes_max\":%llu,\"wp_bytes_expected_min\":%llu,\"wp_bytes_expected_max\":%llu"
         ",\"sp_bytes_min\":%llu,\"sp_bytes_max\":%llu,\"sp_bytes_expected_min\":%llu,\"sp_bytes_expected_max\":%llu"
-        ",\"tokens_per_sample\":%zu",
-        lo[0], hi[0], lo[1], hi[1], lo[2], hi[2], lo[3], hi[3], tr->grid->nlat * tr->grid->nlon);
+        ",\"tokens_per_sample\":%zu,\"activation_mb_max\":%.1f",
+        lo[0], hi[0], lo[1], hi[1], lo[2], hi[2], lo[3], hi[3], tr->grid->nlat * tr->grid->nlon,
+        (double)hi[4] / 1048576.0);
 }
 
 /* Beside the weights: the statistics the run normalizes with, and the grid

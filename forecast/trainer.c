@@ -251,11 +251,13 @@ static void log_step(trainer *tr, long step, double loss, double gnorm, double v
     ts_info("step %ld/%ld  loss %.5f%s  lr %.2e  |g| %.3g  %.2f samples/s%s  ETA %s", step, tr->steps, loss, valpart,
             ts_optim_lr(&tr->optim, step), gnorm, task->batch / dt, flops, eta);
     if (task->log_fields) task->log_fields(task->self, extra, sizeof extra);
-    snprintf(
-        fields, sizeof fields,
-        "\"step\":%ld,\"loss\":%.8g,\"val_loss\":%s%.8g%s,\"lr\":%.6g,\"grad_norm\":%.6g,\"samples_per_s\":%.4g%s%s%s",
-        step, loss, isnan(val) ? "\"" : "", isnan(val) ? 0.0 : val, isnan(val) ? "\"" : "",
-        ts_optim_lr(&tr->optim, step), gnorm, task->batch / dt, flopsjson, extra, isnan(val) ? "" : valjson);
+    char rss[128];
+    ts_par_peak_rss_fields(tr->layout, rss, sizeof rss);
+    snprintf(fields, sizeof fields,
+             "\"step\":%ld,\"loss\":%.8g,\"val_loss\":%s%.8g%s,\"lr\":%.6g,\"grad_norm\":%.6g,\"samples_per_s\":%.4g%s%"
+             "s%s%s",
+             step, loss, isnan(val) ? "\"" : "", isnan(val) ? 0.0 : val, isnan(val) ? "\"" : "",
+             ts_optim_lr(&tr->optim, step), gnorm, task->batch / dt, flopsjson, extra, rss, isnan(val) ? "" : valjson);
     ts_log_event("train_step", fields);
 }
 

@@ -127,3 +127,10 @@ void ts_par_reduce_doubles(const ts_layout *lay, double *buf, size_t n) {
         TS_MPI_CHECK(MPI_Reduce(lay->rank ? buf + off : MPI_IN_PLACE, buf + off, m, MPI_DOUBLE, MPI_SUM, 0, lay->cart));
     }
 }
+
+void ts_par_peak_rss_fields(const ts_layout *lay, char *buf, size_t cap) {
+    unsigned long long mine = ts_peak_rss(), lo, hi;
+    ts_par_minmax_u64(lay, &mine, &lo, &hi, 1);
+    snprintf(buf, cap, ",\"rss_peak_mb_min\":%.1f,\"rss_peak_mb_max\":%.1f", (double)lo / 1048576.0,
+             (double)hi / 1048576.0);
+}
