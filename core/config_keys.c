@@ -33,7 +33,11 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     INT_KEY("model.dim", "256", 8, 65536, "channels of the residual stream"),
     INT_KEY("model.heads", "8", 1, 4096, "attention heads; model.dim must divide by it"),
     INT_KEY("model.hidden", "1024", 1, 1048576, "SwiGLU hidden width (swin); gated-MLP hidden width (mesh)"),
-    INT_KEY("model.depth", "4", 1, 4096, "transformer blocks (odd ones use shifted windows)"),
+    INT_KEY("model.depth", "4", 1, 4096, "transformer blocks (see model.shift for which use shifted windows)"),
+    ENUM_KEY("model.shift", "block", "block|stage",
+             "swin: which blocks use shifted windows: block = every odd block; stage = every other group of "
+             "model.shift_every blocks (AERIS: one shift per pipeline stage)"),
+    INT_KEY("model.shift_every", "2", 1, 4096, "swin, model.shift=stage: blocks a group (a stage) holds"),
     INT_KEY("model.window", "8", 1, 4096, "window side in grid points; must divide the grid rows and columns"),
     ENUM_KEY("model.objective", "diffusion", "diffusion|regress",
              "swin: diffusion = TrigFlow ensemble model; regress = deterministic one-step regressor (MSE on the normalised residual), the control"),

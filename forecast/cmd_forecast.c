@@ -214,10 +214,8 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
         ts_usage_error("forecast.members = %d does not divide over parallel.dp = %d replicas", f->nmembers, dp);
     f->nlocal = f->nmembers / dp, f->first_member = r * f->nlocal;
 
-    ts_swin_config mc = {.H = (int)f->grid->nlat, .W = (int)f->grid->nlon, .window = (int)ts_config_int(cfg, "model.window"),
-                         .c_in = (int)f->cin, .c_out = (int)f->ns, .dim = (int)ts_config_int(cfg, "model.dim"),
-                         .heads = (int)ts_config_int(cfg, "model.heads"), .hidden = (int)ts_config_int(cfg, "model.hidden"),
-                         .depth = (int)ts_config_int(cfg, "model.depth"), .t_freq = (int)ts_config_int(cfg, "model.t_freq")};
+    ts_swin_config mc;
+    ts_swin_config_from(cfg, (int)f->grid->nlat, (int)f->grid->nlon, (int)f->cin, (int)f->ns, &mc);
     ts_swin_wp wp = {.comm = lay->wp,
                      .wp_y = lay->size[TS_AXIS_WP_Y],
                      .wp_x = lay->size[TS_AXIS_WP_X],

@@ -24,6 +24,22 @@ ts_era5_dataset *ts_open_data(const ts_config *cfg, size_t row_multiple) {
     return ds;
 }
 
+void ts_swin_config_from(const ts_config *cfg, int H, int W, int c_in, int c_out, ts_swin_config *mc) {
+    *mc = (ts_swin_config){.H = H,
+                           .W = W,
+                           .window = (int)ts_config_int(cfg, "model.window"),
+                           .c_in = c_in,
+                           .c_out = c_out,
+                           .dim = (int)ts_config_int(cfg, "model.dim"),
+                           .heads = (int)ts_config_int(cfg, "model.heads"),
+                           .hidden = (int)ts_config_int(cfg, "model.hidden"),
+                           .depth = (int)ts_config_int(cfg, "model.depth"),
+                           .t_freq = (int)ts_config_int(cfg, "model.t_freq"),
+                           .shift_group = strcmp(ts_config_str(cfg, "model.shift"), "stage") == 0
+                                              ? (int)ts_config_int(cfg, "model.shift_every")
+                                              : 1};
+}
+
 int64_t ts_config_time(const ts_config *cfg, const char *key, int64_t fallback) {
     const char *text = ts_config_str(cfg, key);
     int64_t t;

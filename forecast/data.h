@@ -8,11 +8,16 @@
 
 #include "core/config.h"
 #include "io/era5_read.h"
+#include "models/swin.h"
 
 /* data.files opened with the data.* options; rows must divide by
  * row_multiple (the model's window; 0 for none). Exits with exit code 2 for
  * an empty or unmatched data.files, 1 for a file the reader refuses. */
 ts_era5_dataset *ts_open_data(const ts_config *cfg, size_t row_multiple);
+
+/* The Swin model of the configuration (model.*) for an H x W grid with
+ * c_in input and c_out output channels a token. */
+void ts_swin_config_from(const ts_config *cfg, int H, int W, int c_in, int c_out, ts_swin_config *mc);
 
 /* A date key (YYYY-MM-DD[THH], UTC) as unix seconds; `fallback` when the
  * key is empty; a usage error (exit 2) naming the key otherwise. */

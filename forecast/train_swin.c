@@ -175,16 +175,9 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
             (long long)(tr->step_seconds / 3600));
 
     /* model */
-    ts_swin_config mc = {.H = (int)tr->grid->nlat,
-                         .W = (int)tr->grid->nlon,
-                         .window = (int)ts_config_int(cfg, "model.window"),
-                         .c_in = (int)(2 * tr->nstate + tr->nforce),
-                         .c_out = (int)tr->nstate,
-                         .dim = (int)ts_config_int(cfg, "model.dim"),
-                         .heads = (int)ts_config_int(cfg, "model.heads"),
-                         .hidden = (int)ts_config_int(cfg, "model.hidden"),
-                         .depth = (int)ts_config_int(cfg, "model.depth"),
-                         .t_freq = (int)ts_config_int(cfg, "model.t_freq")};
+    ts_swin_config mc;
+    ts_swin_config_from(cfg, (int)tr->grid->nlat, (int)tr->grid->nlon, (int)(2 * tr->nstate + tr->nforce),
+                        (int)tr->nstate, &mc);
     ts_swin_wp wp = {.comm = lay->wp,
                      .wp_y = lay->size[TS_AXIS_WP_Y],
                      .wp_x = lay->size[TS_AXIS_WP_X],

@@ -11,6 +11,12 @@ static const double HALF_PI = 1.57079632679489661923;
 
 /* ---- set-up ------------------------------------------------------------------ */
 
+/* Whether block i uses shifted windows. */
+static int shifted(const ts_swin *m, int i) {
+    const int g = m->cfg.shift_group > 0 ? m->cfg.shift_group : 1;
+    return (i / g) % 2;
+}
+
 static int check_config(const ts_swin_config *c, char *err, size_t cap) {
     if (c->H < 1 || c->W < 1 || c->window < 1 || c->c_in < 1 || c->c_out < 1 || c->dim < 1 || c->heads < 1 ||
         c->hidden < 1 || c->depth < 1 || c->t_freq < 2) {
@@ -83,7 +89,7 @@ static void position_encoding(float *pe, int h, int w, int row0, int col0, int d
  * parallelism alone; with SP the attention layer rolls its heads). */
 static int rolls_h1(const ts_swin *m) { return m->wp && m->sp == 1; }
 
-static void take_block(ts_swin *m, ts_swin_block_acts *b, ts_arena *a, const ts_wattn_acts *share, int shifted) {
+static void take_block(ts_swin *m, ts_swin_block_acts *b, ts_arena *a, const ts_wattn_acts *share, int is_shifted) {
     const size_t T = (size_t)m->T, d = (size_t)m->cfg.dim, F = (size_t)m->cfg.hidden;
     b->x_in = ts_arena_take(a, T * d, "block.x_in");
     b->n1 = ts_arena_take(a, T * d, "block.n1");
@@ -98,8 +104,8 @@ static void take_block(ts_swin *m, ts_swin_block_acts *b, ts_arena *a, const ts_
     b->g = ts_arena_take(a, T * F, "block.g");
     b->m = ts_arena_take(a, T * d, "block.m");
     b->mod = ts_arena_take(a, (size_t)m->B * 6 * d, "block.mod");
-    b->h1r = shifted && rolls_h1(m) ? ts_arena_take(a, T * d, "block.h1r") : NULL;
-    ts_wattn_acts_take(&b->attn, a, &m->plan[shifted], share);
+    b->h1r = is_shifted && rolls_h1(m) ? ts_arena_take(a, T * d, "block.h1r") : NULL;
+    ts_wattn_acts_take(&b->attn, a, &m->plan[is_shifted], share);
 }
 
 static void take_all(ts_swin *m, ts_arena *a) {
@@ -111,7 +117,7 @@ static void take_all(ts_swin *m, ts_arena *a) {
     m->c = ts_arena_take(a, B * d, "c");
     m->c_silu = ts_arena_take(a, B * d, "c_silu");
     for (int i = 0; i < m->cfg.depth; i++)
-        take_block(m, &m->blocks[i], a, i ? &m->blocks[0].attn : NULL, i % 2);
+        take_block(m, &m->blocks[i], a, i ? &m->blocks[0].attn : NULL, shifted(m, i));
     m->h0 = m->blocks[0].x_in;
     m->h_final = ts_arena_take(a, T * d, "h_final");
     m->nh = ts_arena_take(a, T * d, "head.n");
@@ -336,8 +342,8 @@ static void block_forward(ts_swin *m, int i, float *out) {
         ts_wattn_forward(&m->plan[1], &b->attn, m->rolled, b->h1r, W(m->p_qkv[i]), W(m->p_proj[i]));
         roll_field(m, 0, m->rolled, b->a);
     } else {
-        ts_wattn_forward(&m->plan[i % 2], &b->attn, b->a, b->h1, W(m->p_qkv[i]), W(m->p_proj[i]));
-        m->sp_bytes_expected += ts_wattn_sp_bytes_per_pass(&m->plan[i % 2]);
+        ts_wattn_forward(&m->plan[shifted(m, i)], &b->attn, b->a, b->h1, W(m->p_qkv[i]), W(m->p_proj[i]));
+        m->sp_bytes_expected += ts_wattn_sp_bytes_per_pass(&m->plan[shifted(m, i)]);
     }
     be->copy(b->x_mid, b->x_in, sizeof(float) * (size_t)T * d);
     be->gated_add_forward(b->x_mid, b->a, gate1, B, HW, d, 6 * d);
@@ -415,9 +421,9 @@ static void block_backward(ts_swin *m, int i) {
                           W(m->p_qkv[i]), W(m->p_proj[i]));
         roll_field(m, 0, m->d_tmp, m->d_tmp2);
     } else {
-        ts_wattn_backward(&m->plan[i % 2], &b->attn, m->d_tmp2, G(m->p_qkv[i]), G(m->p_proj[i]), m->d_tmp, b->h1,
-                          W(m->p_qkv[i]), W(m->p_proj[i]));
-        m->sp_bytes_expected += ts_wattn_sp_bytes_per_pass(&m->plan[i % 2]);
+        ts_wattn_backward(&m->plan[shifted(m, i)], &b->attn, m->d_tmp2, G(m->p_qkv[i]), G(m->p_proj[i]), m->d_tmp,
+                          b->h1, W(m->p_qkv[i]), W(m->p_proj[i]));
+        m->sp_bytes_expected += ts_wattn_sp_bytes_per_pass(&m->plan[shifted(m, i)]);
     }
     be->zero(m->d_tmp, td);
     be->modulate_backward(m->d_tmp, dm, dm + d, m->d_tmp2, b->n1, scale1, B, HW, d, 6 * d);

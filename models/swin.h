@@ -11,7 +11,9 @@
  *     h += gate2 * W2 (SiLU(W1 u) * W3 u),  u = modulate(RMSNorm(h), shift2, scale2)
  *   out    = modulate(RMSNorm(h), shift, scale) Whead^T,  (shift, scale) = SiLU(c) W_hada^T
  *
- * Block i uses shifted windows when i is odd. Every adaLN weight and the
+ * Block i uses shifted windows when i / g is odd, g = cfg.shift_group:
+ * every odd block (g = 1, Swin), or every other group of g blocks (AERIS's
+ * one shift per pipeline stage of g blocks). Every adaLN weight and the
  * head projection start at zero (adaLN-zero, as DiT): the untrained network
  * outputs zeros and every block is the identity; attn.proj and W2 start
  * random, so every gated branch has one non-zero factor and trains.
@@ -53,6 +55,7 @@ typedef struct {
     int c_in, c_out;   /* input channels per token, output channels */
     int dim, heads, hidden, depth;
     int t_freq;        /* size of the sinusoidal time embedding (even) */
+    int shift_group;   /* blocks i with (i / shift_group) odd use shifted windows; 0 or 1: every odd block */
 } ts_swin_config;
 
 typedef struct {

@@ -123,6 +123,62 @@ static void test_taller_windows(void) {
     check_model(&cfg, 1, 6, 0);
 }
 
+/* model.shift=stage: shifted windows in every other group of 2 blocks
+ * (blocks 2 and 3 of 4), gradients against central differences. */
+static void test_stage_shift(void) {
+    ts_swin_config cfg = {.H = 4,
+                          .W = 8,
+                          .window = 2,
+                          .c_in = 3,
+                          .c_out = 2,
+                          .dim = 8,
+                          .heads = 2,
+                          .hidden = 8,
+                          .depth = 4,
+                          .t_freq = 8,
+                          .shift_group = 2};
+    check_model(&cfg, 1, 8, 0);
+}
+
+/* The shift pattern is the model: with the same weights, groups of 1 are
+ * the default (every odd block), and groups of 2 give another output. */
+static void test_shift_groups_differ(void) {
+    float out[3][4 * 8 * 2];
+    ts_rng_key key = ts_rng_key_make(4, TS_RNG_TEST);
+    float x[4 * 8 * 3], t = 0.9f;
+    ts_rng_normal(key, 0, 0, sizeof x / sizeof x[0], x);
+    const int groups[3] = {0, 1, 2};
+    for (int k = 0; k < 3; k++) {
+        ts_swin_config cfg = {.H = 4,
+                              .W = 8,
+                              .window = 2,
+                              .c_in = 3,
+                              .c_out = 2,
+                              .dim = 8,
+                              .heads = 2,
+                              .hidden = 8,
+                              .depth = 4,
+                              .t_freq = 8,
+                              .shift_group = groups[k]};
+        char err[256];
+        ts_swin m;
+        CU_ASSERT_FATAL(ts_swin_create(&m, g_be, &cfg, 1, NULL, err, sizeof err) == 0);
+        ts_swin_init_weights(&m, 3, 0);
+        float *xd = g_be->alloc(sizeof x), *od = g_be->alloc(sizeof out[k]);
+        g_be->upload(xd, x, sizeof x);
+        ts_swin_forward(&m, od, xd, &t);
+        g_be->sync();
+        g_be->download(out[k], od, sizeof out[k]);
+        g_be->free(xd), g_be->free(od);
+        ts_swin_free(&m);
+    }
+    double d01 = 0, d12 = 0;
+    for (size_t i = 0; i < sizeof out[0] / sizeof out[0][0]; i++)
+        d01 = fmax(d01, fabs(out[0][i] - out[1][i])), d12 = fmax(d12, fabs(out[1][i] - out[2][i]));
+    CU_ASSERT(d01 == 0);
+    CU_ASSERT(d12 > 1e-3);
+}
+
 /* adaLN-zero: the untrained network outputs exactly zero. */
 static void test_zero_init(void) {
     ts_swin_config cfg = {.H = 4, .W = 8, .window = 4, .c_in = 4, .c_out = 2, .dim = 8, .heads = 2, .hidden = 8,
@@ -264,6 +320,8 @@ int main(void) {
         if (!s || !CU_add_test(s, "gradient check, tiny", test_tiny) ||
             !CU_add_test(s, "gradient check from the real initialization", test_from_real_init) ||
             !CU_add_test(s, "gradient check, 3 blocks", test_taller_windows) ||
+            !CU_add_test(s, "gradient check, one shift per group of 2 blocks", test_stage_shift) ||
+            !CU_add_test(s, "shift groups: 1 is the default, 2 another model", test_shift_groups_differ) ||
             !CU_add_test(s, "adaLN-zero output", test_zero_init) ||
             !CU_add_test(s, "every tensor trains from the real init", test_trainable_from_init) ||
             !CU_add_test(s, "bad config", test_bad_config))

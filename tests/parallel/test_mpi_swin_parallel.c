@@ -157,6 +157,12 @@ int main(int argc, char **argv) {
             check_layout(wy, world / wy, 1, &big, 1);
         }
     check_layout(1, 1, world, &many, 2);
+    /* one shift per group of 2 blocks (model.shift=stage), every layout */
+    ts_swin_config stage_wp = cfg, stage_sp = many;
+    stage_wp.depth = stage_sp.depth = 4, stage_wp.shift_group = stage_sp.shift_group = 2;
+    for (int wy = 1; wy <= world; wy++)
+        if (world % wy == 0) check_layout(wy, world / wy, 1, &stage_wp, 1);
+    check_layout(1, 1, world, &stage_sp, 1);
     if (world == 4) { /* WP x SP: bands of each block; shifted layers roll the gathered heads */
         check_layout(2, 1, 2, &many, 2);
         check_layout(1, 2, 2, &many, 2);
