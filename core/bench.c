@@ -175,7 +175,7 @@ int ts_bench_run(const ts_backend *be, const ts_bench_shape *s, FILE *table, FIL
     if (check_shape(s, err, errcap)) return -1;
     bench b = {be, s, table, jsonl, 0.0, {0}};
     const int B = s->batch, d = s->dim, Hh = s->heads, hd = d / Hh, Fh = s->hidden;
-    const int Lw = s->window * s->window, T = B * s->grid_h * s->grid_w, nW = T / Lw;
+    const int Lw = s->window * s->window, T = B * s->grid_h * s->grid_w, nW = s->grid_h * s->grid_w / Lw; /* windows per sample */
     snprintf(b.shape_text, sizeof b.shape_text, "B%d %dx%d dim%d heads%d hidden%d win%d", B, s->grid_h,
              s->grid_w, d, Hh, Fh, s->window);
 

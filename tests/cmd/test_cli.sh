@@ -95,6 +95,21 @@ assert events[0]["event"] == "start" and events[0]["command"] == "bench", events
 assert events[0]["config"]["bench.reps"] == 1, events[0]
 assert events[-1]["event"] == "end" and events[-1]["exit"] == 0, events[-1]
 PY
+# two samples a step: every op's work doubles (the window ops once counted
+# the batch twice, read past their buffers and crashed)
+expect 0 "ceiling: sgemm" -- "$tessera" bench out="$tmp/b2" bench.reps=1 bench.ceiling_n=128 bench.dim=32 \
+  bench.heads=2 bench.hidden=64 bench.grid_h=16 bench.grid_w=16 bench.window=4 bench.batch=2 bench.depth=1
+expect 0 "ceiling: sgemm" -- "$tessera" bench out="$tmp/b1" bench.reps=1 bench.ceiling_n=128 bench.dim=32 \
+  bench.heads=2 bench.hidden=64 bench.grid_h=16 bench.grid_w=16 bench.window=4 bench.batch=1 bench.depth=1
+if python3 - "$tmp/b1/bench.jsonl" "$tmp/b2/bench.jsonl" <<'PY'; then ok; else fail "bench.batch=2 work"; fi
+import json, sys
+def flops(p):
+    return {r["what"]: r["gflops"] * r["ms"] * 1e6 for r in map(json.loads, open(p)) if "gflops" in r}
+a, b = flops(sys.argv[1]), flops(sys.argv[2])
+ops = ["qkv_gemm", "attn_scores_gemm", "softmax_fwd", "attn_values_gemm", "proj_gemm", "mlp_up_gemm", "swiglu_fwd"]
+for op in ops:
+    assert abs(b[op] / a[op] - 2) < 0.01, (op, a[op], b[op])
+PY
 expect 2 "bench.heads = 3 does not divide bench.dim = 32" -- "$tessera" bench out="$tmp/b" bench.dim=32 bench.heads=3
 expect 2 "device=cuda is not available" -- env CUDA_VISIBLE_DEVICES= "$tessera" bench out="$tmp/b" device=cuda
 
