@@ -188,7 +188,7 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
     if (!ck) ts_fatal("%s", err);
     adopt_checkpoint_config(cfg, ck, ckpath);
 
-    f->ds = ts_open_data(cfg, (size_t)ts_config_int(cfg, "model.window"));
+    f->ds = ts_open_data(cfg, (size_t)ts_config_int(cfg, "model.window"), lay);
     f->grid = ts_era5_grid_info(f->ds);
     f->ns = ts_era5_nstate(f->ds), f->nf = ts_era5_nforcing(f->ds);
     f->HW = f->grid->nlat * f->grid->nlon, f->cin = 2 * f->ns + f->nf;

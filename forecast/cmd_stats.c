@@ -123,7 +123,7 @@ static void setup(stats_run *r, const ts_command_ctx *ctx) {
     char path[4096];
     stats_path(ctx, path, sizeof path);
     if (ctx->layout->rank == 0) check_output_folder(path);
-    r->ds = ts_open_data(cfg, 0);
+    r->ds = ts_open_data(cfg, 0, ctx->layout);
     r->grid = ts_era5_grid_info(r->ds);
     r->nt = ts_era5_ntimes(r->ds);
     select_times(r, cfg);

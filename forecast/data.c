@@ -1,26 +1,56 @@
 #include "forecast/data.h"
 #include "core/caltime.h"
 #include "core/log.h"
+#include "parallel/collective.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-ts_era5_dataset *ts_open_data(const ts_config *cfg, size_t row_multiple) {
-    char err[1024];
+enum { OPENED = 0, BAD_FILES = 1, BAD_CONFIG = 2 };
+
+/* Open here; NULL with err and what went wrong (BAD_CONFIG, BAD_FILES). */
+static ts_era5_dataset *open_here(const ts_config *cfg, size_t row_multiple, char *err, size_t cap, int *why) {
     const char *files = ts_config_str(cfg, "data.files");
-    if (!*files) ts_usage_error("data.files is empty: name the ERA5 NetCDF files (globs allowed)");
+    *why = BAD_CONFIG;
+    if (!*files) return TS_FAIL(err, cap, "data.files is empty: name the ERA5 NetCDF files (globs allowed)"), NULL;
     char **paths;
     size_t npaths;
-    if (ts_era5_expand_files(files, &paths, &npaths, err, sizeof err)) ts_usage_error("%s", err);
+    if (ts_era5_expand_files(files, &paths, &npaths, err, cap)) return NULL;
     ts_era5_open_opts opts;
     ts_era5_opts_from_config(cfg, &opts);
     opts.row_multiple = row_multiple;
-    ts_era5_dataset *ds = ts_era5_open((const char *const *)paths, npaths, &opts, err, sizeof err);
+    ts_era5_dataset *ds = ts_era5_open((const char *const *)paths, npaths, &opts, err, cap);
     ts_era5_free_paths(paths, npaths);
     /* The row rule's refusal (model.window against the grid's rows) is the
      * configuration's fault, like a window that does not divide the columns;
      * every other failure is the files'. */
-    if (!ds && strncmp(err, "data.row_rule=", strlen("data.row_rule=")) == 0) ts_usage_error("%s", err);
-    if (!ds) ts_fatal("%s", err);
+    *why = ds ? OPENED : strncmp(err, "data.row_rule=", strlen("data.row_rule=")) == 0 ? BAD_CONFIG : BAD_FILES;
+    return ds;
+}
+
+ts_era5_dataset *ts_open_data(const ts_config *cfg, size_t row_multiple, const ts_layout *lay) {
+    char err[1024] = "";
+    int why = OPENED;
+    const int root = !lay || lay->rank == 0, shared = lay && lay->world > 1;
+    ts_era5_dataset *ds = root ? open_here(cfg, row_multiple, err, sizeof err, &why) : NULL;
+    if (shared) { /* rank 0's outcome, and its metadata, to every rank */
+        int64_t head[2] = {why, 0};
+        void *bytes = NULL;
+        size_t n = 0;
+        if (root && ds) ts_era5_pack(ds, &bytes, &n);
+        head[1] = (int64_t)n;
+        ts_par_bcast_i64(lay, head, 2);
+        ts_par_bcast_bytes(lay, err, sizeof err);
+        why = (int)head[0], n = (size_t)head[1];
+        if (why == OPENED) {
+            if (!root) bytes = ts_malloc(n);
+            ts_par_bcast_bytes(lay, bytes, n);
+            if (!root && !(ds = ts_era5_unpack(bytes, n, err, sizeof err))) ts_fatal("%s", err);
+        }
+        free(bytes);
+    }
+    if (why == BAD_CONFIG) ts_usage_error("%s", err);
+    if (why == BAD_FILES) ts_fatal("%s", err);
     return ds;
 }
 

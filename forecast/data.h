@@ -8,12 +8,17 @@
 
 #include "core/config.h"
 #include "io/era5_read.h"
+#include "parallel/layout.h"
 #include "models/swin.h"
 
 /* data.files opened with the data.* options; rows must divide by
  * row_multiple (the model's window; 0 for none). Exits with exit code 2 for
- * an empty or unmatched data.files, 1 for a file the reader refuses. */
-ts_era5_dataset *ts_open_data(const ts_config *cfg, size_t row_multiple);
+ * an empty or unmatched data.files, 1 for a file the reader refuses.
+ * Collective over lay (NULL: this rank alone): rank 0 lists the files,
+ * opens them and parses their metadata once, and the other ranks receive
+ * it (ts_era5_pack), opening a file only to read their blocks from it; a
+ * refusal is the same line and exit on every rank. */
+ts_era5_dataset *ts_open_data(const ts_config *cfg, size_t row_multiple, const ts_layout *lay);
 
 /* The Swin model of the configuration (model.*) for an H x W grid with
  * c_in input and c_out output channels a token. */

@@ -145,7 +145,7 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
     tr->step_seconds = 3600 * ts_config_int(cfg, "train.step_hours");
 
     /* data and statistics */
-    tr->ds = ts_open_data(cfg, (size_t)ts_config_int(cfg, "model.window"));
+    tr->ds = ts_open_data(cfg, (size_t)ts_config_int(cfg, "model.window"), lay);
     tr->grid = ts_era5_grid_info(tr->ds);
     tr->nstate = ts_era5_nstate(tr->ds), tr->nforce = ts_era5_nforcing(tr->ds);
 

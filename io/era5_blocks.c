@@ -201,7 +201,7 @@ int ts_era5_read_block(ts_era5_dataset *ds, size_t t, size_t row0, size_t nrows,
 
 /* ---- open, close, accessors ------------------------------------------------------------------- */
 
-static void publish_channels(ts_era5_dataset *ds) {
+void era5_publish_channels(ts_era5_dataset *ds) {
     for (size_t i = 0; i < ds->nstate + ds->nforcing; i++) {
         channel *c = &ds->ch[i];
         c->pub.spec = c->spec;
@@ -243,7 +243,7 @@ ts_era5_dataset *ts_era5_open(const char *const *paths, size_t npaths, const ts_
         ts_era5_dataset_close(ds);
         return NULL;
     }
-    publish_channels(ds);
+    era5_publish_channels(ds);
     return ds;
 }
 

@@ -5,6 +5,7 @@
  *   era5_grid.c      cell areas, conservative coarsening, the exposed grid
  *   era5_blocks.c    reading blocks with the fill policy, open and close,
  *                    accessors, configuration and file lists
+ *   era5_pack.c      the metadata as bytes for other ranks, and back
  */
 #ifndef TESSERA_IO_ERA5_INTERNAL_H
 #define TESSERA_IO_ERA5_INTERNAL_H
@@ -118,6 +119,9 @@ int era5_bind_channels(ts_era5_dataset *ds);
 size_t era5_count_tokens(const char *list);
 int era5_add_channels(ts_era5_dataset *ds, const char *list, int forcing, size_t *next);
 int era5_build_time_axis(ts_era5_dataset *ds);
+
+/* era5_blocks.c: the public view of the channels, after they are bound */
+void era5_publish_channels(ts_era5_dataset *ds);
 
 /* era5_grid.c */
 double era5_band(double hi, double lo);

@@ -96,6 +96,14 @@ ts_era5_dataset *ts_era5_open(const char *const *paths, size_t npaths, const ts_
                               size_t errcap);
 void ts_era5_dataset_close(ts_era5_dataset *ds);
 
+/* The dataset's metadata as bytes (*bytes malloc'ed), for ranks of the same
+ * job: one rank opens and parses the files, the others unpack its bytes and
+ * read their blocks without opening any file for its metadata (each file is
+ * opened on a rank's first read from it). ts_era5_unpack returns NULL with
+ * one line in err when the bytes are damaged. */
+int ts_era5_pack(const ts_era5_dataset *ds, void **bytes, size_t *nbytes);
+ts_era5_dataset *ts_era5_unpack(const void *bytes, size_t nbytes, char *err, size_t errcap);
+
 size_t ts_era5_ntimes(const ts_era5_dataset *ds);
 const int64_t *ts_era5_times(const ts_era5_dataset *ds); /* (ntimes) unix seconds, increasing */
 /* Index of valid time `t` (unix seconds): 0 with *index set, or -1 when absent. */

@@ -94,6 +94,15 @@ void ts_par_barrier(const ts_layout *lay) {
     if (lay->world > 1) TS_MPI_CHECK(MPI_Barrier(lay->cart));
 }
 
+void ts_par_bcast_bytes(const ts_layout *lay, void *buf, size_t n) {
+    if (lay->world == 1) return;
+    for (size_t at = 0; at < n;) {
+        size_t part = n - at < (size_t)INT_MAX ? n - at : (size_t)INT_MAX;
+        TS_MPI_CHECK(MPI_Bcast((char *)buf + at, (int)part, MPI_BYTE, 0, lay->cart));
+        at += part;
+    }
+}
+
 void ts_par_bcast_ints(const ts_layout *lay, int *buf, int n) {
     if (lay->world > 1) TS_MPI_CHECK(MPI_Bcast(buf, n, MPI_INT, 0, lay->cart));
 }

@@ -47,6 +47,9 @@ void ts_par_minmax_u64(const ts_layout *lay, const unsigned long long *mine, uns
 /* The log fields ",\"rss_peak_mb_min\":...,\"rss_peak_mb_max\":..." of every
  * rank's peak resident memory so far (collective). */
 void ts_par_peak_rss_fields(const ts_layout *lay, char *buf, size_t cap);
+/* Rank 0's n bytes to every rank of the grid (any size: in messages MPI's
+ * int counts can hold). */
+void ts_par_bcast_bytes(const ts_layout *lay, void *buf, size_t n);
 /* Rank 0's n values to every rank of the grid. */
 void ts_par_bcast_ints(const ts_layout *lay, int *buf, int n);
 void ts_par_bcast_i64(const ts_layout *lay, int64_t *buf, int n);

@@ -341,6 +341,89 @@ static void test_coarsen_5625(void) {
     coarsen_check(&r, TS_ERA5_GRID_5625, 32, 64, 87.1875);
 }
 
+/* ds unpacked from the bytes of an opened dataset serves the same data:
+ * the same times, grid and channels, and every read of every time, bit for
+ * bit, without having opened a file before its first read. */
+static void same_after_pack(ts_era5_dataset *ds) {
+    void *bytes;
+    size_t n;
+    CU_ASSERT_FATAL(ts_era5_pack(ds, &bytes, &n) == 0 && n > 0);
+    ts_era5_dataset *cp = ts_era5_unpack(bytes, n, err, sizeof err);
+    CU_ASSERT_FATAL(cp != NULL);
+    const ts_era5_grid *a = ts_era5_grid_info(ds), *b = ts_era5_grid_info(cp);
+    CU_ASSERT(a->nlat == b->nlat && a->nlon == b->nlon && a->nlat_data == b->nlat_data &&
+              a->nlat_file == b->nlat_file && a->nlon_file == b->nlon_file && a->dropped_south == b->dropped_south);
+    CU_ASSERT(memcmp(a->lat, b->lat, a->nlat * sizeof *a->lat) == 0 &&
+              memcmp(a->lon, b->lon, a->nlon * sizeof *a->lon) == 0);
+    CU_ASSERT(memcmp(a->row_mask, b->row_mask, a->nlat) == 0);
+    CU_ASSERT_FATAL(ts_era5_ntimes(ds) == ts_era5_ntimes(cp) && ts_era5_nstate(ds) == ts_era5_nstate(cp) &&
+                    ts_era5_nforcing(ds) == ts_era5_nforcing(cp));
+    CU_ASSERT(memcmp(ts_era5_times(ds), ts_era5_times(cp), ts_era5_ntimes(ds) * sizeof(int64_t)) == 0);
+    size_t ns = ts_era5_nstate(ds), nf = ts_era5_nforcing(ds);
+    for (size_t c = 0; c < ns + nf; c++) {
+        const ts_era5_channel *x = c < ns ? ts_era5_state_channel(ds, c) : ts_era5_forcing_channel(ds, c - ns);
+        const ts_era5_channel *y = c < ns ? ts_era5_state_channel(cp, c) : ts_era5_forcing_channel(cp, c - ns);
+        CU_ASSERT(strcmp(x->spec, y->spec) == 0 && strcmp(x->var, y->var) == 0 && x->level_hpa == y->level_hpa &&
+                  x->is_static == y->is_static && strcmp(x->units, y->units) == 0 &&
+                  strcmp(x->long_name, y->long_name) == 0 && strcmp(x->standard_name, y->standard_name) == 0);
+    }
+    size_t plane = a->nlat * a->nlon;
+    float *s1 = malloc(ns * plane * sizeof *s1), *s2 = malloc(ns * plane * sizeof *s2);
+    float *f1 = malloc((nf ? nf : 1) * plane * sizeof *f1), *f2 = malloc((nf ? nf : 1) * plane * sizeof *f2);
+    char err2[512];
+    for (size_t t = 0; t < ts_era5_ntimes(ds); t++) {
+        int r1 = ts_era5_read_block(ds, t, 0, a->nlat, 0, a->nlon, s1, nf ? f1 : NULL, err, sizeof err);
+        int r2 = ts_era5_read_block(cp, t, 0, b->nlat, 0, b->nlon, s2, nf ? f2 : NULL, err2, sizeof err2);
+        CU_ASSERT(r1 == r2);
+        if (r1 == 0 && r2 == 0) {
+            CU_ASSERT(memcmp(s1, s2, ns * plane * sizeof *s1) == 0);
+            CU_ASSERT(!nf || memcmp(f1, f2, nf * plane * sizeof *f1) == 0);
+        } else { /* a refused read is refused alike */
+            CU_ASSERT(strcmp(err, err2) == 0);
+        }
+    }
+    /* damaged bytes: one line, no dataset */
+    CU_ASSERT(ts_era5_unpack(bytes, n - 9, err, sizeof err) == NULL && strstr(err, "damaged") && !strchr(err, '\n'));
+    ((unsigned char *)bytes)[0] ^= 1;
+    CU_ASSERT(ts_era5_unpack(bytes, n, err, sizeof err) == NULL && strstr(err, "damaged"));
+    free(s1), free(s2), free(f1), free(f2), free(bytes);
+    ts_era5_dataset_close(cp);
+}
+
+static void test_pack_unpack(void) {
+    for (int layout = 0; layout < 2; layout++) { /* two files, levels, statics, both layouts */
+        file_req s = sl_req(layout), p = pl_req(layout);
+        const char *sp = path_in("sl.nc"), *pp = path_in("pl.nc");
+        CU_ASSERT_FATAL(write_req(&s, sp) == 0 && write_req(&p, pp) == 0);
+        ts_era5_open_opts o = opts_of("z500,t850,q700,u700,t2m,u10,v10,msl", "lsm,z_surface");
+        ts_era5_dataset *ds = open_paths(pp, sp, NULL, &o);
+        CU_ASSERT_FATAL(ds != NULL);
+        same_after_pack(ds);
+        ts_era5_dataset_close(ds);
+        remove_all();
+    }
+    /* coarsened (regridding weights), flipped and rolled, and the row rule */
+    file_req r = {TS_ERA5_LAYOUT_CDS, 73, 144, -90, 2.5, -180, 2.5, 0, SL, 1, T0, 2, -1, 0, 1};
+    const char *cp = path_in("coarse_src.nc");
+    CU_ASSERT_FATAL(write_req(&r, cp) == 0);
+    ts_era5_open_opts o = opts_of("t2m", "");
+    o.grid = TS_ERA5_GRID_5625, o.row_multiple = 8;
+    ts_era5_dataset *ds = open_paths(cp, NULL, NULL, &o);
+    CU_ASSERT_FATAL(ds != NULL);
+    same_after_pack(ds);
+    ts_era5_dataset_close(ds);
+    /* NaNs refused at one time by the fill policy, alike after the trip */
+    file_req nan = sl_req(TS_ERA5_LAYOUT_CDS);
+    nan.nan_t = 1, nan.nan_at = 30;
+    const char *np = path_in("sl_nan.nc");
+    CU_ASSERT_FATAL(write_req(&nan, np) == 0);
+    o = opts_of("t2m,msl", "");
+    CU_ASSERT_FATAL((ds = open_paths(np, NULL, NULL, &o)) != NULL);
+    same_after_pack(ds);
+    ts_era5_dataset_close(ds);
+    remove_all();
+}
+
 static void test_coarsen_140625(void) {
     file_req r = {TS_ERA5_LAYOUT_CDS, 181, 360, 90, -1, 0, 1, 0, SL, 1, T0, 1, -1, 0, 1};
     coarsen_check(&r, TS_ERA5_GRID_140625, 128, 256, 89.296875);
@@ -469,6 +552,7 @@ int main(int argc, char **argv) {
         {"row rule on a dataset", test_row_rule_dataset},
         {"coarsening to 5.625", test_coarsen_5625},
         {"coarsening to 1.40625", test_coarsen_140625},
+        {"metadata packed for other ranks", test_pack_unpack},
         {"writer: rename and errors", test_writer_rename_and_errors},
         {"data.files expansion", test_expand_files},
         {"options from config", test_opts_from_config},
