@@ -36,6 +36,7 @@
 #include "core/log.h"
 #include "eval/plot.h"
 #include "eval/plot_curves.h"
+#include "eval/scorecard_csv.h"
 #include "forecast/commands.h"
 #include "io/era5_read.h"
 #include "io/forecast_read.h"
@@ -510,171 +511,6 @@ static void draw_maps(const map_job *job, const char *dir) {
     free(m.members), free(m.truth), free(m.mean), free(m.spread), free(m.error), free(m.wrow), free(state);
 }
 
-/* ---- the scorecard ---------------------------------------------------------------------------------- */
-
-/* The systems of DESIGN.md keep one colour and marker in every chart. */
-static const char *const SYSTEMS[] = {"tessera", "persistence", "climatology", "perfect_model"};
-enum { NSYSTEMS = 4 };
-static const char *const METRICS[] = {"rmse", "acc", "crps", "spread_skill"};
-enum { NMETRICS = 4 };
-
-typedef struct {
-    char var[SPEC_CAP + 32], metric[64], system[64];
-    double lead, value, lo, hi;
-    size_t line;
-} score_row;
-
-typedef struct {
-    const char *path;
-    score_row *rows;
-    size_t n;
-} scorecard;
-
-static int rank_of(const char *s, const char *const *known, int n) {
-    for (int i = 0; i < n; i++)
-        if (strcmp(s, known[i]) == 0) return i;
-    return n;
-}
-
-/* Split one CSV line in place (RFC 4180 quotes; spaces around fields
- * trimmed). Returns the number of fields. */
-static size_t split_csv(char *line, char **fields, size_t max) {
-    size_t n = 0;
-    char *p = line;
-    line[strcspn(line, "\r\n")] = '\0';
-    while (n < max) {
-        while (*p == ' ') p++;
-        char *out = p, *start = p;
-        if (*p == '"') {
-            for (p++; *p && !(*p == '"' && p[1] != '"'); p++) *out++ = *p == '"' ? *++p : *p;
-            if (*p == '"') p++;
-            while (*p && *p != ',') p++;
-        } else {
-            while (*p && *p != ',') p++;
-            out = p;
-            while (out > start && out[-1] == ' ') out--;
-        }
-        char sep = *p;
-        *out = '\0';
-        fields[n++] = start;
-        if (sep != ',') break;
-        p++;
-    }
-    return n;
-}
-
-/* "z" + "500" -> "z500"; a surface or derived variable (no level, 0 or nan)
- * keeps its name; a name that already ends in its level is left alone. */
-static void score_variable(const char *var, const char *level, char *out, size_t cap) {
-    char *end;
-    double l = strtod(level, &end);
-    char lev[32];
-    if (end == level || !isfinite(l) || l == 0) {
-        snprintf(out, cap, "%s", var);
-        return;
-    }
-    snprintf(lev, sizeof lev, "%g", l);
-    size_t nv = strlen(var), nl = strlen(lev);
-    if (nv > nl && strcmp(var + nv - nl, lev) == 0)
-        snprintf(out, cap, "%s", var);
-    else
-        snprintf(out, cap, "%s%s", var, lev);
-}
-
-/* A number cell: empty or "nan" is NaN; anything else must parse. */
-static int parse_number(const char *s, double *v) {
-    char *end;
-    if (!*s) return *v = NAN, 0;
-    *v = strtod(s, &end);
-    return *end ? -1 : 0;
-}
-
-enum { COL_VAR, COL_LEVEL, COL_LEAD, COL_METRIC, COL_SYSTEM, COL_VALUE, COL_LO, COL_HI, NCOLS };
-static const char *const COLUMNS[NCOLS] = {"variable", "level", "lead_hours", "metric", "system", "value", "ci_low", "ci_high"};
-
-static void header_columns(const char *path, char *line, int *col) {
-    char *f[64];
-    size_t n = split_csv(line, f, 64);
-    for (int c = 0; c < NCOLS; c++) {
-        col[c] = -1;
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(f[i], COLUMNS[c]) == 0) col[c] = (int)i;
-        if (col[c] < 0)
-            ts_usage_error("%s: no column '%s' in the header; a scorecard has variable, level, lead_hours, metric, system, "
-                           "value, ci_low, ci_high",
-                           path, COLUMNS[c]);
-    }
-}
-
-static void parse_row(const scorecard *sc, char *line, size_t lineno, const int *col, score_row *r) {
-    char *f[64];
-    size_t n = split_csv(line, f, 64);
-    for (int c = 0; c < NCOLS; c++)
-        if ((size_t)col[c] >= n) ts_usage_error("%s:%zu: %zu fields, the header names %d columns", sc->path, lineno, n, NCOLS);
-    score_variable(f[col[COL_VAR]], f[col[COL_LEVEL]], r->var, sizeof r->var);
-    snprintf(r->metric, sizeof r->metric, "%s", f[col[COL_METRIC]]);
-    snprintf(r->system, sizeof r->system, "%s", f[col[COL_SYSTEM]]);
-    r->line = lineno;
-    if (parse_number(f[col[COL_LEAD]], &r->lead) || !isfinite(r->lead))
-        ts_usage_error("%s:%zu: lead_hours '%s' is not a number", sc->path, lineno, f[col[COL_LEAD]]);
-    static const int NUM[] = {COL_VALUE, COL_LO, COL_HI};
-    double *dst[] = {&r->value, &r->lo, &r->hi};
-    for (int k = 0; k < 3; k++)
-        if (parse_number(f[col[NUM[k]]], dst[k]))
-            ts_usage_error("%s:%zu: %s '%s' is not a number", sc->path, lineno, COLUMNS[NUM[k]], f[col[NUM[k]]]);
-    if (!r->var[0] || !r->metric[0] || !r->system[0])
-        ts_usage_error("%s:%zu: variable, metric and system must not be empty", sc->path, lineno);
-}
-
-/* Variable, then metric (in METRICS order), then system (SYSTEMS order),
- * then lead: each chart's rows, and each series' points, are contiguous. */
-static int cmp_rows(const void *pa, const void *pb) {
-    const score_row *a = pa, *b = pb;
-    int c = strcmp(a->var, b->var);
-    if (c) return c;
-    int ma = rank_of(a->metric, METRICS, NMETRICS), mb = rank_of(b->metric, METRICS, NMETRICS);
-    if (ma != mb) return ma - mb;
-    if ((c = strcmp(a->metric, b->metric))) return c;
-    int sa = rank_of(a->system, SYSTEMS, NSYSTEMS), sb = rank_of(b->system, SYSTEMS, NSYSTEMS);
-    if (sa != sb) return sa - sb;
-    if ((c = strcmp(a->system, b->system))) return c;
-    return (a->lead > b->lead) - (a->lead < b->lead);
-}
-
-static void read_scorecard(scorecard *sc, const char *path) {
-    FILE *fp = fopen(path, "r");
-    if (!fp) ts_usage_error("%s: cannot open the scorecard: %s", path, strerror(errno));
-    sc->path = path, sc->rows = NULL, sc->n = 0;
-    char *line = NULL;
-    size_t cap = 0, rows_cap = 0, lineno = 0;
-    int col[NCOLS];
-    if (getline(&line, &cap, fp) < 0) ts_usage_error("%s: empty file; a scorecard has a header line", path);
-    lineno++;
-    header_columns(path, line, col);
-    while (getline(&line, &cap, fp) >= 0) {
-        lineno++;
-        if (line[strspn(line, " \r\n")] == '\0') continue; /* blank line */
-        if (sc->n == rows_cap) {
-            rows_cap = rows_cap ? 2 * rows_cap : 256;
-            score_row *p = realloc(sc->rows, rows_cap * sizeof *p);
-            if (!p) ts_fatal("out of memory reading %s", path);
-            sc->rows = p;
-        }
-        parse_row(sc, line, lineno, col, &sc->rows[sc->n++]);
-    }
-    free(line);
-    fclose(fp);
-    if (sc->n == 0) ts_usage_error("%s: no rows under the header", path);
-    qsort(sc->rows, sc->n, sizeof *sc->rows, cmp_rows);
-    for (size_t i = 1; i < sc->n; i++) {
-        const score_row *a = &sc->rows[i - 1], *b = &sc->rows[i];
-        if (!strcmp(a->var, b->var) && !strcmp(a->metric, b->metric) && !strcmp(a->system, b->system) && a->lead == b->lead)
-            ts_usage_error("%s:%zu: a second row for %s %s %s at lead %g h (the first is line %zu)", path,
-                           a->line > b->line ? a->line : b->line, b->var, b->metric, b->system, b->lead,
-                           a->line < b->line ? a->line : b->line);
-    }
-}
-
 typedef struct {
     const char *label, *ylabel; /* NULL: the metric's own name */
     int from_zero, with_units;
@@ -683,7 +519,7 @@ typedef struct {
 } metric_style;
 
 static metric_style style_of(const char *metric) {
-    switch (rank_of(metric, METRICS, NMETRICS)) {
+    switch (ts_score_metric_rank(metric)) {
     case 0: return (metric_style){"RMSE of the ensemble mean", "RMSE", 1, 1, NAN, NULL};
     case 1: return (metric_style){"anomaly correlation (ACC)", "ACC", 0, 0, 0.6, "0.6: useful skill"};
     case 2: return (metric_style){"fair CRPS", "CRPS", 1, 1, NAN, NULL};
@@ -703,17 +539,17 @@ static void units_of(const ts_forecast_file *fc, const char *var, char *buf, siz
 }
 
 /* One chart from rows[a, b): one variable and metric, series by system. */
-static void draw_chart(const scorecard *sc, size_t a, size_t b, const ts_forecast_file *fc, const char *dir) {
-    const score_row *r0 = &sc->rows[a];
+static void draw_chart(const ts_scorecard_csv *sc, size_t a, size_t b, const ts_forecast_file *fc, const char *dir) {
+    const ts_score_row *r0 = &sc->rows[a];
     size_t n = b - a, ns = 0;
     double *x = ts_malloc(sizeof(double) * 4 * n), *y = x + n, *lo = y + n, *hi = lo + n; /* (n) each */
     ts_chart_series *series = ts_calloc(n, sizeof *series);
     for (size_t i = 0; i < n; i++) {
-        const score_row *r = &sc->rows[a + i];
+        const ts_score_row *r = &sc->rows[a + i];
         x[i] = r->lead, y[i] = r->value, lo[i] = r->lo, hi[i] = r->hi;
         if (i == 0 || strcmp(r->system, sc->rows[a + i - 1].system)) {
-            int k = rank_of(r->system, SYSTEMS, NSYSTEMS);
-            int slot = k < NSYSTEMS ? k : NSYSTEMS + (int)ns; /* others: the next colours */
+            int k = ts_score_system_rank(r->system);
+            int slot = k < TS_SCORE_SYSTEMS ? k : TS_SCORE_SYSTEMS + (int)ns; /* others: the next colours */
             series[ns++] = (ts_chart_series){r->system, ts_plot_series_colour((size_t)slot), slot % 4, 0, x + i, y + i, lo + i, hi + i};
         }
         series[ns - 1].n++;
@@ -734,7 +570,7 @@ static void draw_chart(const scorecard *sc, size_t a, size_t b, const ts_forecas
     free(x), free(series);
 }
 
-static void draw_charts(const scorecard *sc, const ts_forecast_file *fc, const char *dir) {
+static void draw_charts(const ts_scorecard_csv *sc, const ts_forecast_file *fc, const char *dir) {
     size_t a = 0;
     for (size_t i = 1; i <= sc->n; i++)
         if (i == sc->n || strcmp(sc->rows[i].var, sc->rows[a].var) || strcmp(sc->rows[i].metric, sc->rows[a].metric)) {
@@ -793,9 +629,10 @@ int cmd_plot(const ts_command_ctx *ctx) {
     /* check every request before the first PNG */
     map_job job;
     memset(&job, 0, sizeof job);
-    scorecard sc = {0};
+    ts_scorecard_csv sc = {0};
+    char err[1024];
     if (fc_path[0]) prepare_maps(&job, fc_path, ctx->cfg);
-    if (sc_path[0]) read_scorecard(&sc, sc_path);
+    if (sc_path[0] && ts_scorecard_csv_read(sc_path, &sc, err, sizeof err)) ts_usage_error("%s", err);
 
     snprintf(dir, sizeof dir, "%s/plots", ctx->out);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) ts_fatal("cannot create %s: %s", dir, strerror(errno));
@@ -805,7 +642,7 @@ int cmd_plot(const ts_command_ctx *ctx) {
     ts_info("plot: %zu PNG%s in %s", written.n, written.n == 1 ? "" : "s", dir);
 
     forget_written(0);
-    free(sc.rows);
+    ts_scorecard_csv_free(&sc);
     if (job.truth) ts_era5_dataset_close(job.truth);
     free(job.vars);
     ts_forecast_file_close(job.fc);
