@@ -216,14 +216,7 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
 
     ts_swin_config mc;
     ts_swin_config_from(cfg, (int)f->grid->nlat, (int)f->grid->nlon, (int)f->cin, (int)f->ns, &mc);
-    ts_swin_wp wp = {.comm = lay->wp,
-                     .wp_y = lay->size[TS_AXIS_WP_Y],
-                     .wp_x = lay->size[TS_AXIS_WP_X],
-                     .py = lay->coord[TS_AXIS_WP_Y],
-                     .px = lay->coord[TS_AXIS_WP_X],
-                     .sp_comm = lay->axis[TS_AXIS_SP],
-                     .sp = lay->size[TS_AXIS_SP],
-                     .sp_rank = lay->coord[TS_AXIS_SP]};
+    ts_swin_wp wp = ts_swin_wp_of(lay);
     if (ts_swin_create(&f->model, f->be, &mc, f->nlocal, &wp, err, sizeof err)) ts_usage_error("%s", err);
     load_weights(f, ck, ckpath);
     check_grid(f, ck, ckpath);

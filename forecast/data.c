@@ -70,6 +70,17 @@ void ts_swin_config_from(const ts_config *cfg, int H, int W, int c_in, int c_out
                                               : 1};
 }
 
+ts_swin_wp ts_swin_wp_of(const ts_layout *lay) {
+    return (ts_swin_wp){.comm = lay->wp,
+                        .wp_y = lay->size[TS_AXIS_WP_Y],
+                        .wp_x = lay->size[TS_AXIS_WP_X],
+                        .py = lay->coord[TS_AXIS_WP_Y],
+                        .px = lay->coord[TS_AXIS_WP_X],
+                        .sp_comm = lay->axis[TS_AXIS_SP],
+                        .sp = lay->size[TS_AXIS_SP],
+                        .sp_rank = lay->coord[TS_AXIS_SP]};
+}
+
 int64_t ts_config_time(const ts_config *cfg, const char *key, int64_t fallback) {
     const char *text = ts_config_str(cfg, key);
     int64_t t;

@@ -24,6 +24,10 @@ ts_era5_dataset *ts_open_data(const ts_config *cfg, size_t row_multiple, const t
  * c_in input and c_out output channels a token. */
 void ts_swin_config_from(const ts_config *cfg, int H, int W, int c_in, int c_out, ts_swin_config *mc);
 
+/* This rank's place for the Swin model in the layout: its WP block and SP
+ * band. */
+ts_swin_wp ts_swin_wp_of(const ts_layout *lay);
+
 /* A date key (YYYY-MM-DD[THH], UTC) as unix seconds; `fallback` when the
  * key is empty; a usage error (exit 2) naming the key otherwise. */
 int64_t ts_config_time(const ts_config *cfg, const char *key, int64_t fallback);

@@ -178,14 +178,7 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
     ts_swin_config mc;
     ts_swin_config_from(cfg, (int)tr->grid->nlat, (int)tr->grid->nlon, (int)(2 * tr->nstate + tr->nforce),
                         (int)tr->nstate, &mc);
-    ts_swin_wp wp = {.comm = lay->wp,
-                     .wp_y = lay->size[TS_AXIS_WP_Y],
-                     .wp_x = lay->size[TS_AXIS_WP_X],
-                     .py = lay->coord[TS_AXIS_WP_Y],
-                     .px = lay->coord[TS_AXIS_WP_X],
-                     .sp_comm = lay->axis[TS_AXIS_SP],
-                     .sp = lay->size[TS_AXIS_SP],
-                     .sp_rank = lay->coord[TS_AXIS_SP]};
+    ts_swin_wp wp = ts_swin_wp_of(lay);
     if (ts_swin_create(&tr->model, tr->be, &mc, tr->micro_batch, &wp, err, sizeof err)) ts_usage_error("%s", err);
     ts_swin_init_weights(&tr->model, tr->seed, 1);
 
