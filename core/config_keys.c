@@ -139,6 +139,9 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     FLOAT_KEY("mesh.pushforward", "0", 0, 1,
               "fraction of training samples whose input is the model's own one-step prediction (no gradient "
               "through it), the pushforward trick against rollout drift; 0 = off"),
+    INT_KEY("mesh.pushforward_steps", "1", 1, 4096,
+            "model steps of a pushed sample (mesh.pushforward): drawn uniformly from 1..this per sample, the target "
+            "the truth that many steps plus one after its start"),
     BOOL_KEY("mesh.recompute", "false", "recompute each block's activations in backward (keeps block inputs only)"),
     INT_KEY("mesh.rollout_steps", "0", 0, NO_LIMIT, "steps forecast rolls a mesh trajectory out (0 = to its end)"),
     INT_KEY("mesh.val_rollout", "0", 0, NO_LIMIT,

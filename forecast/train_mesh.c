@@ -12,17 +12,20 @@
  * normalizers whatever the layout.
  *
  * With mesh.pushforward = p, a sample is pushed with probability p: its
- * input is instead the model's own (no-gradient) one-step prediction from
- * the noisy velocity at t, and its target the change from that prediction
- * to t + 2, so the model learns to correct the errors its rollouts make
- * (Brandstetter et al.'s pushforward trick). The normalizers accumulate the
- * unpushed samples either way, so they never depend on the model.
+ * input is instead the model's own (no-gradient) k-step rollout from the
+ * noisy velocity at t, and its target the change from that rollout to
+ * t + k + 1, so the model learns to correct the errors its rollouts make
+ * (Brandstetter et al.'s pushforward trick). k is 1, or with
+ * mesh.pushforward_steps = K > 1 drawn uniformly from 1..K per pushed
+ * sample. The normalizers accumulate the unpushed samples either way, so
+ * they never depend on the model.
  *
  * Randomness is keyed by the step and global indices only:
  *   data order   (seed, DATA_ORDER,  stream step,               index global sample j)
  *   noise        (seed, TRAIN_NOISE, stream step * batch + j,   index node * F + component)
  *   offset       (seed, TRAIN_NOISE, stream step * batch + j,   index 2^62 + component)
  *   pushforward  (seed, PUSHFORWARD, stream step,               index global sample j)
+ *   its steps k  (seed, PUSHFORWARD, stream step,               index 2^62 + j)
  * with nodes numbered in curve order, which no layout changes, and F the
  * velocity components: the mesh's dimension, 2 or 3 (all trajectories of
  * mesh.file, and of mesh.valid_file, share it; the model has F + 9 inputs
@@ -73,6 +76,7 @@ typedef struct {
     int32_t *pair_traj, *pair_t;   /* (npairs) */
     double noise, noise_offset;    /* mesh.noise (white), mesh.noise_offset (constant) */
     double pushforward;            /* mesh.pushforward: the fraction of pushed samples */
+    int pushforward_steps;         /* mesh.pushforward_steps: the most model steps of a pushed sample */
     int fields;                    /* velocity components F: 2 (triangles) or 3 (tetrahedra) */
     ts_mesh_model model;
     ts_mesh_norm in_norm, out_norm;
@@ -149,19 +153,33 @@ static int pushed(const mesh_trainer *tr, long step, uint64_t j) {
     return ts_rng_uniform1(key, (uint64_t)step, j) < tr->pushforward;
 }
 
-/* A pushed sample (mesh.pushforward): vin = the noisy velocity at t plus the
- * model's predicted change on the loss-set nodes (the others from the truth
- * at t + 1, as a rollout sets them); delta = velocity at t + 2 - vin. t is
- * moved back one step when t + 2 is past the trajectory's end. */
-static void make_pushed_sample(mesh_trainer *tr, const ts_mesh_traj *tj, int64_t t, uint64_t stream) {
-    if (t + 2 >= tj->T) t = tj->T - 3;
+/* The model steps of global sample j of this step when it is pushed: 1, or
+ * uniform in 1..mesh.pushforward_steps. */
+static int pushed_steps(const mesh_trainer *tr, long step, uint64_t j) {
+    if (tr->pushforward_steps <= 1) return 1;
+    ts_rng_key key = ts_rng_key_make(tr->seed, TS_RNG_PUSHFORWARD);
+    int k = 1 + (int)(ts_rng_uniform1(key, (uint64_t)step, (UINT64_C(1) << 62) + j) * tr->pushforward_steps);
+    return k > tr->pushforward_steps ? tr->pushforward_steps : k;
+}
+
+/* A pushed sample (mesh.pushforward) of k model steps: vin = the noisy
+ * velocity at t advanced k times by the model's predicted change on the
+ * loss-set nodes (the others from the truth at each step, as a rollout sets
+ * them); delta = velocity at t + k + 1 - vin. t is moved back when t + k + 1
+ * is past the trajectory's end, and k shortened when the trajectory is
+ * shorter than k + 2 states (the caller asks for T >= 3). */
+static void make_pushed_sample(mesh_trainer *tr, const ts_mesh_traj *tj, int64_t t, int k, uint64_t stream) {
+    if (k > tj->T - 2) k = (int)(tj->T - 2);
+    if (t + k + 1 >= tj->T) t = tj->T - k - 2;
     const size_t nf = (size_t)tj->N * (size_t)tr->fields;
     make_sample(tr, tj, t, stream, tr->vin, tr->delta);
     prepare_for(tr, tj);
-    predict_change(tr, tj, tr->vin, tr->delta);
-    const float *v1 = tj->velocity + (size_t)(t + 1) * nf, *v2 = v1 + nf;
-    ts_mesh_advance(tj, tr->vin, tr->delta, v1, tr->vin);
-    for (size_t k = 0; k < nf; k++) tr->delta[k] = v2[k] - tr->vin[k];
+    for (int s = 1; s <= k; s++) {
+        predict_change(tr, tj, tr->vin, tr->delta);
+        ts_mesh_advance(tj, tr->vin, tr->delta, tj->velocity + (size_t)(t + s) * nf, tr->vin);
+    }
+    const float *target = tj->velocity + (size_t)(t + k + 1) * nf;
+    for (size_t i = 0; i < nf; i++) tr->delta[i] = target[i] - tr->vin[i];
 }
 
 /* Halo bytes this rank sent so far over every trajectory's plan, and their
@@ -243,6 +261,7 @@ static void setup(mesh_trainer *tr, const ts_command_ctx *ctx) {
     tr->noise = ts_config_float(cfg, "mesh.noise");
     tr->noise_offset = ts_config_float(cfg, "mesh.noise_offset");
     tr->pushforward = ts_config_float(cfg, "mesh.pushforward");
+    tr->pushforward_steps = (int)ts_config_int(cfg, "mesh.pushforward_steps");
     tr->val_rollout = ts_config_int(cfg, "mesh.val_rollout");
     tr->val_rollout_skill = NAN;
 
@@ -332,7 +351,7 @@ static double loss_and_grad(void *self, long step) {
         pick_pair(tr, step, j, &tj, &t);
         uint64_t stream = (uint64_t)step * (uint64_t)tr->batch + j;
         if (tj->T >= 3 && pushed(tr, step, j))
-            make_pushed_sample(tr, tj, t, stream);
+            make_pushed_sample(tr, tj, t, pushed_steps(tr, step, j), stream);
         else
             make_sample(tr, tj, t, stream, tr->vin, tr->delta);
         loss += sample_loss(tr, tj, 1, 1.0 / tr->batch) / tr->batch;

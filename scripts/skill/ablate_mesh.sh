@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The mesh ablations of docs/results.md: one change at a time against a base
-# run at equal compute (the same steps of the same model), judged on the
+# run at equal compute (the same steps of the same model; runs whose steps
+# cost more take fewer: pf4 and pf16 by their step times measured beside
+# pf1's, 1.08x and 1.81x), judged on the
 # validation trajectories only. Each run trains in RUNS/<name> (validation
 # loss and one-step skill in RUNS/<name>/tessera.jsonl, for `tessera plot`),
 # then rolls every trajectory of VALID out over its full length with the
@@ -43,6 +45,9 @@ declare -A CHANGE=(
   [push0.5]="mesh.pushforward=0.5"
   [offset0.02]="mesh.noise_offset=0.02"
   [push0.25]="mesh.pushforward=0.25"
+  [pf1]="mesh.pushforward=0.5 mesh.noise_offset=0.02"
+  [pf4]="mesh.pushforward=0.5 mesh.noise_offset=0.02 mesh.pushforward_steps=4 train.steps=2320 train.checkpoint_every=2320"
+  [pf16]="mesh.pushforward=0.5 mesh.noise_offset=0.02 mesh.pushforward_steps=16 train.steps=1380 train.checkpoint_every=1380"
   [deep8]="model.depth=8 train.steps=1250 train.val_every=125 train.checkpoint_every=1250"
 )
 ORDER=(base noise0.005 noise0.05 traj8 push0.5)

@@ -77,31 +77,36 @@ for s, vs in b.items():
 PY
 
 # DP = 2 against 1 rank; these runs push half their samples
-# (mesh.pushforward=0.5: the input is the model's own one-step prediction)
-# and add a constant offset to each (mesh.noise_offset),
-# whose decisions and inputs must not depend on the layout either
-if mpiexec -n 2 "$tessera" train out="$tmp/dp2" "${common[@]}" train.steps=4 mesh.pushforward=0.5 mesh.noise_offset=0.01 parallel.dp=2 >"$tmp/dp2.log" 2>&1; then ok
+# (mesh.pushforward=0.5: the input is the model's own rollout of 1 to 3
+# steps, mesh.pushforward_steps=3) and add a constant offset to each
+# (mesh.noise_offset), whose decisions and inputs must not depend on the
+# layout either; pushes of one step only give other losses
+push=(mesh.pushforward=0.5 mesh.pushforward_steps=3 mesh.noise_offset=0.01)
+if mpiexec -n 2 "$tessera" train out="$tmp/dp2" "${common[@]}" train.steps=4 "${push[@]}" parallel.dp=2 >"$tmp/dp2.log" 2>&1; then ok
 else fail "dp=2: $(tail -2 "$tmp/dp2.log")"; fi
-"$tessera" train out="$tmp/dp1" "${common[@]}" train.steps=4 mesh.val_rollout=5 mesh.pushforward=0.5 mesh.noise_offset=0.01 >"$tmp/dp1.log" 2>&1 &&
+"$tessera" train out="$tmp/dp1" "${common[@]}" train.steps=4 mesh.val_rollout=5 "${push[@]}" >"$tmp/dp1.log" 2>&1 &&
   ok || fail "dp=1"
 "$tessera" train out="$tmp/pf0" "${common[@]}" train.steps=4 >"$tmp/pf0.log" 2>&1 && ok || fail "dp=1 without pushforward"
-if /usr/bin/python3 - "$tmp/dp1/tessera.jsonl" "$tmp/dp2/tessera.jsonl" "$tmp/pf0/tessera.jsonl" <<'PY'; then ok; else fail "dp=2 losses, or pushforward"; fi
+"$tessera" train out="$tmp/pf1" "${common[@]}" train.steps=4 "${push[@]}" mesh.pushforward_steps=1 >"$tmp/pf1.log" 2>&1 &&
+  ok || fail "dp=1 with one-step pushes"
+if /usr/bin/python3 - "$tmp/dp1/tessera.jsonl" "$tmp/dp2/tessera.jsonl" "$tmp/pf0/tessera.jsonl" "$tmp/pf1/tessera.jsonl" <<'PY'; then ok; else fail "dp=2 losses, or pushforward"; fi
 import json, sys
 def losses(p):
     return [e["loss"] for e in map(json.loads, open(p)) if e["event"] == "train_step"]
-a, b, c = losses(sys.argv[1]), losses(sys.argv[2]), losses(sys.argv[3])
-assert len(a) == len(b) == len(c) == 4, (a, b, c)
+a, b, c, d = (losses(p) for p in sys.argv[1:5])
+assert len(a) == len(b) == len(c) == len(d) == 4, (a, b, c, d)
 for x, y in zip(a, b):
     assert abs(x - y) <= 1e-5 * abs(x), (x, y)
 assert any(abs(x - z) > 1e-3 * abs(z) for x, z in zip(a, c)), ("pushforward and offset changed nothing", a, c)
+assert any(abs(x - z) > 1e-3 * abs(z) for x, z in zip(a, d)), ("pushes of 1-3 steps equal pushes of 1", a, d)
 PY
 
 # SP = 2 and DP = 2 x SP = 2 against the same 1-rank run. The SP runs sum the
 # same terms in another order (cross-rank log-sum-exp, reductions over
 # ranks), so they agree to fp32 rounding, far inside 1e-5.
-if mpiexec -n 2 "$tessera" train out="$tmp/sp2" "${common[@]}" train.steps=4 mesh.val_rollout=5 mesh.pushforward=0.5 mesh.noise_offset=0.01 parallel.sp=2 >"$tmp/sp2.log" 2>&1; then ok
+if mpiexec -n 2 "$tessera" train out="$tmp/sp2" "${common[@]}" train.steps=4 mesh.val_rollout=5 "${push[@]}" parallel.sp=2 >"$tmp/sp2.log" 2>&1; then ok
 else fail "sp=2: $(tail -2 "$tmp/sp2.log")"; fi
-if mpiexec -n 4 "$tessera" train out="$tmp/dp2sp2" "${common[@]}" train.steps=4 mesh.val_rollout=5 mesh.pushforward=0.5 mesh.noise_offset=0.01 parallel.dp=2 parallel.sp=2 \
+if mpiexec -n 4 "$tessera" train out="$tmp/dp2sp2" "${common[@]}" train.steps=4 mesh.val_rollout=5 "${push[@]}" parallel.dp=2 parallel.sp=2 \
   >"$tmp/dp2sp2.log" 2>&1; then ok
 else fail "dp=2 x sp=2: $(tail -2 "$tmp/dp2sp2.log")"; fi
 for run in sp2 dp2sp2; do
