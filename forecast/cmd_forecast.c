@@ -9,7 +9,9 @@
  * current state and the forcings at the target time (tisr from the solar
  * function the simulator uses, lsm and z_surface from the data), then adds
  * the de-normalised residual to the state. Rank 0 gathers the members'
- * blocks and writes. The leads are taken by the rollout driver
+ * blocks and writes, or, in builds with parallel NetCDF-4, every rank
+ * writes its own block of members, rows and columns collectively and no
+ * rank holds the whole ensemble. The leads are taken by the rollout driver
  * (forecast/rollout.h): a killed rollout resumes from the file's last
  * complete lead, and SIGUSR1/SIGTERM stop it politely after the lead in
  * progress.
@@ -43,6 +45,12 @@
 #include "parallel/collective.h"
 
 enum { MAX_INITS = 1024, MAX_VARS = 64 };
+
+#ifdef TESSERA_HAVE_PARALLEL_NETCDF
+#define PARALLEL_WRITE 1
+#else
+#define PARALLEL_WRITE 0
+#endif
 
 typedef struct {
     ts_config *cfg;
@@ -422,6 +430,52 @@ static void read_init(const forecaster *f, ts_forecast_writer *w, const out_layo
     free(field);
 }
 
+/* Rows of this rank's block that hold data (the grid's padding rows below
+ * the data's last are not written). */
+static size_t data_rows(const forecaster *f) {
+    const size_t row0 = (size_t)f->model.row0, h = (size_t)f->model.h, n = f->grid->nlat_data;
+    return row0 >= n ? 0 : row0 + h > n ? n - row0 : h;
+}
+
+/* Every rank, collectively (parallel NetCDF-4): write (to_file = 1) or read
+ * back (0) its block of every member it holds, lead `lead` (1-based) of init
+ * i, to or from its states mine (nlocal, ns, h*w). Level slots a variable
+ * lacks are NaN in the file; padding rows read back as 0. */
+static void block_io(const forecaster *f, ts_forecast_writer *w, const out_layout *o, size_t i, int lead, float *mine,
+                     int to_file) {
+    char err[1024];
+    const ts_swin *m = &f->model;
+    const size_t rows = data_rows(f), plane = rows * (size_t)m->w, nb = (size_t)f->nlocal;
+    const size_t nlev = o->nlev ? o->nlev : 1;
+    float *blk = ts_malloc(sizeof(float) * nb * nlev * (plane ? plane : 1)); /* (nlocal, [nlev,] rows, w) */
+    if (!to_file) memset(mine, 0, sizeof(float) * nb * f->ns * f->HWl);
+    for (size_t v = 0; v < o->nvars; v++) {
+        const size_t nl = o->vars[v].on_levels ? o->nlev : 1;
+        ts_forecast_block b = {.var = v,
+                               .member0 = (size_t)f->first_member,
+                               .nmembers = nb,
+                               .init = i,
+                               .lead = (size_t)lead - 1,
+                               .row0 = (size_t)m->row0,
+                               .nrows = rows,
+                               .col0 = (size_t)m->col0,
+                               .ncols = (size_t)m->w};
+        if (to_file)
+            for (size_t k = 0; k < nb * nl * plane; k++) blk[k] = NAN;
+        else if (ts_forecast_read_block(w, &b, blk, err, sizeof err))
+            ts_fatal("%s", err);
+        for (size_t mb = 0; mb < nb; mb++)
+            for (size_t c = 0; c < f->ns; c++)
+                if (o->chan_var[c] == (int)v) {
+                    float *file = blk + (mb * nl + (o->chan_lev[c] < 0 ? 0 : (size_t)o->chan_lev[c])) * plane;
+                    float *state = mine + (mb * f->ns + c) * f->HWl;
+                    memcpy(to_file ? file : state, to_file ? state : file, sizeof(float) * plane);
+                }
+        if (to_file && ts_forecast_write_block(w, &b, blk, err, sizeof err)) ts_fatal("%s", err);
+    }
+    free(blk);
+}
+
 static ts_forecast_writer *open_writer(const forecaster *f, const out_layout *o, const char *path, char *history) {
     char err[1024];
     double *steps = ts_malloc(sizeof(double) * (size_t)f->nleads);
@@ -430,7 +484,11 @@ static ts_forecast_writer *open_writer(const forecaster *f, const out_layout *o,
                              .nsteps = (size_t)f->nleads, .step_hours = steps, .nlev = o->nlev, .levels = o->levels,
                              .nlat = f->grid->nlat_data, .nlon = f->grid->nlon, .lat = f->grid->lat,
                              .lon = f->grid->lon, .nvars = o->nvars, .vars = o->vars, .history = history};
+#ifdef TESSERA_HAVE_PARALLEL_NETCDF
+    ts_forecast_writer *w = ts_forecast_open_par(&spec, f->layout->cart, err, sizeof err);
+#else
     ts_forecast_writer *w = ts_forecast_open(&spec, err, sizeof err);
+#endif
     free(steps);
     if (!w) ts_fatal("%s", err);
     return w;
@@ -479,7 +537,7 @@ static void scatter_states(const forecaster *f, float *all, float *gbuf, float *
 typedef struct {
     forecaster *f;
     const out_layout *o;
-    ts_forecast_writer *w; /* rank 0 */
+    ts_forecast_writer *w; /* rank 0, or every rank when parallel */
     const float *statics;
     float *gbuf, *all; /* rank 0 */
     int world;
@@ -493,6 +551,10 @@ static void forecast_lead(void *self, int64_t s) {
     const size_t local = (size_t)f->nlocal * f->ns * f->HWl;
     for (size_t i = 0; i < f->ninits; i++) {
         advance(f, i, lead, c->statics);
+        if (PARALLEL_WRITE) {
+            block_io(f, c->w, c->o, i, lead, f->state + i * local, 1);
+            continue;
+        }
         gather_states(f, f->state + i * local, c->gbuf, c->all, c->world);
         if (c->w) write_init(f, c->w, c->o, i, lead, c->all);
     }
@@ -516,15 +578,20 @@ int cmd_forecast(const ts_command_ctx *ctx) {
     int need = ts_config_to_json(f.cfg, NULL, 0);
     char *history = ts_malloc((size_t)need + 1);
     ts_config_to_json(f.cfg, history, (size_t)need + 1);
-    ts_forecast_writer *w = rank == 0 ? open_writer(&f, &o, path, history) : NULL;
-    int done = rank == 0 ? (int)ts_forecast_leads_done(w) : 0;
+    ts_forecast_writer *w = rank == 0 || PARALLEL_WRITE ? open_writer(&f, &o, path, history) : NULL;
+    int done = w ? (int)ts_forecast_leads_done(w) : 0;
     ts_par_bcast_ints(ctx->layout, &done, 1);
+    if (PARALLEL_WRITE)
+        ts_info("forecast: %s written collectively (parallel NetCDF-4), each rank its block of members, rows and "
+                "columns",
+                path);
 
     /* static forcings (lsm, z_surface) from the first initial time; each
      * rank reads its own block only */
     float *statics = ts_malloc(sizeof(float) * (f.nf ? f.nf : 1) * HWl), *scratch = ts_malloc(sizeof(float) * per_member);
-    float *all = rank == 0 ? ts_malloc(sizeof(float) * (size_t)f.nmembers * f.ns * f.HW) : NULL;
-    float *gbuf = rank == 0 ? ts_malloc(sizeof(float) * (size_t)world * local) : NULL;
+    const int gathers = rank == 0 && !PARALLEL_WRITE;
+    float *all = gathers ? ts_malloc(sizeof(float) * (size_t)f.nmembers * f.ns * f.HW) : NULL;
+    float *gbuf = gathers ? ts_malloc(sizeof(float) * (size_t)world * local) : NULL;
     if (ts_era5_read_block(f.ds, f.init_index[0], (size_t)m->row0, (size_t)m->h, (size_t)m->col0, (size_t)m->w, scratch,
                            f.nf ? statics : NULL, err, sizeof err))
         ts_fatal("%s", err);
@@ -535,6 +602,8 @@ int cmd_forecast(const ts_command_ctx *ctx) {
                                    scratch, NULL, err, sizeof err))
                 ts_fatal("%s", err);
             for (int b = 0; b < f.nlocal; b++) memcpy(mine + (size_t)b * per_member, scratch, sizeof(float) * per_member);
+        } else if (PARALLEL_WRITE) { /* resume: the last complete lead, each rank its block */
+            block_io(&f, w, &o, i, done, mine, 0);
         } else { /* resume: the last complete lead, from the file */
             if (rank == 0) read_init(&f, w, &o, i, done, all);
             scatter_states(&f, all, gbuf, mine, world);
@@ -564,10 +633,8 @@ int cmd_forecast(const ts_command_ctx *ctx) {
                     .report_every = 1,
                     .path = path};
     int stopped = ts_rollout_run(ctx->layout, &r);
-    if (rank == 0) {
-        if (ts_forecast_close(w, err, sizeof err)) ts_fatal("%s", err);
-        if (!stopped) ts_info("forecast written to %s", path);
-    }
+    if (w && ts_forecast_close(w, err, sizeof err)) ts_fatal("%s", err);
+    if (rank == 0 && !stopped) ts_info("forecast written to %s", path);
     free(history), free(statics), free(scratch), free(all), free(gbuf), free(f.coords);
     free(f.state), free(f.in), free(f.x), free(f.t_batch);
     free(f.mean), free(f.std), free(f.res_mean), free(f.res_std);

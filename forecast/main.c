@@ -213,6 +213,11 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "--version") == 0) {
         printf("tessera %s\n", TESSERA_VERSION);
+#ifdef TESSERA_HAVE_PARALLEL_NETCDF
+        printf("forecast files: written collectively by every rank (parallel NetCDF-4)\n");
+#else
+        printf("forecast files: gathered and written by rank 0 (serial NetCDF-4)\n");
+#endif
         return 0;
     }
     const command *cmd = find_command(argv[1]);

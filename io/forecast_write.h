@@ -12,17 +12,19 @@
  *   z(number, time, step, pressure_level, latitude, longitude)  float32
  *   t2m(number, time, step, latitude, longitude)                 float32
  *
- * Data are float32, _FillValue NaN, zlib level 1 + shuffle, one chunk per
- * (member, init, lead, level) field.
+ * Data are float32, _FillValue NaN, zlib level 1 + shuffle (not from a
+ * collective writer: see def_data_var), one chunk per (member, init, lead,
+ * level) field.
  *
- * The file is written lead time by lead time on ONE rank, which holds full
- * fields (ranks that computed the pieces gather them first; io/ knows nothing
- * of MPI). It is created as path + ".part.new", renamed to path + ".part"
- * once its coordinates are synced, and renamed to path when its last lead is
- * complete, so a complete-looking name is always complete.
- * Each completed lead is synced and counted in the global attribute
- * `tessera_complete_leads`; opening a spec whose ".part" already exists
- * resumes after the last complete lead.
+ * The file is written lead time by lead time, either on ONE rank, which
+ * holds full fields (ts_forecast_open; ranks that computed the pieces
+ * gather them first), or, in builds with parallel NetCDF-4
+ * (TESSERA_HAVE_PARALLEL_NETCDF), by every rank of a communicator at once,
+ * each writing its own block of members, rows and columns collectively
+ * (ts_forecast_open_par): no rank holds the whole ensemble. It is created as path + ".part.new", renamed to path +
+ * ".part" once its coordinates are synced, and renamed to path when its last lead is complete, so a complete-looking
+ * name is always complete. Each completed lead is synced and counted in the global attribute `tessera_complete_leads`;
+ * opening a spec whose ".part" already exists resumes after the last complete lead.
  *
  * All functions return 0 (or a pointer) on success, or -1 (NULL) with one
  * line in err naming the file, the library's message and our file:line.
@@ -32,6 +34,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef TESSERA_HAVE_PARALLEL_NETCDF
+#include <mpi.h>
+#endif
 
 typedef struct {
     const char *name;          /* "z", "t2m", ... as in the input files */
@@ -70,6 +76,15 @@ typedef struct ts_forecast_writer ts_forecast_writer;
  * all complete (killed just before the rename) is renamed at once. */
 ts_forecast_writer *ts_forecast_open(const ts_forecast_spec *spec, char *err, size_t errcap);
 
+#ifdef TESSERA_HAVE_PARALLEL_NETCDF
+/* ts_forecast_open on every rank of comm together (parallel NetCDF-4
+ * through MPI-IO): each rank then calls every function below in the same
+ * order with the same arguments but its own block, and the data are
+ * written and read collectively. Only the first rank of comm renames the
+ * file; errors are the same on every rank. */
+ts_forecast_writer *ts_forecast_open_par(const ts_forecast_spec *spec, MPI_Comm comm, char *err, size_t errcap);
+#endif
+
 /* Leads complete in the file: where the caller starts (or restarts). */
 size_t ts_forecast_leads_done(const ts_forecast_writer *w);
 /* 1 once every lead is complete and the file carries its final name. */
@@ -81,6 +96,22 @@ int ts_forecast_is_complete(const ts_forecast_writer *w);
  * Writing a field again overwrites it. */
 int ts_forecast_write(ts_forecast_writer *w, size_t var, size_t member, size_t init, size_t lead,
                       const float *field, char *err, size_t errcap);
+
+/* A block of one variable at one (init, lead): members [member0, member0 +
+ * nmembers), rows [row0, row0 + nrows) (latitude decreasing) and columns
+ * [col0, col0 + ncols); data (nmembers, [nlev,] nrows, ncols). */
+typedef struct {
+    size_t var, member0, nmembers, init, lead, row0, nrows, col0, ncols;
+} ts_forecast_block;
+
+/* Write (read) one block of lead b->lead, which must be the first incomplete
+ * lead (for reading, a complete one). A writer of ts_forecast_open_par:
+ * collective, so every rank calls it as often as the others, with nmembers
+ * or nrows 0 when it holds nothing; the ranks' blocks must cover every
+ * field of the lead before it is declared complete. */
+int ts_forecast_write_block(ts_forecast_writer *w, const ts_forecast_block *b, const float *data, char *err,
+                            size_t errcap);
+int ts_forecast_read_block(ts_forecast_writer *w, const ts_forecast_block *b, float *data, char *err, size_t errcap);
 
 /* Declare lead `lead` complete once every (variable, member, init) field of
  * it is written: sync the data, then count the lead in the file and sync

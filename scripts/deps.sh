@@ -9,6 +9,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libopenmpi-dev openmpi-bin
   libnetcdf-dev netcdf-bin libhdf5-dev
+  libnetcdf-mpi-dev libhdf5-openmpi-dev
   libopenblas-openmp-dev libyaml-dev libcunit1-dev
   libfftw3-dev cdo
   libcairo2-dev libgmsh-dev

@@ -3,6 +3,9 @@
 # valgrind:
 #   build/       the release build (CUDA backend compiled when nvcc exists;
 #                its tests say "skipped: no GPU" without one),
+#   build-pario/ with parallel NetCDF-4 and the MPI HDF5 (TESSERA_NETCDF=mpi):
+#                the file tests and the forecast command, whose ranks then
+#                write the forecast collectively,
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, unit and MPI (not `slow`)
 #                tests (suppressions name MPI and driver libraries only),
 #   build-valgrind/  without -march=native: valgrind memcheck of a short
@@ -19,6 +22,12 @@ echo "== release build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs"
 (cd build && ctest --output-on-failure --timeout 600)
+
+echo "== parallel NetCDF-4 build (MPI HDF5): the file tests and collective forecast writes"
+cmake -S . -B build-pario -DCMAKE_BUILD_TYPE=Release -DTESSERA_NETCDF=mpi -DTESSERA_CUDA=OFF >/dev/null
+cmake --build build-pario -j "$jobs"
+(cd build-pario && ctest --output-on-failure --timeout 600 \
+  -R '^(test_forecast_write|test_checkpoint|test_era5|test_era5_input|io\..*|cmd\.test_forecast)$')
 
 echo "== sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTESSERA_SANITIZE=ON >/dev/null

@@ -6,7 +6,8 @@
 #   WP 1 x 2 x SP 2 layouts, and another thread count match the first lead within 1e-5
 #   (norm-wise relative);
 # - a rollout killed with SIGKILL after a complete lead, or stopped by
-#   SIGUSR1, resumes and ends identical to an uninterrupted one;
+#   SIGUSR1 (on 1 and on 4 ranks), resumes and ends identical to an
+#   uninterrupted one;
 # - an independent reader (python3-netCDF4, xarray) checks the file;
 # - bad input: one line, non-zero exit, no output file.
 # usage: test_forecast.sh path/to/tessera source-dir
@@ -38,6 +39,12 @@ for layout in "wpy3 3 parallel.wp_y=3" "wpx2 2 parallel.wp_x=2" "dp2wpx2 4 paral
   mpiexec -n "$np" "$tessera" forecast out="$tmp/$name" "${fc[@]}" "$@" >"$tmp/$name.log" 2>&1 && ok \
     || fail "forecast $name: $(tail -3 "$tmp/$name.log")"
 done
+# the build's writer: collective (parallel NetCDF-4) or rank 0's
+if "$tessera" --version | grep -q "parallel NetCDF-4"; then
+  grep -q "written collectively" "$tmp/dp2sp2.log" && ok || fail "a parallel NetCDF-4 build did not write collectively"
+else
+  grep -q "written collectively" "$tmp/dp2sp2.log" && fail "a serial build claims a collective write" || ok
+fi
 OMP_NUM_THREADS=2 "$tessera" forecast out="$tmp/th2" "${fc[@]}" >"$tmp/th2.log" 2>&1 && ok || fail "forecast 2 threads"
 
 # kill -9 after the first complete lead, then rerun the same command
@@ -65,6 +72,23 @@ rc=$?
 "$tessera" forecast out="$tmp/u" "${fc[@]}" "${slow[@]}" >"$tmp/u2.log" 2>&1 && grep -q "resuming" "$tmp/u2.log" \
   && ok || fail "resume after SIGUSR1: $(tail -2 "$tmp/u2.log")"
 
+# the same on 4 ranks (DP 2 x SP 2): the resumed state comes back to each
+# rank's members and rows (from rank 0's reading, or, with parallel
+# NetCDF-4, each rank's own block), and the rerun ends identical to an
+# uninterrupted run of the same layout
+four=(mpiexec -n 4 "$tessera" forecast "${fc[@]}" "${slow[@]}" parallel.dp=2 parallel.sp=2)
+"${four[@]}" out="$tmp/p0" >"$tmp/p0.log" 2>&1 && ok || fail "uninterrupted 4-rank run: $(tail -2 "$tmp/p0.log")"
+"${four[@]}" out="$tmp/p" >"$tmp/p1.log" 2>&1 &
+pid=$!
+for i in $(seq 1 1000); do grep -q "lead 1/3" "$tmp/p1.log" 2>/dev/null && break; sleep 0.01; done
+kill -USR1 $pid 2>/dev/null
+wait $pid
+rc=$?
+[ $rc = 0 ] && grep -q "stopped after lead" "$tmp/p1.log" && [ -e "$tmp/p/forecast.nc.part" ] \
+  && ok || fail "4 ranks, SIGUSR1: exit $rc, $(tail -2 "$tmp/p1.log")"
+"${four[@]}" out="$tmp/p" >"$tmp/p2.log" 2>&1 && grep -q "resuming" "$tmp/p2.log" \
+  && ok || fail "4 ranks, resume: $(tail -2 "$tmp/p2.log")"
+
 if /usr/bin/python3 - "$tmp" <<'PY'; then ok; else fail "independent reader checks"; fi
 import sys
 import numpy as np
@@ -91,6 +115,9 @@ for v in k:
 u = fields(f"{tmp}/u/forecast.nc")
 for v in u:
     assert np.array_equal(u[v], k0[v], equal_nan=True), f"rollout resumed after SIGUSR1 differs in {v}"
+p, p0 = fields(f"{tmp}/p/forecast.nc"), fields(f"{tmp}/p0/forecast.nc")
+for v in p:
+    assert np.array_equal(p[v], p0[v], equal_nan=True), f"4-rank rollout resumed after SIGUSR1 differs in {v}"
 ds = xr.open_dataset(f"{tmp}/a/forecast.nc", decode_timedelta=True)
 assert ds["z"].dims == ("number", "time", "step", "pressure_level", "latitude", "longitude"), ds["z"].dims
 assert ds["t2m"].dims == ("number", "time", "step", "latitude", "longitude")

@@ -286,6 +286,65 @@ static void test_write_and_read_back(void) {
     check_sample_file(path, NSTEP);
 }
 
+/* The sample forecast written as blocks (members {0} and {1, 2}, rows 3 +
+ * 5, columns 10 + 6), as the ranks of a layout write it, plus an empty
+ * share: the file reads back as the field-by-field one. A lead missing one
+ * member's blocks is not complete; a block outside the file is refused;
+ * read_block returns a complete lead's block. */
+static void sample_block(float *data, const ts_forecast_block *b) {
+    size_t idx = 0;
+    for (size_t m = b->member0; m < b->member0 + b->nmembers; m++)
+        for (size_t k = 0; k < var_levels(b->var); k++)
+            for (size_t i = b->row0; i < b->row0 + b->nrows; i++)
+                for (size_t j = b->col0; j < b->col0 + b->ncols; j++)
+                    data[idx++] = sample_value(b->var, m, b->init, b->lead, k, i, j);
+}
+
+static int write_lead_blocks(ts_forecast_writer *w, size_t l, int skip_member2) {
+    static const size_t m0[2] = {0, 1}, nm[2] = {1, 2}, r0[2] = {0, 3}, nr[2] = {3, 5}, c0[2] = {0, 10},
+                        nc[2] = {10, 6};
+    float data[2 * NLEV * NLAT * NLON], got[2 * NLEV * NLAT * NLON];
+    char err[2048];
+    for (size_t v = 0; v < NVARS; v++)
+        for (size_t n = 0; n < NINIT; n++)
+            for (int a = 0; a < 2; a++)
+                for (int r = 0; r < 2; r++)
+                    for (int c = 0; c < 2; c++) {
+                        ts_forecast_block b = {v, m0[a], nm[a], n, l, r0[r], nr[r], c0[c], nc[c]};
+                        if (skip_member2 && a == 1) b.nmembers = 1;
+                        sample_block(data, &b);
+                        if (ts_forecast_write_block(w, &b, data, err, sizeof err))
+                            return fprintf(stderr, "%s\n", err), -1;
+                    }
+    ts_forecast_block empty = {0, 0, 0, 0, l, 0, 0, 0, 0};
+    if (ts_forecast_write_block(w, &empty, NULL, err, sizeof err)) return fprintf(stderr, "%s\n", err), -1;
+    if (l == 0) return 0;
+    ts_forecast_block back = {1, 1, 2, 1, l - 1, 3, 5, 10, 6}; /* a block of the lead before */
+    sample_block(data, &back);
+    if (ts_forecast_read_block(w, &back, got, err, sizeof err)) return fprintf(stderr, "%s\n", err), -1;
+    return memcmp(data, got, sizeof(float) * 2 * NLEV * 5 * 6) ? -1 : 0;
+}
+
+static void test_blocks(void) {
+    char path[512], err[2048];
+    path_in_dir(path, sizeof path, "blocks.nc");
+    ts_forecast_spec s = sample_spec(path);
+    ts_forecast_writer *w = ts_forecast_open(&s, err, sizeof err);
+    CU_ASSERT_FATAL(w != NULL);
+    CU_ASSERT_FATAL(write_lead_blocks(w, 0, 1) == 0);
+    CU_ASSERT(ts_forecast_lead_complete(w, 0, err, sizeof err) == -1 && strstr(err, "member 2") != NULL);
+    ts_forecast_block outside = {0, 0, 1, 0, 0, 4, 5, 0, 1}; /* rows 4..8 of 8 */
+    float one[NLEV * 5];
+    CU_ASSERT(ts_forecast_write_block(w, &outside, one, err, sizeof err) == -1 && strstr(err, "no block") != NULL);
+    for (size_t l = 0; l < NSTEP; l++) {
+        CU_ASSERT_FATAL(write_lead_blocks(w, l, 0) == 0);
+        CU_ASSERT_FATAL(ts_forecast_lead_complete(w, l, err, sizeof err) == 0);
+    }
+    CU_ASSERT(ts_forecast_is_complete(w));
+    CU_ASSERT(ts_forecast_close(w, err, sizeof err) == 0);
+    check_sample_file(path, NSTEP);
+}
+
 /* A writer closed after 2 leads leaves a .part that says so, whose later
  * leads read as NaN. */
 static void test_partial_file(void) {
@@ -566,8 +625,8 @@ static int suite_init(void) {
 }
 
 static int suite_cleanup(void) {
-    static const char *const names[] = {"roundtrip.nc", "partial.nc.part", "uninterrupted.nc", "resumed.nc",
-                                        "mismatch.nc.part", "renamed.nc", "misuse.nc.part"};
+    static const char *const names[] = {"roundtrip.nc",     "partial.nc.part", "uninterrupted.nc", "resumed.nc",
+                                        "mismatch.nc.part", "renamed.nc",      "misuse.nc.part",   "blocks.nc"};
     char path[512];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         path_in_dir(path, sizeof path, names[i]);
@@ -593,6 +652,7 @@ int main(int argc, char **argv) {
     CU_pSuite suite = CU_add_suite("forecast_write", suite_init, suite_cleanup);
     if (!suite || !CU_add_test(suite, "write lead by lead, read back", test_write_and_read_back) ||
         !CU_add_test(suite, "partial file", test_partial_file) ||
+        !CU_add_test(suite, "blocks, as the ranks of a layout write them", test_blocks) ||
         !CU_add_test(suite, "kill and resume", test_kill_and_resume) ||
         !CU_add_test(suite, "resume mismatch", test_resume_mismatch) ||
         !CU_add_test(suite, "resume a complete .part", test_resume_complete_part) ||
