@@ -155,7 +155,14 @@ TS_NORETURN void ts_fatal_at(const char *file, int line, int code, const char *f
         json_line("{\"t\":%.3f,\"event\":\"error\",\"code\":%d,\"msg\":\"%s\"}\n", wall_epoch(), code, esc);
     }
     if (g_exit_hook) g_exit_hook(code);
-    exit(code);
+    /* _exit, not exit: the libraries' exit handlers must not run on an error
+     * path. After a failed write (a full disk) HDF5 keeps the file open with
+     * dirty metadata, and its shutdown handler (H5_term_library) flushes it
+     * again and crashes (HDF5 1.10; tests/failure/test_enospc.sh). The
+     * operating system releases what the process holds; our streams are
+     * flushed here. */
+    fflush(NULL);
+    _exit(code);
 }
 
 void *ts_malloc_at(const char *file, int line, size_t bytes) {

@@ -1,5 +1,14 @@
-/* Writing a checkpoint: the contents checked, written to PATH.part with
- * checksums, synced, renamed over PATH. */
+/* Writing a checkpoint: the contents checked, built as an HDF5 file image
+ * in memory with checksums, written to PATH.part by plain writes, synced,
+ * renamed over PATH.
+ *
+ * HDF5 never writes to the disk itself: when its own write fails (a full
+ * disk) during a flush or close, the library keeps the file open with dirty
+ * metadata and crashes in its shutdown at exit (H5F__close_cb from
+ * H5_term_library, HDF5 1.10). Built in memory (the core driver, no backing
+ * store), the image's close cannot fail on the disk, and a failed write of
+ * the image is an ordinary error of ours. The cost: the checkpoint's bytes
+ * are held twice on the writing rank while it writes. */
 #include "io/checkpoint_internal.h"
 #include "core/log.h"
 #include "core/rng.h"
@@ -268,12 +277,14 @@ static int check_contents(const ck_where *w, const ts_ckpt_contents *c) {
     return ck_check_named(w, c->normalizers, c->nnormalizers);
 }
 
-static hid_t create_part(const ck_where *w, const char *tmp) {
+/* The checkpoint as an HDF5 file in memory (core driver, no backing store). */
+static hid_t create_image(const ck_where *w, const char *tmp) {
     hid_t fcpl = H5I_INVALID_HID, fapl = H5I_INVALID_HID, f = H5I_INVALID_HID;
     TS_H5_CHECK_GOTO(fcpl = H5Pcreate(H5P_FILE_CREATE), w->err, w->cap, "%s: file creation properties", w->path);
     TS_H5_CHECK_GOTO(H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), w->err, w->cap,
                      "%s: file creation properties", w->path);
     TS_H5_CHECK_GOTO(fapl = ck_strong_close_fapl(), w->err, w->cap, "%s: file access properties", w->path);
+    TS_H5_CHECK_GOTO(H5Pset_fapl_core(fapl, (size_t)1 << 20, 0), w->err, w->cap, "%s: file access properties", w->path);
     TS_H5_CHECK_GOTO(f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl), w->err, w->cap, "%s: cannot create %s", w->path,
                      tmp);
     TS_H5_CHECK_GOTO(ck_close_id(&fcpl), w->err, w->cap, "%s: file creation properties", w->path);
@@ -295,11 +306,41 @@ static int write_contents(const ck_where *w, hid_t f, const ts_ckpt_meta *meta, 
     return 0;
 }
 
-/* The bytes must be on disk before the rename makes them the checkpoint;
- * otherwise a power cut can leave the new name pointing at a hole. */
-static int sync_file(const ck_where *w, const char *tmp) {
-    int fd = open(tmp, O_RDWR);
-    if (fd < 0) return TS_FAIL(w->err, w->cap, "%s: cannot open %s to sync it: %s", w->path, tmp, strerror(errno));
+/* The image of the in-memory file f, which is closed (*image: malloc'd). */
+static int take_image(const ck_where *w, hid_t *f, const char *tmp, void **image, size_t *size) {
+    *image = NULL;
+    ssize_t n = -1;
+    TS_H5_CHECK_GOTO(H5Fflush(*f, H5F_SCOPE_GLOBAL), w->err, w->cap, "%s: flushing %s", w->path, tmp);
+    TS_H5_CHECK_GOTO(n = H5Fget_file_image(*f, NULL, 0), w->err, w->cap, "%s: the image of %s", w->path, tmp);
+    *image = ts_malloc(n > 0 ? (size_t)n : 1);
+    TS_H5_CHECK_GOTO(H5Fget_file_image(*f, *image, (size_t)n), w->err, w->cap, "%s: the image of %s", w->path, tmp);
+    TS_H5_CHECK_GOTO(ck_close_id(f), w->err, w->cap, "%s: closing %s", w->path, tmp);
+    *size = (size_t)n;
+    return 0;
+fail:
+    ck_close_id(f);
+    free(*image), *image = NULL;
+    return -1;
+}
+
+/* The image to tmp by plain writes. The bytes must be on disk before the
+ * rename makes them the checkpoint; otherwise a power cut can leave the new
+ * name pointing at a hole. */
+static int write_image(const ck_where *w, const char *tmp, const void *image, size_t size) {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return TS_FAIL(w->err, w->cap, "%s: cannot create %s: %s", w->path, tmp, strerror(errno));
+    const char *p = image;
+    for (size_t done = 0; done < size;) {
+        ssize_t k = write(fd, p + done, size - done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            int e = k < 0 ? errno : EIO;
+            close(fd);
+            return TS_FAIL(w->err, w->cap, "%s: cannot write %s (%zu of %zu bytes written): %s", w->path, tmp, done,
+                           size, strerror(e));
+        }
+        done += (size_t)k;
+    }
     if (fsync(fd) != 0) {
         int e = errno;
         close(fd);
@@ -335,12 +376,17 @@ int ts_ckpt_write(const char *path, const ts_ckpt_meta *meta, const ts_ckpt_cont
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.part", path) >= sizeof tmp)
         return TS_FAIL(w->err, w->cap, "%s: path too long", w->path);
 
-    hid_t f = create_part(w, tmp);
+    hid_t f = create_image(w, tmp);
     if (f < 0) return -1;
+    void *image = NULL;
+    size_t size = 0;
     int rc = write_contents(w, f, meta, c);
-    if (!rc && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rc = TS_H5_FAIL(w->err, w->cap, "%s: flushing %s", w->path, tmp);
-    if (ck_close_id(&f) < 0 && !rc) rc = TS_H5_FAIL(w->err, w->cap, "%s: closing %s", w->path, tmp);
-    if (!rc) rc = sync_file(w, tmp);
+    if (rc)
+        ck_close_id(&f);
+    else
+        rc = take_image(w, &f, tmp, &image, &size);
+    if (!rc) rc = write_image(w, tmp, image, size);
+    free(image);
     if (!rc && rename(tmp, path) != 0)
         rc = TS_FAIL(w->err, w->cap, "%s: cannot rename %s into place: %s", w->path, tmp, strerror(errno));
     if (rc) {

@@ -392,9 +392,11 @@ static int put_coords(const char *file, int ncid, const ts_forecast_spec *s, cha
     return bad ? -1 : 0;
 }
 
-/* nc_create through HDF5 words a missing folder or a file in the way as
- * "Permission denied"; the folder's own state says what is wrong. */
-static int create_error(const char *f, int rc, char *err, size_t errcap) {
+/* nc_create through HDF5 words a missing folder, a file in the way or a
+ * full disk as "Permission denied"; the folder's own state, or the system's
+ * error of the failed write (sys_errno, when it is one a disk gives), says
+ * what is wrong. */
+static int create_error(const char *f, int rc, int sys_errno, char *err, size_t errcap) {
     char dir[PATH_MAX];
     const char *slash = strrchr(f, '/');
     snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - f) : 1, slash ? f : ".");
@@ -402,14 +404,17 @@ static int create_error(const char *f, int rc, char *err, size_t errcap) {
     struct stat st;
     if (stat(dir, &st) != 0) return TS_FAIL(err, errcap, "%s: cannot create: folder %s: %s", f, dir, strerror(errno));
     if (!S_ISDIR(st.st_mode)) return TS_FAIL(err, errcap, "%s: cannot create: %s is not a folder", f, dir);
+    if (sys_errno == ENOSPC || sys_errno == EDQUOT || sys_errno == EIO || sys_errno == EROFS || sys_errno == EFBIG)
+        return TS_FAIL(err, errcap, "%s: cannot create: %s", f, strerror(sys_errno));
     return TS_FAIL(err, errcap, "%s: cannot create: %s", f, nc_strerror(rc));
 }
 
 static int define_part(ts_forecast_writer *w, const ts_forecast_spec *s, const char *f, char *err,
                        size_t errcap) {
     dim_ids d;
+    errno = 0;
     int rc = nc_create_for(w, f, &w->ncid);
-    if (rc != NC_NOERR) return create_error(f, rc, err, errcap);
+    if (rc != NC_NOERR) return create_error(f, rc, errno, err, errcap);
     if (def_dims(f, w->ncid, s, &d, err, errcap) || def_coords(f, w->ncid, s, &d, err, errcap)) return -1;
     for (size_t v = 0; v < s->nvars; v++)
         if (def_data_var(f, w->ncid, &s->vars[v], &d, s, w->par, &w->varid[v], err, errcap)) return -1;

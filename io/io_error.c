@@ -16,7 +16,12 @@ int ts_nc_fail_at(char *err, size_t errcap, int rc, const char *call, const char
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     int n = (int)strcspn(call, "( ");
-    return ts_fail_at(err, errcap, file, line, "%s: %.*s: %s", msg, n, call, nc_strerror(rc));
+    /* "NetCDF: HDF error" alone hides the cause (a full disk, a lost
+     * file): HDF5's own innermost message, when its stack still has one */
+    char h5[1024] = "";
+    if (rc == NC_EHDFERR) ts_h5_message(h5, sizeof h5);
+    return ts_fail_at(err, errcap, file, line, "%s: %.*s: %s%s%s%s", msg, n, call, nc_strerror(rc), h5[0] ? " (" : "",
+                      h5, h5[0] ? ")" : "");
 }
 
 typedef struct {

@@ -3,7 +3,7 @@
 # stop its command with exactly one error line that names the file or key,
 # the documented exit code (1 runtime, 2 usage; core/log.h), nothing else on
 # stderr, and no output that looks complete in the case's own out folder.
-# A full run needs all 101 cases to pass (fewer run is a failure too).
+# A full run needs all 105 cases to pass (fewer run is a failure too).
 # The broken inputs are derived here from one small valid run (synth-era5 ->
 # stats -> train -> forecast -> score), so no binary file is committed.
 # usage: test_bad_inputs.sh path/to/tessera source-dir [case-name-regex]
@@ -81,13 +81,15 @@ printf 'what,ever\n1,2\n' >"$B/bad_header.csv"
 # ---- the cases ---------------------------------------------------------------------------------
 # cases.txt: name | exit code | regex of the one error line | command. The command is
 # evaluated by bash with T (tessera), V (valid run), B (broken inputs), O (the case's
-# own fresh out folder) and the arrays DATA, MODEL, FC and CK set as below.
+# own fresh out folder), P (the full-disk interposer to preload) and the arrays DATA, MODEL, FC and CK set as below.
 FC=(forecast.checkpoint="$V/run/checkpoint.h5" data.files="$V/data/*.nc" forecast.inits=2020-01-02
     forecast.members=2 forecast.leads=1 forecast.levels=2)
 TRAIN=(data.stats="$V/run/stats.nc" "${DATA[@]}" "${MODEL[@]}" train.steps=1)
 MESH=(model.kind=mesh model.dim=16 model.heads=2 model.hidden=32 model.depth=1 mesh.globals=1 train.steps=1
       train.batch=1)
 T=$tessera
+# the full-disk interposer (tests/failure/enospc.c), built beside the test programs
+P=$(dirname "$tessera")/tests/libtessera_enospc.so
 # outputs that look complete; temporary names (*.part) are allowed but reported
 FINAL='(^|/)(checkpoint\.h5|forecast\.nc|rollout\.nc|stats\.nc|scorecard\.csv|mesh_scorecard\.csv|scorecard\.jsonl|pm\.nc|synth_mesh\.h5|[^/]*\.png)$'
 
@@ -171,6 +173,6 @@ known_state="not run"
 [ -n "${TESSERA_BAD_KNOWN:-}" ] && known_state="run"
 echo "test_bad_inputs: $ncases cases ($nknown known defects $known_state), $(($(date +%s) - t_start)) s"
 [ "$failed" = 0 ] || echo "failed: ${failed_names[*]}"
-# every case must pass: all 101 of cases.txt in a full run (a corpus that
+# every case must pass: all 105 of cases.txt in a full run (a corpus that
 # lost cases fails), every selected one with a case-name regex
-if [ -z "$only" ]; then finish 101; else finish "$ncases"; fi
+if [ -z "$only" ]; then finish 105; else finish "$ncases"; fi
