@@ -60,8 +60,9 @@ static int get_stored(ts_era5_dataset *ds, const channel *c, size_t fi, size_t r
 
 /* Source rows [r0, r0+nr) x source columns c0.. (taken modulo the width;
  * nc <= width) of channel c at time t: unpacked, missing values as NaN.
- * The columns are at most three contiguous stored runs (the roll and the
- * wrap), each one nc_get_vara. */
+ * The columns are read in runs of consecutive stored columns, each one
+ * nc_get_vara: at most three for a file stored in increasing order (its
+ * origin and the wrap), one a column for one stored decreasing. */
 static int read_source(ts_era5_dataset *ds, const channel *c, size_t t, size_t r0, size_t nr, long c0, size_t nc,
                        float *out /* (nr, nc) */, size_t *file_used) {
     size_t fi, rec;
@@ -73,8 +74,8 @@ static int read_source(ts_era5_dataset *ds, const channel *c, size_t t, size_t r
     size_t s0 = f->flip ? f->nlat - r0 - nr : r0;
     double *raw = ts_malloc(nr * era5_min_sz(nc, f->nlon) * sizeof *raw); /* (nr, run length) */
     for (size_t j = 0; j < nc;) {
-        size_t sc = (size_t)era5_mod_l(c0 + (long)j + (long)f->roll, (long)f->nlon);
-        size_t len = era5_min_sz(nc - j, f->nlon - sc);
+        size_t sc = f->col[era5_mod_l(c0 + (long)j, (long)f->nlon)], len = 1;
+        while (j + len < nc && f->col[era5_mod_l(c0 + (long)(j + len), (long)f->nlon)] == sc + len) len++;
         if (get_stored(ds, c, fi, rec, s0, nr, sc, len, raw)) {
             free(raw);
             return -1;
@@ -254,7 +255,7 @@ void ts_era5_dataset_close(ts_era5_dataset *ds) {
         if (f->ncid >= 0) nc_close(f->ncid); /* read-only: nothing to lose if closing fails */
         for (size_t v = 0; v < f->nvars; v++) free(f->vname[v]);
         free(f->vname), free(f->vlev);
-        free(f->path), free(f->time), free(f->lev), free(f->lat), free(f->lon);
+        free(f->path), free(f->time), free(f->lev), free(f->lat), free(f->lon), free(f->col);
     }
     for (size_t i = 0; ds->ch && i < ds->nstate + ds->nforcing; i++) {
         channel *c = &ds->ch[i];

@@ -32,7 +32,7 @@ typedef struct {
     unsigned long last_use;
     size_t nlat, nlon;                       /* stored grid */
     int flip;                                /* stored south to north: source row r is stored row nlat-1-r */
-    size_t roll;                             /* source column j is stored column (j + roll) % nlon */
+    size_t *col;                             /* (nlon) source column j is stored column col[j] */
     int time_dim, lev_dim, lat_dim, lon_dim; /* -1 when absent */
     size_t ntime;
     int64_t *time; /* (ntime) unix seconds, increasing */

@@ -2,9 +2,12 @@
  * dataset of state and forcing channels on one grid, read block by block.
  *
  * Three coordinate systems meet here:
- *   stored   - a file's own order (latitude either way, longitude -180.. or 0..);
- *   source   - the files' grid oriented north to south and, when global,
- *              rolled to start at longitude 0 (every file must agree on it);
+ *   stored   - a file's own order (latitude either way, longitude in any
+ *              order and origin: -180..180, 0..360, decreasing, or 0..180
+ *              then -180..0 as xarray's roll leaves it);
+ *   source   - the files' grid oriented north to south, longitudes sorted
+ *              increasing (when global, wrapped to 0..360, so starting at
+ *              the first at or east of 0; every file must agree on it);
  *   exposed  - what read_block serves: the source grid, or its conservative
  *              coarsening onto a WeatherBench grid, after the row rule.
  */
@@ -306,22 +309,39 @@ static double wrap360(double x) {
     return y < 0 ? y + 360.0 : y;
 }
 
-/* A global regular grid (-180..180 or 0..360) is rolled to start at the
- * first longitude >= 0; a regional one is kept as stored. */
+/* Sorting the stored columns by longitude (qsort's comparison sees the
+ * keys through this table; the reader is single-threaded at open). */
+static const double *g_lon_key;
+static int by_lon(const void *a, const void *b) {
+    double x = g_lon_key[*(const size_t *)a], y = g_lon_key[*(const size_t *)b];
+    return (x > y) - (x < y);
+}
+
+/* Longitudes in any order: the stored columns sorted once into source
+ * order, the permutation kept in f->col. A global regular grid (its
+ * longitudes wrapped to 0..360 are n evenly spaced values) is sorted by the
+ * wrapped values, so it starts at the first longitude at or east of 0; any
+ * other grid by its stored values. Repeated longitudes are an error. */
 static int orient_lon(ts_era5_dataset *ds, src_file *f, const char *name, double *stored) {
     size_t n = f->nlon;
-    if (!strictly_monotonic(stored, n, 1))
-        return TS_FAIL(ds->err, ds->errcap, "%s: %s: values do not increase", f->path, name);
-    double step = n > 1 ? (stored[n - 1] - stored[0]) / (double)(n - 1) : 360.0;
-    int global = n > 1 && fabs(step * (double)n - 360.0) < COORD_TOL * (double)n;
-    f->roll = 0;
+    double *key = ts_malloc(n * sizeof *key); /* (n) the sort key of each stored column */
+    f->col = ts_malloc(n * sizeof *f->col);
     f->lon = ts_malloc(n * sizeof *f->lon);
-    if (global)
-        for (size_t j = 1; j < n; j++)
-            if (wrap360(stored[j]) < wrap360(stored[f->roll])) f->roll = j;
-    for (size_t j = 0; j < n; j++) f->lon[j] = global ? wrap360(stored[(j + f->roll) % n]) : stored[j];
-    if (global && !strictly_monotonic(f->lon, n, 1))
-        return TS_FAIL(ds->err, ds->errcap, "%s: %s: values do not increase once rolled to start at 0", f->path, name);
+    for (size_t j = 0; j < n; j++) key[j] = wrap360(stored[j]), f->col[j] = j;
+    g_lon_key = key;
+    qsort(f->col, n, sizeof *f->col, by_lon);
+    double step = n > 1 ? (key[f->col[n - 1]] - key[f->col[0]]) / (double)(n - 1) : 360.0;
+    int global = n > 1 && fabs(step * (double)n - 360.0) < COORD_TOL * (double)n;
+    if (!global) { /* regional: the stored values themselves, in order */
+        for (size_t j = 0; j < n; j++) key[j] = stored[j], f->col[j] = j;
+        qsort(f->col, n, sizeof *f->col, by_lon);
+    }
+    for (size_t j = 0; j < n; j++) f->lon[j] = key[f->col[j]];
+    free(key);
+    for (size_t j = 0; j < n; j++)
+        if (!isfinite(f->lon[j]) || (j > 0 && !(f->lon[j] > f->lon[j - 1])))
+            return TS_FAIL(ds->err, ds->errcap, "%s: %s: %s", f->path, name,
+                           isfinite(f->lon[j]) ? "a longitude appears twice" : "a value is not finite");
     return 0;
 }
 

@@ -107,12 +107,13 @@ int ts_era5_pack(const ts_era5_dataset *ds, void **bytes, size_t *nbytes) {
     for (size_t i = 0; i < ds->nfiles; i++) {
         const src_file *f = &ds->file[i];
         put_str(&b, f->path);
-        put_u64(&b, f->nlat), put_u64(&b, f->nlon), put(&b, &f->flip, sizeof f->flip), put_u64(&b, f->roll);
+        put_u64(&b, f->nlat), put_u64(&b, f->nlon), put(&b, &f->flip, sizeof f->flip);
         int dims[4] = {f->time_dim, f->lev_dim, f->lat_dim, f->lon_dim};
         put(&b, dims, sizeof dims);
         put_u64(&b, f->ntime), put(&b, f->time, f->ntime * sizeof *f->time);
         put_u64(&b, f->nlev), put(&b, f->lev, f->nlev * sizeof *f->lev);
         put(&b, f->lat, f->nlat * sizeof *f->lat), put(&b, f->lon, f->nlon * sizeof *f->lon);
+        put(&b, f->col, f->nlon * sizeof *f->col);
         put_u64(&b, f->nvars);
         for (size_t v = 0; v < f->nvars; v++) put_str(&b, f->vname[v]);
         put(&b, f->vlev, f->nvars);
@@ -161,7 +162,6 @@ ts_era5_dataset *ts_era5_unpack(const void *bytes, size_t nbytes, char *err, siz
         f->path = get_str(&b);
         f->nlat = (size_t)get_u64(&b), f->nlon = (size_t)get_u64(&b);
         get(&b, &f->flip, sizeof f->flip);
-        f->roll = (size_t)get_u64(&b);
         int dims[4];
         get(&b, dims, sizeof dims);
         f->time_dim = dims[0], f->lev_dim = dims[1], f->lat_dim = dims[2], f->lon_dim = dims[3];
@@ -170,6 +170,7 @@ ts_era5_dataset *ts_era5_unpack(const void *bytes, size_t nbytes, char *err, siz
         if (f->nlat > (b.n - b.at) / sizeof(double) || f->nlon > (b.n - b.at) / sizeof(double)) b.bad = 1;
         f->lat = get_array(&b, b.bad ? 0 : f->nlat, sizeof *f->lat);
         f->lon = get_array(&b, b.bad ? 0 : f->nlon, sizeof *f->lon);
+        f->col = get_array(&b, b.bad ? 0 : f->nlon, sizeof *f->col);
         f->nvars = get_count(&b, sizeof(uint64_t));
         f->vname = ts_calloc(f->nvars ? f->nvars : 1, sizeof *f->vname);
         for (size_t v = 0; v < f->nvars; v++) f->vname[v] = get_str(&b);

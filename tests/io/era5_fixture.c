@@ -86,10 +86,29 @@ static void fill_var(const file_req *r, const var_def *v, const double *lat, con
                             (r->noise ? v->amp * noise_at(i, j, k) : 0));
 }
 
+/* lon (nlon) into the stored order r->lon_order; the field follows each
+ * column's longitude, so every order holds the same field. */
+static void reorder_lon(const file_req *r, double *lon) {
+    const size_t n = r->nlon;
+    double *in = malloc(n * sizeof *in); /* (n) */
+    memcpy(in, lon, n * sizeof *in);
+    for (size_t j = 0; j < n; j++) {
+        if (r->lon_order == LON_XARRAY) {
+            lon[j] = in[j] >= 180 ? in[j] - 360 : in[j];
+        } else if (r->lon_order == LON_REVERSED) {
+            lon[j] = in[n - 1 - j];
+        } else if (r->lon_order == LON_SHUFFLED) {
+            lon[j] = in[(j * 7 + 3) % n]; /* 7 is prime to the test grids' 24 columns */
+        }
+    }
+    free(in);
+}
+
 int write_req(const file_req *r, const char *path) {
     double *lat = malloc(r->nlat * sizeof *lat), *lon = malloc(r->nlon * sizeof *lon); /* (nlat), (nlon) */
     for (size_t i = 0; i < r->nlat; i++) lat[i] = r->lat0 + (double)i * r->dlat;
     for (size_t j = 0; j < r->nlon; j++) lon[j] = r->lon0 + (double)j * r->dlon;
+    reorder_lon(r, lon);
     ts_era5_var vars[8];
     float *data[8];
     const float *fields[8];
@@ -130,10 +149,10 @@ int write_req(const file_req *r, const char *path) {
 
 /* 15-degree global grids: 13 rows 90..-90 with poles, 24 columns 0..345. */
 file_req sl_req(ts_era5_layout layout) {
-    return (file_req){layout, 13, 24, 90, -15, 0, 15, 0, SL, NSL, T0, 4, -1, 0, 0};
+    return (file_req){layout, 13, 24, 90, -15, 0, 15, 0, SL, NSL, T0, 4, -1, 0, 0, LON_AS_GIVEN};
 }
 file_req pl_req(ts_era5_layout layout) {
-    return (file_req){layout, 13, 24, 90, -15, 0, 15, 1, PL, NPL, T0, 4, -1, 0, 0};
+    return (file_req){layout, 13, 24, 90, -15, 0, 15, 1, PL, NPL, T0, 4, -1, 0, 0, LON_AS_GIVEN};
 }
 
 ts_era5_open_opts opts_of(const char *variables, const char *forcings) {

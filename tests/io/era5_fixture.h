@@ -32,7 +32,13 @@ typedef struct {
     int nan_t;     /* time index (from t_first) holding NaNs in variable 0, or -1 */
     size_t nan_at; /* first of the 3 NaN points */
     int noise;     /* add point-to-point noise of amplitude amp/2 (CDS layout only: it leaves the packing range) */
+    int lon_order; /* the stored order of the longitudes: LON_AS_GIVEN, or reordered after lon0 + j dlon */
 } file_req;
+
+/* Stored longitude orders besides lon0 + j dlon: the values from 180 on
+ * written as negative (with lon0 = 0: 0..165 then -180..-15, the order
+ * xarray's assign_coords leaves a 0..360 file in), reversed, and shuffled. */
+enum { LON_AS_GIVEN, LON_XARRAY, LON_REVERSED, LON_SHUFFLED };
 
 /* Single-level, accumulated and pressure-level variables with magnitudes
  * like ERA5's, a constant t2m, and the pressure levels (decreasing, as the

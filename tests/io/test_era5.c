@@ -77,6 +77,48 @@ static void test_orientation(void) {
     }
 }
 
+static void check_blocks(ts_era5_dataset *ds, size_t t);
+
+/* Longitudes stored in xarray's 0..165, -180..-15 order, decreasing, or
+ * shuffled: the source grid is 0..345 as for the sorted file, every value
+ * read equals the sorted file's bit for bit (so statistics do too), and
+ * blocks equal slices of full reads, in both layouts. */
+static void test_longitude_orders(void) {
+    static const int orders[] = {LON_XARRAY, LON_REVERSED, LON_SHUFFLED};
+    for (int layout = 0; layout < 2; layout++) {
+        file_req s0 = sl_req(layout), p0 = pl_req(layout);
+        const char *sp0 = path_in("sl_sorted.nc"), *pp0 = path_in("pl_sorted.nc");
+        CU_ASSERT_FATAL(write_req(&s0, sp0) == 0 && write_req(&p0, pp0) == 0);
+        ts_era5_open_opts o = opts_of("z500,t850,t2m,msl", "lsm,z_surface");
+        ts_era5_dataset *ref = open_paths(sp0, pp0, NULL, &o);
+        CU_ASSERT_FATAL(ref != NULL);
+        const ts_era5_grid *g0 = ts_era5_grid_info(ref);
+        const size_t plane = g0->nlat * g0->nlon, ns = ts_era5_nstate(ref), nf = ts_era5_nforcing(ref);
+        float *want = malloc((ns + nf) * plane * sizeof(float)), *got = malloc((ns + nf) * plane * sizeof(float));
+        CU_ASSERT_FATAL(
+            ts_era5_read_block(ref, 1, 0, g0->nlat, 0, g0->nlon, want, want + ns * plane, err, sizeof err) == 0);
+        for (size_t k = 0; k < sizeof orders / sizeof orders[0]; k++) {
+            file_req s = s0, p = p0;
+            s.lon_order = p.lon_order = orders[k];
+            const char *sp = path_in("sl_lon.nc"), *pp = path_in("pl_lon.nc");
+            CU_ASSERT_FATAL(write_req(&s, sp) == 0 && write_req(&p, pp) == 0);
+            ts_era5_dataset *ds = open_paths(sp, pp, NULL, &o);
+            if (!ds) fprintf(stderr, "\n  longitude order %d: %s\n", orders[k], err);
+            CU_ASSERT_FATAL(ds != NULL);
+            const ts_era5_grid *g = ts_era5_grid_info(ds);
+            CU_ASSERT(g->nlon == 24 && memcmp(g->lon, g0->lon, 24 * sizeof *g->lon) == 0);
+            CU_ASSERT(ts_era5_read_block(ds, 1, 0, g->nlat, 0, g->nlon, got, got + ns * plane, err, sizeof err) == 0);
+            CU_ASSERT(memcmp(got, want, (ns + nf) * plane * sizeof(float)) == 0);
+            check_blocks(ds, 2);
+            ts_era5_dataset_close(ds);
+            unlink(sp), unlink(pp);
+        }
+        free(want), free(got);
+        ts_era5_dataset_close(ref);
+        remove_all();
+    }
+}
+
 /* The zip of a mixed instant/accumulated request: two single-level files
  * with the same times and different variables. */
 static void test_instant_accum_pair(void) {
@@ -335,7 +377,7 @@ static void coarsen_check(const file_req *r, ts_era5_target_grid grid, size_t nl
 static void test_coarsen_5625(void) {
     /* 2.5 deg with pole rows, stored south to north from -180: target cells
      * straddle source cells and longitude 0 */
-    file_req r = {TS_ERA5_LAYOUT_CDS, 73, 144, -90, 2.5, -180, 2.5, 0, SL, 1, T0, 1, -1, 0, 1};
+    file_req r = {TS_ERA5_LAYOUT_CDS, 73, 144, -90, 2.5, -180, 2.5, 0, SL, 1, T0, 1, -1, 0, 1, LON_AS_GIVEN};
     coarsen_check(&r, TS_ERA5_GRID_5625, 32, 64, 87.1875);
     r.vars = CONST_T2M, r.noise = 0;
     coarsen_check(&r, TS_ERA5_GRID_5625, 32, 64, 87.1875);
@@ -403,7 +445,7 @@ static void test_pack_unpack(void) {
         remove_all();
     }
     /* coarsened (regridding weights), flipped and rolled, and the row rule */
-    file_req r = {TS_ERA5_LAYOUT_CDS, 73, 144, -90, 2.5, -180, 2.5, 0, SL, 1, T0, 2, -1, 0, 1};
+    file_req r = {TS_ERA5_LAYOUT_CDS, 73, 144, -90, 2.5, -180, 2.5, 0, SL, 1, T0, 2, -1, 0, 1, LON_AS_GIVEN};
     const char *cp = path_in("coarse_src.nc");
     CU_ASSERT_FATAL(write_req(&r, cp) == 0);
     ts_era5_open_opts o = opts_of("t2m", "");
@@ -425,7 +467,7 @@ static void test_pack_unpack(void) {
 }
 
 static void test_coarsen_140625(void) {
-    file_req r = {TS_ERA5_LAYOUT_CDS, 181, 360, 90, -1, 0, 1, 0, SL, 1, T0, 1, -1, 0, 1};
+    file_req r = {TS_ERA5_LAYOUT_CDS, 181, 360, 90, -1, 0, 1, 0, SL, 1, T0, 1, -1, 0, 1, LON_AS_GIVEN};
     coarsen_check(&r, TS_ERA5_GRID_140625, 128, 256, 89.296875);
     r.vars = CONST_T2M, r.layout = TS_ERA5_LAYOUT_PACKED, r.noise = 0;
     coarsen_check(&r, TS_ERA5_GRID_140625, 128, 256, 89.296875);
@@ -543,6 +585,7 @@ int main(int argc, char **argv) {
         {"round trip, CDS layout", test_roundtrip_cds},
         {"round trip, packed layout", test_roundtrip_packed},
         {"latitude increasing, longitude -180..180", test_orientation},
+        {"longitudes in any stored order", test_longitude_orders},
         {"instant/accum pair", test_instant_accum_pair},
         {"files split in time", test_time_split},
         {"more files than stay open", test_many_files},

@@ -183,6 +183,45 @@ check "2024+ layout read by netCDF4" "$py" "$tmp/cds_netcdf4.py" "$tmp"
 check "packed layout read by netCDF4" "$py" "$tmp/packed_netcdf4.py" "$tmp"
 check "both layouts read by xarray" "$py" "$tmp/xarray_open.py" "$tmp"
 
+# Longitudes as users' files have them: xarray's common idiom for -180..180
+# longitudes (assign_coords without sortby: 0..165 then -180..-15), and the
+# same file stored decreasing. tessera stats of each must equal the stats of
+# the sorted files exactly.
+cat >"$tmp/reorder.py" <<'EOF'
+import sys, warnings
+warnings.filterwarnings("ignore")
+import numpy as np, xarray as xr
+src, dst, how = sys.argv[1:4]
+ds = xr.open_dataset(src, decode_times=False, mask_and_scale=False)
+if how == "xarray":
+    ds = ds.assign_coords(longitude=((ds.longitude + 180) % 360) - 180)
+    assert list(ds.longitude.values[:2]) == [0, 15] and ds.longitude.values[12] == -180
+else:
+    ds = ds.isel(longitude=slice(None, None, -1))
+ds.to_netcdf(dst)
+EOF
+cat >"$tmp/stats_equal.py" <<'EOF'
+import sys, warnings
+warnings.filterwarnings("ignore")
+import numpy as np, netCDF4
+a, b = netCDF4.Dataset(sys.argv[1]), netCDF4.Dataset(sys.argv[2])
+for v in b.variables:
+    x, y = np.array(a[v][:]), np.array(b[v][:])
+    assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), v
+print("statistics equal over", len(b.variables), "variables")
+EOF
+stats_equal() {
+    local how=$1
+    mkdir -p "$tmp/$how"
+    "$py" "$tmp/reorder.py" "$tmp/cds_sl.nc" "$tmp/$how/sl.nc" "$how" &&
+        "$py" "$tmp/reorder.py" "$tmp/cds_pl.nc" "$tmp/$how/pl.nc" "$how" &&
+        "$tessera" stats out="$tmp/$how" data.files="$tmp/$how/*.nc" data.variables=z500,t850,t2m data.forcings=lsm stats.residual_hours=6 >/dev/null &&
+        "$tessera" stats out="$tmp/sorted" data.files="$tmp/cds_*.nc" data.variables=z500,t850,t2m data.forcings=lsm stats.residual_hours=6 >/dev/null &&
+        "$py" "$tmp/stats_equal.py" "$tmp/$how/stats.nc" "$tmp/sorted/stats.nc"
+}
+check "stats of xarray-reordered longitudes equal the sorted file's" stats_equal xarray
+check "stats of decreasing longitudes equal the sorted file's" stats_equal reversed
+
 # cdo sinfo: the grid, levels, 4 time steps and the stored type.
 cdo_sinfo() {
     local file=$1 dtype=$2 vertical=$3
