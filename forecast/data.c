@@ -78,7 +78,10 @@ ts_swin_wp ts_swin_wp_of(const ts_layout *lay) {
                         .px = lay->coord[TS_AXIS_WP_X],
                         .sp_comm = lay->axis[TS_AXIS_SP],
                         .sp = lay->size[TS_AXIS_SP],
-                        .sp_rank = lay->coord[TS_AXIS_SP]};
+                        .sp_rank = lay->coord[TS_AXIS_SP],
+                        .pp_comm = lay->axis[TS_AXIS_PP],
+                        .pp = lay->size[TS_AXIS_PP],
+                        .pp_rank = lay->coord[TS_AXIS_PP]};
 }
 
 int64_t ts_config_time(const ts_config *cfg, const char *key, int64_t fallback) {

@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef TESSERA_HAVE_MPI
+#include "parallel/mpi_env.h"
+#endif
+
 static const double HALF_PI = 1.57079632679489661923;
 
 /* ---- set-up ------------------------------------------------------------------ */
@@ -167,6 +171,18 @@ int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, 
     }
     m->cfg = *cfg, m->be = be, m->B = B;
     m->h = cfg->H, m->w = cfg->W, m->wp_y = m->wp_x = 1, m->sp = 1;
+    m->pp = 1, m->stage = 0, m->b0 = 0, m->b1 = cfg->depth;
+    if (wp && wp->pp > 1) {
+#ifndef TESSERA_HAVE_MPI
+        return TS_FAIL(err, cap, "pipeline parallelism needs MPI, and this build has none (TESSERA_CORE_ONLY)");
+#else
+        if (cfg->depth % wp->pp)
+            return TS_FAIL(err, cap, "model.depth = %d does not split into parallel.pp = %d stages of whole blocks",
+                           cfg->depth, wp->pp);
+        m->pp = wp->pp, m->stage = wp->pp_rank, m->pp_comm = wp->pp_comm;
+        m->b0 = m->stage * (cfg->depth / wp->pp), m->b1 = m->b0 + cfg->depth / wp->pp;
+#endif
+    }
     const int S = wp && wp->sp > 1 ? wp->sp : 1;
     ts_wattn_sp sp = {0};
     sp.size = 1;
@@ -204,6 +220,11 @@ int ts_swin_create(ts_swin *m, const ts_backend *be, const ts_swin_config *cfg, 
     }
     m->bh = m->h * m->sp;
     m->T = B * m->h * m->w;
+    if (m->pp > 1) {
+        const size_t td = (size_t)m->T * cfg->dim, to = (size_t)m->T * cfg->c_out;
+        m->pipe_host = ts_malloc(sizeof(float) * (td > to ? td : to));
+        for (int k = 0; k < 2; k++) m->pipe_dev[k] = be->alloc(sizeof(float) * td);
+    }
     declare_params(m);
     ts_params_alloc(&m->params, be);
     ts_params_alloc_like(&m->grads, &m->params);
@@ -235,6 +256,9 @@ void ts_swin_free(ts_swin *m) {
     if (rolls_h1(m)) ts_roll_plan_free(&m->roll);
 #endif
     free(m->roll_host[0]), free(m->roll_host[1]);
+    free(m->pipe_host);
+    for (int k = 0; k < 2; k++)
+        if (m->pipe_dev[k]) m->be->free(m->pipe_dev[k]);
     ts_params_free(&m->grads);
     ts_params_free(&m->params);
     free(m->p_ada);
@@ -357,12 +381,13 @@ static void block_forward(ts_swin *m, int i, float *out) {
     be->gated_add_forward(out, b->m, gate2, B, HW, d, 6 * d);
 }
 
-void ts_swin_forward(ts_swin *m, float *out, const float *x, const float *t_host) {
+void ts_swin_stage_forward(ts_swin *m, float *out, const float *in, const float *t_host) {
     const ts_backend *be = m->be;
     const ts_swin_config *c = &m->cfg;
     const int T = m->T, B = m->B, HW = m->h * m->w, d = c->dim;
-    be->copy(m->x_in, x, sizeof(float) * (size_t)T * c->c_in);
+    if (m->b0 == 0) be->copy(m->x_in, in, sizeof(float) * (size_t)T * c->c_in);
 
+    /* the conditioning c, on every stage (its blocks and head modulate with it) */
     float *e = ts_malloc(sizeof(float) * (size_t)B * c->t_freq);
     time_embedding(e, t_host, B, c->t_freq);
     be->upload(m->temb, e, sizeof(float) * (size_t)B * c->t_freq);
@@ -372,13 +397,19 @@ void ts_swin_forward(ts_swin *m, float *out, const float *x, const float *t_host
     linear(be, m->c, m->t_hs, W(m->p_t2), B, d, d, 0.0f);
     be->silu_forward(m->c_silu, m->c, (size_t)B * d);
 
-    /* h0 = PE + x Wemb^T: the encoding copied per sample, the GEMM adds onto it */
-    for (int b = 0; b < B; b++) be->copy(m->h0 + (size_t)b * HW * d, m->pos, sizeof(float) * (size_t)HW * d);
-    linear(be, m->h0, m->x_in, W(m->p_embed), T, c->c_in, d, 1.0f);
+    if (m->b0 == 0) { /* h0 = PE + x Wemb^T: the encoding copied per sample, the GEMM adds onto it */
+        for (int b = 0; b < B; b++) be->copy(m->h0 + (size_t)b * HW * d, m->pos, sizeof(float) * (size_t)HW * d);
+        linear(be, m->h0, m->x_in, W(m->p_embed), T, c->c_in, d, 1.0f);
+    } else { /* the previous stage's output */
+        be->copy(m->blocks[m->b0].x_in, in, sizeof(float) * (size_t)T * d);
+    }
 
-    for (int i = 0; i < c->depth; i++)
-        block_forward(m, i, i + 1 < c->depth ? m->blocks[i + 1].x_in : m->h_final);
+    for (int i = m->b0; i < m->b1; i++) block_forward(m, i, i + 1 < m->b1 ? m->blocks[i + 1].x_in : m->h_final);
 
+    if (m->b1 < c->depth) { /* not the last stage: the residual stream goes on */
+        be->copy(out, m->h_final, sizeof(float) * (size_t)T * d);
+        return;
+    }
     linear(be, m->hmod, m->c_silu, W(m->p_hada), B, d, 2 * d, 0.0f);
     be->rmsnorm_forward(m->nh, m->rstdh, m->h_final, NULL, T, d, 1e-6f);
     be->modulate_forward(m->hh, m->nh, m->hmod, m->hmod + d, B, HW, d, 2 * d);
@@ -434,11 +465,12 @@ static void block_backward(ts_swin *m, int i) {
     linear_dinput(be, m->d_csilu, dm, W(m->p_ada[i]), B, d, 6 * d, 1.0f);
 }
 
-void ts_swin_backward(ts_swin *m, const float *d_out) {
+/* The head's backward (the last stage): sets d_h and d_csilu. */
+static void stage_head_backward(ts_swin *m, const float *d_out) {
     const ts_backend *be = m->be;
     const ts_swin_config *c = &m->cfg;
     const int T = m->T, B = m->B, HW = m->h * m->w, d = c->dim;
-    const size_t td = sizeof(float) * (size_t)T * d, bd = sizeof(float) * (size_t)B * d;
+    const size_t td = sizeof(float) * (size_t)T * d;
 
     /* head: out = modulate(RMSNorm(h), shift, scale) Whead^T */
     linear_dweight(be, G(m->p_head), d_out, m->hh, T, d, c->c_out);
@@ -450,13 +482,28 @@ void ts_swin_backward(ts_swin *m, const float *d_out) {
     be->rmsnorm_backward(m->d_h, NULL, m->d_tmp2, m->h_final, NULL, m->rstdh, T, d);
     linear_dweight(be, G(m->p_hada), m->d_mod, m->c_silu, B, d, 2 * d);
     linear_dinput(be, m->d_csilu, m->d_mod, W(m->p_hada), B, d, 2 * d, 0.0f);
+}
 
-    for (int i = c->depth - 1; i >= 0; i--) block_backward(m, i);
+void ts_swin_stage_backward(ts_swin *m, const float *d_out, float *d_in) {
+    const ts_backend *be = m->be;
+    const ts_swin_config *c = &m->cfg;
+    const int T = m->T, B = m->B, HW = m->h * m->w, d = c->dim;
+    const size_t td = sizeof(float) * (size_t)T * d, bd = sizeof(float) * (size_t)B * d;
 
-    /* embedding; the position encoding is fixed */
-    linear_dweight(be, G(m->p_embed), m->d_h, m->x_in, T, c->c_in, d);
+    if (m->b1 < c->depth) { /* not the last stage: d_out is the next stage's input gradient */
+        be->copy(m->d_h, d_out, td);
+        be->zero(m->d_csilu, bd);
+    } else {
+        stage_head_backward(m, d_out);
+    }
+    for (int i = m->b1 - 1; i >= m->b0; i--) block_backward(m, i);
 
-    /* time MLP: c = W_t2 SiLU(W_t1 e) */
+    if (m->b0 == 0) /* embedding; the position encoding is fixed */
+        linear_dweight(be, G(m->p_embed), m->d_h, m->x_in, T, c->c_in, d);
+    else if (d_in)
+        be->copy(d_in, m->d_h, td);
+
+    /* time MLP: c = W_t2 SiLU(W_t1 e), from this stage's share of dL/dc */
     be->zero(m->d_c, bd);
     be->silu_backward(m->d_c, m->d_csilu, m->c, (size_t)B * d);
     linear_dweight(be, G(m->p_t2), m->d_c, m->t_hs, B, d, d);
@@ -464,6 +511,58 @@ void ts_swin_backward(ts_swin *m, const float *d_out) {
     be->zero(m->d_th, bd);
     be->silu_backward(m->d_th, m->d_csilu, m->t_h, (size_t)B * d);
     linear_dweight(be, G(m->p_t1), m->d_th, m->temb, B, c->t_freq, d);
+    (void)HW;
+}
+
+/* ---- the whole pipeline at once -------------------------------------------------- */
+
+#ifdef TESSERA_HAVE_MPI
+/* n floats of the device buffer dev to stage `to`, or from stage `from`,
+ * staged through the host. */
+static void pipe_send(ts_swin *m, const float *dev, size_t n, int to) {
+    m->be->sync();
+    m->be->download(m->pipe_host, dev, sizeof(float) * n);
+    TS_MPI_CHECK(MPI_Send(m->pipe_host, (int)n, MPI_FLOAT, to, 0, m->pp_comm));
+    m->pp_bytes += sizeof(float) * n;
+}
+
+static void pipe_recv(ts_swin *m, float *dev, size_t n, int from) {
+    TS_MPI_CHECK(MPI_Recv(m->pipe_host, (int)n, MPI_FLOAT, from, 0, m->pp_comm, MPI_STATUS_IGNORE));
+    m->be->upload(dev, m->pipe_host, sizeof(float) * n);
+}
+#endif
+
+void ts_swin_forward(ts_swin *m, float *out, const float *x, const float *t_host) {
+    if (m->pp == 1) {
+        ts_swin_stage_forward(m, out, x, t_host);
+        return;
+    }
+#ifdef TESSERA_HAVE_MPI
+    const size_t td = (size_t)m->T * m->cfg.dim, to = (size_t)m->T * m->cfg.c_out;
+    const int last = m->stage == m->pp - 1;
+    if (m->stage > 0) pipe_recv(m, m->pipe_dev[0], td, m->stage - 1);
+    ts_swin_stage_forward(m, last ? out : m->pipe_dev[1], m->stage > 0 ? m->pipe_dev[0] : x, t_host);
+    if (!last) pipe_send(m, m->pipe_dev[1], td, m->stage + 1);
+    /* every stage gets the output (the sampler runs on each) */
+    m->be->sync();
+    if (last) m->be->download(m->pipe_host, out, sizeof(float) * to);
+    TS_MPI_CHECK(MPI_Bcast(m->pipe_host, (int)to, MPI_FLOAT, m->pp - 1, m->pp_comm));
+    if (!last) m->be->upload(out, m->pipe_host, sizeof(float) * to);
+#endif
+}
+
+void ts_swin_backward(ts_swin *m, const float *d_out) {
+    if (m->pp == 1) {
+        ts_swin_stage_backward(m, d_out, NULL);
+        return;
+    }
+#ifdef TESSERA_HAVE_MPI
+    const size_t td = (size_t)m->T * m->cfg.dim;
+    const int last = m->stage == m->pp - 1;
+    if (!last) pipe_recv(m, m->pipe_dev[1], td, m->stage + 1);
+    ts_swin_stage_backward(m, last ? d_out : m->pipe_dev[1], m->stage > 0 ? m->pipe_dev[0] : NULL);
+    if (m->stage > 0) pipe_send(m, m->pipe_dev[0], td, m->stage - 1);
+#endif
 }
 
 size_t ts_swin_sp_bytes(const ts_swin *m) { return m->plan[0].sp_bytes + m->plan[1].sp_bytes; }
@@ -477,5 +576,5 @@ double ts_swin_forward_flops(const ts_swin *m) {
     const ts_swin_config *c = &m->cfg;
     double T = m->T, d = c->dim, L = (double)c->window * c->window; /* this rank's tokens */
     double per_block = 8.0 * T * d * d + 4.0 * T * L * d + 6.0 * T * d * c->hidden;
-    return c->depth * per_block + 2.0 * T * d * (c->c_in + c->c_out);
+    return (c->depth * per_block + 2.0 * T * d * (c->c_in + c->c_out)) / m->pp;
 }

@@ -11,6 +11,15 @@
  *     h += gate2 * W2 (SiLU(W1 u) * W3 u),  u = modulate(RMSNorm(h), shift2, scale2)
  *   out    = modulate(RMSNorm(h), shift, scale) Whead^T,  (shift, scale) = SiLU(c) W_hada^T
  *
+ * Pipeline parallelism: with pp stages, stage s holds blocks [s L / pp,
+ * (s + 1) L / pp) (the embedding with the first, the head with the last);
+ * every stage keeps the whole parameter table (only its own entries get
+ * gradients; the trainer's sum over ranks completes them) and computes the
+ * time embedding c itself. ts_swin_stage_forward and _backward run one
+ * stage (the trainer schedules micro-batches over them, 1F1B);
+ * ts_swin_forward and ts_swin_backward with pp > 1 pass one batch through
+ * all stages and give every stage the output.
+ *
  * Block i uses shifted windows when i / g is odd, g = cfg.shift_group:
  * every odd block (g = 1, Swin), or every other group of g blocks (AERIS's
  * one shift per pipeline stage of g blocks). Every adaLN weight and the
@@ -47,6 +56,8 @@ typedef struct {
     int py, px;           /* this rank's place in it */
     ts_swin_comm sp_comm; /* the layout's sp axis */
     int sp, sp_rank;      /* its size (0 or 1: none) and this rank's place in it */
+    ts_swin_comm pp_comm; /* the layout's pp axis */
+    int pp, pp_rank;      /* pipeline stages (0 or 1: none) and this rank's stage */
 } ts_swin_wp;
 
 typedef struct {
@@ -81,9 +92,14 @@ typedef struct {
     int sp;                       /* sequence-parallel ranks (1: none) */
     int wp;                       /* 1: shifted blocks roll across ranks (WP_y x WP_x > 1) */
     int wp_y, wp_x;
+    int pp, stage, b0, b1; /* pipeline stages, this rank's, its blocks [b0, b1) (1, 0, 0, depth: none) */
 #ifdef TESSERA_HAVE_MPI
     ts_roll_plan roll;            /* half-window strips of a (h, w, d) field */
+    MPI_Comm pp_comm;
 #endif
+    float *pipe_host;             /* (T * max(d, C_out)) host staging of stage-to-stage messages */
+    float *pipe_dev[2];           /* (T, d) device: a stage's input or input gradient, and its output */
+    size_t pp_bytes;              /* stage-to-stage bytes this rank sent since creation */
     float *roll_host[2];          /* (h*w*d) host staging when the backend is not the CPU */
     float *rolled;                /* (T, d) scratch: rolled attention output or gradient */
     size_t wp_bytes, wp_bytes_expected; /* strip bytes sent, and the analytic count, since creation */
@@ -135,8 +151,20 @@ void ts_swin_init_weights(ts_swin *m, uint64_t seed, int zero_init);
  * diffusion time t (B, radians, host). */
 void ts_swin_forward(ts_swin *m, float *out, const float *x, const float *t_host);
 /* Accumulates parameter gradients into m->grads from d_out (T, C_out); the
- * activations of the last forward are used. */
+ * activations of the last forward are used. With pp > 1, every stage
+ * calls both (collective over the pp axis): the forward hands each stage's
+ * output to the next and gives every stage the last one's output; the
+ * backward takes d_out on the last stage only. */
 void ts_swin_backward(ts_swin *m, const float *d_out);
+
+/* One pipeline stage. in: x (T, C_in) on the first stage, else the previous
+ * stage's output (T, d); out: (T, C_out) on the last stage, else this
+ * stage's output (T, d). The backward takes d_out of the same shape as out
+ * and writes d_in (T, d), the gradient of the stage's input, unless this is
+ * the first stage (d_in unused). With pp = 1 these are ts_swin_forward and
+ * ts_swin_backward. */
+void ts_swin_stage_forward(ts_swin *m, float *out, const float *in, const float *t_host);
+void ts_swin_stage_backward(ts_swin *m, const float *d_out, float *d_in);
 
 /* All-to-all bytes this rank sent to other SP ranks since creation. */
 size_t ts_swin_sp_bytes(const ts_swin *m);
@@ -145,7 +173,7 @@ size_t ts_swin_sp_bytes(const ts_swin *m);
 void ts_swin_wp_bytes(const ts_swin *m, size_t *sent, size_t *expected);
 
 /* Forward FLOPs (REFERENCE.md: L (8 T d^2 + 4 T L_w d + 6 T d F) plus
- * embedding and head). */
+ * embedding and head), per rank: with pp stages, 1 / pp of them. */
 double ts_swin_forward_flops(const ts_swin *m);
 
 #endif
