@@ -48,7 +48,8 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     INT_KEY("train.batch", "4", 1, 1048576, "global batch: samples per step over all ranks; parallel.dp must divide it"),
     INT_KEY("train.micro_batches", "1", 1, 1048576,
             "micro-batches a replica's share of a step runs in, one after another, adding their gradients (swin; "
-            "it must divide train.batch / parallel.dp): the same step in less activation memory"),
+            "it must divide train.batch / parallel.dp): the same step in less activation memory; with parallel.pp "
+            "the micro-batches the pipeline overlaps (at least pp)"),
     INT_KEY("train.step_hours", "24", 1, 8784, "forecast step: the model learns x(t + step) - x(t)"),
     STRING_KEY("train.start", "", "first initial time used for training, YYYY-MM-DD[THH] (empty: the data's first)"),
     STRING_KEY("train.end", "", "training initial times are before this (empty: the validation start, or the data's end)"),
@@ -89,7 +90,9 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     INT_KEY("parallel.sp", "1", 1, MAX_RANKS,
             "sequence-parallel ranks: swin, bands of grid rows with Ulysses attention (model.heads and the rows "
             "must divide by it); mesh, chunks of a graph's nodes"),
-    INT_KEY("parallel.pp", "1", 1, MAX_RANKS, "pipeline stages"),
+    INT_KEY("parallel.pp", "1", 1, MAX_RANKS,
+            "pipeline stages (swin): consecutive groups of model.depth / pp blocks, the embedding with the first and "
+            "the head with the last; training runs 1F1B over train.micro_batches (at least pp)"),
 
     /* forecast: ensemble rollouts (tessera forecast) */
     STRING_KEY("forecast.checkpoint", "", "checkpoint to forecast with (default OUT/checkpoint.h5)"),

@@ -3,8 +3,10 @@
  *
  * Members run on DP replicas (replica r takes members [r M/dp, (r+1) M/dp)
  * of every initial time, as one batch), windows on WP ranks (each holds
- * its block of whole windows of those members, as in training) and bands of
- * grid rows on SP ranks (Ulysses attention). Each lead samples the normalised
+ * its block of whole windows of those members, as in training), bands of
+ * grid rows on SP ranks (Ulysses attention) and blocks on PP stages (each
+ * network call passes through every stage, which all hold the state; the
+ * first stage writes). Each lead samples the normalised
  * residual with the TrigFlow sampler (models/sampler.h) conditioned on the
  * current state and the forcings at the target time (tisr from the solar
  * function the simulator uses, lsm and z_surface from the data), then adds
@@ -183,10 +185,6 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
     char err[1024], ckpath[4096];
     memset(f, 0, sizeof *f);
     f->cfg = cfg, f->layout = lay;
-    if (lay->size[TS_AXIS_PP] > 1)
-        ts_usage_error("parallel.pp = %d: tessera forecast runs members on parallel.dp replicas, windows on "
-                       "parallel.wp_y x parallel.wp_x ranks and bands of rows on parallel.sp ranks (pp must be 1)",
-                       lay->size[TS_AXIS_PP]);
     const char *why = NULL;
     f->be = ts_backend_get(ts_config_str(cfg, "device"), &why);
     if (!f->be) ts_usage_error("device=%s is not available: %s", ts_config_str(cfg, "device"), why);
@@ -451,9 +449,10 @@ static void block_io(const forecaster *f, ts_forecast_writer *w, const out_layou
     if (!to_file) memset(mine, 0, sizeof(float) * nb * f->ns * f->HWl);
     for (size_t v = 0; v < o->nvars; v++) {
         const size_t nl = o->vars[v].on_levels ? o->nlev : 1;
+        /* pipeline stages hold the same block: the first writes it, the others take part with none */
         ts_forecast_block b = {.var = v,
                                .member0 = (size_t)f->first_member,
-                               .nmembers = nb,
+                               .nmembers = to_file && f->model.stage > 0 ? 0 : nb,
                                .init = i,
                                .lead = (size_t)lead - 1,
                                .row0 = (size_t)m->row0,

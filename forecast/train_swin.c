@@ -72,6 +72,13 @@ typedef struct {
     int prefetch_running;
     long prefetched_step;               /* the step whose batch is in *_next, 0 for none */
     float *in_dev, *out_dev, *dout_dev; /* device copies */
+    /* pipeline (parallel.pp > 1): each micro-batch's input from the stage
+     * before (kept for the backward's recomputation), the messages sent, and
+     * device copies of a stage's input, output and output gradient */
+    float *pp_in, *pp_out, *pp_grad; /* (micro, T, d), (micro, T, d), (micro, T, d) host */
+    float *pp_dev[3];
+    ts_par_sends pp_sends;
+    unsigned long long pp_train_bytes;  /* stage-to-stage bytes of the training steps (not validation) */
     ts_ckpt_named ckpt_grid[2];         /* the grid's latitudes and longitudes, for the checkpoint */
     ts_train_task task;
 } swin_trainer;
@@ -129,9 +136,6 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
     char err[1024];
     memset(tr, 0, sizeof *tr);
     tr->cfg = cfg, tr->layout = lay, tr->out_dir = ctx->out;
-    if (lay->size[TS_AXIS_PP] > 1)
-        ts_usage_error("parallel.pp = %d: the swin model trains with DP, WP and SP only (pp must be 1)",
-                       lay->size[TS_AXIS_PP]);
     ts_train_basics b;
     ts_train_basics_get(ctx, &b);
     tr->be = b.be, tr->seed = b.seed, tr->steps = b.steps;
@@ -142,6 +146,10 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
                        "into train.micro_batches = %d micro-batches",
                        tr->batch, tr->dp, tr->local_batch, tr->micro);
     tr->micro_batch = tr->local_batch / tr->micro;
+    if (lay->size[TS_AXIS_PP] > 1 && tr->micro < lay->size[TS_AXIS_PP])
+        ts_usage_error("train.micro_batches = %d is below parallel.pp = %d: a pipeline of pp stages needs at least pp "
+                       "micro-batches in flight",
+                       tr->micro, lay->size[TS_AXIS_PP]);
     tr->step_seconds = 3600 * ts_config_int(cfg, "train.step_hours");
 
     /* data and statistics */
@@ -217,6 +225,13 @@ static void setup(swin_trainer *tr, const ts_command_ctx *ctx) {
     tr->in_dev = tr->be->alloc(sizeof(float) * Tm * (size_t)mc.c_in);
     tr->out_dev = tr->be->alloc(sizeof(float) * Tm * tr->nstate);
     tr->dout_dev = tr->be->alloc(sizeof(float) * Tm * tr->nstate);
+    if (tr->model.pp > 1) {
+        const size_t td = Tm * (size_t)mc.dim, all = td * (size_t)tr->micro;
+        tr->pp_in = ts_malloc(sizeof(float) * all);
+        tr->pp_out = ts_malloc(sizeof(float) * all);
+        tr->pp_grad = ts_malloc(sizeof(float) * all);
+        for (int k = 0; k < 3; k++) tr->pp_dev[k] = tr->be->alloc(sizeof(float) * td);
+    }
 }
 
 /* Statistics of every channel the data serves, in the data's channel order. */
@@ -304,10 +319,102 @@ static void make_sample(swin_trainer *tr, int b, size_t pair, double t, uint64_t
     ts_swin_pack_condition(&norm, tr->raw0, nf ? tr->rawf : NULL, HW, in_buf + (size_t)b * HW * cin, cin);
 }
 
+/* ---- the pipeline ---------------------------------------------------------------- */
+
+/* Micro-batch mb through this rank's pipeline stage, forward: the input
+ * from the batch (first stage) or the stage before (kept in pp_in), the
+ * output to the next stage or, on the last, the loss and its gradient
+ * (into tr->dout) added to *loss. recompute: the input is already here
+ * (the backward of a stage that has since run other micro-batches). */
+static void stage_forward(swin_trainer *tr, int mb, int recompute, double *loss) {
+    ts_swin *m = &tr->model;
+    const ts_backend *be = tr->be;
+    const size_t T = (size_t)m->T, td = T * (size_t)m->cfg.dim, ns = tr->nstate, cin = 2 * ns + tr->nforce;
+    const size_t o = (size_t)mb * T;
+    const int first = m->stage == 0, last = m->stage == m->pp - 1;
+    const float *in = tr->in_dev;
+    if (first) {
+        be->upload(tr->in_dev, tr->in + o * cin, sizeof(float) * T * cin);
+    } else {
+        if (!recompute) ts_par_recv_floats(tr->pp_in + (size_t)mb * td, td, m->stage - 1, mb, m->pp_comm);
+        be->upload(tr->pp_dev[0], tr->pp_in + (size_t)mb * td, sizeof(float) * td);
+        in = tr->pp_dev[0];
+    }
+    ts_swin_stage_forward(m, last ? tr->out_dev : tr->pp_dev[1], in, tr->t_batch + (size_t)mb * tr->micro_batch);
+    if (recompute) return;
+    be->sync();
+    if (last) {
+        const double norm = 1.0 / ((double)tr->local_batch * tr->grid->nlat * tr->grid->nlon * ns);
+        be->download(tr->pred + o * ns, tr->out_dev, sizeof(float) * T * ns);
+        *loss += ts_trigflow_loss(&tr->tf, tr->pred + o * ns, tr->target + o * ns, tr->w_tok + o, tr->w_chan, T, ns,
+                                  norm, tr->dout + o * ns);
+    } else {
+        be->download(tr->pp_out + (size_t)mb * td, tr->pp_dev[1], sizeof(float) * td);
+        ts_par_isend_floats(&tr->pp_sends, tr->pp_out + (size_t)mb * td, td, m->stage + 1, mb, m->pp_comm);
+    }
+}
+
+/* Micro-batch mb backward through this rank's stage: the output gradient
+ * from tr->dout (last stage) or the next stage, the input gradient to the
+ * stage before. The model holds the activations of one micro-batch: held
+ * says which, and the stage's forward is recomputed from its kept input
+ * when it is another. */
+static void stage_backward(swin_trainer *tr, int mb, int *held) {
+    ts_swin *m = &tr->model;
+    const ts_backend *be = tr->be;
+    const size_t T = (size_t)m->T, td = T * (size_t)m->cfg.dim, ns = tr->nstate;
+    const int first = m->stage == 0, last = m->stage == m->pp - 1;
+    if (*held != mb) stage_forward(tr, mb, 1, NULL), *held = mb;
+    const float *d_out = tr->dout_dev;
+    if (last) {
+        be->upload(tr->dout_dev, tr->dout + (size_t)mb * T * ns, sizeof(float) * T * ns);
+    } else {
+        ts_par_recv_floats(tr->pp_grad + (size_t)mb * td, td, m->stage + 1, tr->micro + mb, m->pp_comm);
+        be->upload(tr->pp_dev[2], tr->pp_grad + (size_t)mb * td, sizeof(float) * td);
+        d_out = tr->pp_dev[2];
+    }
+    ts_swin_stage_backward(m, d_out, first ? NULL : tr->pp_dev[0]);
+    if (!first) {
+        be->sync();
+        be->download(tr->pp_grad + (size_t)mb * td, tr->pp_dev[0], sizeof(float) * td); /* its slot is free now */
+        ts_par_isend_floats(&tr->pp_sends, tr->pp_grad + (size_t)mb * td, td, m->stage - 1, tr->micro + mb, m->pp_comm);
+    }
+}
+
+/* The local batch's micro-batches through the pipeline (parallel.pp > 1):
+ * 1F1B, stage s running min(pp - s - 1, micro) forwards first, then one
+ * forward and one backward in turn, then the remaining backwards; forward
+ * only without train. Each stage keeps its micro-batches' inputs and
+ * recomputes its forward before a backward of a micro-batch it no longer
+ * holds (every stage but the last). Returns this replica's mean loss on the
+ * last stage, 0 on the others (the trainer sums over ranks). */
+static double pipeline_pass(swin_trainer *tr, int train) {
+    const ts_swin *m = &tr->model;
+    const int M = tr->micro;
+    double loss = 0;
+    int held = -1;
+    if (!train) {
+        for (int mb = 0; mb < M; mb++) stage_forward(tr, mb, 0, &loss);
+    } else {
+        tr->be->zero(tr->model.grads.data, sizeof(float) * tr->model.grads.total);
+        int warm = m->pp - m->stage - 1;
+        if (warm > M) warm = M;
+        for (int mb = 0; mb < warm; mb++) stage_forward(tr, mb, 0, &loss), held = mb;
+        for (int i = 0; i + warm < M; i++) {
+            stage_forward(tr, warm + i, 0, &loss), held = warm + i;
+            stage_backward(tr, i, &held);
+        }
+        for (int i = M - warm; i < M; i++) stage_backward(tr, i, &held);
+    }
+    ts_par_sends_wait(&tr->pp_sends);
+    return loss;
+}
+
 /* Forward (and backward when train) of the prepared local batch, one
  * micro-batch after another (the gradients add up in the model's grads,
  * zeroed first); returns this replica's mean loss. */
 static double forward_backward(swin_trainer *tr, int train) {
+    if (tr->model.pp > 1) return pipeline_pass(tr, train);
     const ts_backend *be = tr->be;
     const size_t T = (size_t)tr->model.T, ns = tr->nstate, cin = 2 * ns + tr->nforce;
     /* the replica's mean over the whole grid: WP and SP ranks hold parts of its sum */
@@ -389,7 +496,9 @@ static double loss_and_grad(void *self, long step) {
         if (rc) ts_fatal("starting the data prefetch thread: %s", strerror(rc));
         tr->prefetch_running = 1;
     }
+    const size_t sent = tr->pp_sends.bytes;
     double loss = forward_backward(tr, 1) / tr->dp;
+    tr->pp_train_bytes += tr->pp_sends.bytes - sent;
     ts_params *g = &tr->model.grads;
     if (tr->layout->world > 1) tr->be->axpby(g->data, 0.0f, g->data, 1.0f / (float)tr->dp, g->total);
     return loss;
@@ -413,7 +522,8 @@ static void val_denoise(void *ctx, float *F, const float *x_scaled, double t) {
  * sampled with train.val_levels levels (forecast.* schedule keys), or the
  * regressor's output. Adds, per
  * channel, the latitude-weighted squared error of the forecast change and
- * of persistence (the true change), in physical units, to sums (2 ns). */
+ * of persistence (the true change), in physical units, to sums (2 ns);
+ * sums NULL: the network calls only (a pipeline stage that does not count). */
 static void val_forecast(swin_trainer *tr, int base, int nv, double *sums) {
     const size_t HW = (size_t)tr->model.h * tr->model.w, T = (size_t)tr->local_batch * HW, ns = tr->nstate;
     const size_t Tm = (size_t)tr->model.T; /* one micro-batch, the sampler's batch */
@@ -458,7 +568,7 @@ static void val_forecast(swin_trainer *tr, int base, int nv, double *sums) {
         }
         free(member);
     }
-    for (int b = 0; b < tr->local_batch; b++) {
+    for (int b = 0; sums && b < tr->local_batch; b++) {
         if (base + r * tr->local_batch + b >= nv) continue; /* padding */
         for (size_t k = (size_t)b * HW; k < (size_t)(b + 1) * HW; k++)
             for (size_t ch = 0; ch < ns; ch++) {
@@ -479,6 +589,8 @@ static double validate(swin_trainer *tr) {
     ts_rng_key tkey = ts_rng_key_make(tr->seed, TS_RNG_DIFFUSION_TIME);
     const int r = tr->layout->coord[TS_AXIS_DP];
     double total = 0;
+    /* with pipeline stages, the last holds the outputs and alone counts them */
+    const int last_stage = tr->model.stage == tr->model.pp - 1;
     prefetch_wait(tr); /* the reader is ours again; the prefetched batch waits in *_next */
     double *sums = tr->val_levels > 0 || tr->regress ? ts_calloc(2 * ns, sizeof(double)) : NULL;
     for (int base = 0; base < nv; base += tr->batch) {
@@ -490,12 +602,12 @@ static double validate(swin_trainer *tr) {
             make_sample(tr, b, pair, t, VAL_STREAM + (uint64_t)k, tr->in, tr->target);
         }
         forward_backward(tr, 0);
-        for (int b = 0; b < tr->local_batch; b++)
+        for (int b = 0; b < tr->local_batch && last_stage; b++)
             if (base + r * tr->local_batch + b < nv) /* each sample's own mean loss */
                 total += ts_trigflow_loss(&tr->tf, tr->pred + (size_t)b * HW * ns, tr->target + (size_t)b * HW * ns,
                                           tr->w_tok + (size_t)b * HW, tr->w_chan, HW, ns, 1.0 / ((double)HWg * ns),
                                           tr->dout);
-        if (sums) val_forecast(tr, base, nv, sums);
+        if (sums) val_forecast(tr, base, nv, last_stage ? sums : NULL);
     }
     ts_par_sum_doubles(tr->layout, &total, 1);
     if (sums) {
@@ -516,6 +628,10 @@ static void trainer_free(void *self) {
     prefetch_wait(tr);
     free(tr->in_next), free(tr->target_next), free(tr->t_batch), free(tr->t_next);
     be->free(tr->in_dev), be->free(tr->out_dev), be->free(tr->dout_dev);
+    ts_par_sends_free(&tr->pp_sends);
+    free(tr->pp_in), free(tr->pp_out), free(tr->pp_grad);
+    for (int k = 0; k < 3; k++)
+        if (tr->pp_dev[k]) be->free(tr->pp_dev[k]);
     free(tr->in), free(tr->target), free(tr->pred), free(tr->dout), free(tr->raw0), free(tr->raw1), free(tr->rawf);
     free(tr->w_tok), free(tr->w_chan), free(tr->mean), free(tr->std), free(tr->res_mean), free(tr->res_std);
     free(tr->pairs), free(tr->val), free(tr->val_skill);
@@ -556,16 +672,21 @@ static void log_fields(void *self, char *json, size_t cap) {
     swin_trainer *tr = self;
     size_t wp_sent, wp_expected;
     ts_swin_wp_bytes(&tr->model, &wp_sent, &wp_expected);
-    unsigned long long mine[5] = {wp_sent, wp_expected, ts_swin_sp_bytes(&tr->model), tr->model.sp_bytes_expected,
-                                  tr->model.arena.peak},
-                       lo[5], hi[5];
-    ts_par_minmax_u64(tr->layout, mine, lo, hi, 5);
+    unsigned long long mine[6] = {wp_sent,
+                                  wp_expected,
+                                  ts_swin_sp_bytes(&tr->model),
+                                  tr->model.sp_bytes_expected,
+                                  tr->model.arena.peak,
+                                  tr->pp_train_bytes},
+                       lo[6], hi[6];
+    ts_par_minmax_u64(tr->layout, mine, lo, hi, 6);
     snprintf(
         json, cap,
         ",\"wp_bytes_min\":%llu,\"wp_bytes_max\":%llu,\"wp_bytes_expected_min\":%llu,\"wp_bytes_expected_max\":%llu"
         ",\"sp_bytes_min\":%llu,\"sp_bytes_max\":%llu,\"sp_bytes_expected_min\":%llu,\"sp_bytes_expected_max\":%llu"
+        ",\"pp_bytes_min\":%llu,\"pp_bytes_max\":%llu"
         ",\"tokens_per_sample\":%zu,\"activation_mb_max\":%.1f",
-        lo[0], hi[0], lo[1], hi[1], lo[2], hi[2], lo[3], hi[3], tr->grid->nlat * tr->grid->nlon,
+        lo[0], hi[0], lo[1], hi[1], lo[2], hi[2], lo[3], hi[3], lo[5], hi[5], tr->grid->nlat * tr->grid->nlon,
         (double)hi[4] / 1048576.0);
 }
 

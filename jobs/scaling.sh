@@ -15,12 +15,14 @@
 #   wp2d    parallel.wp_y=2, wp_x=R/2 (R >= 4), train.batch = B * P
 #   sp      parallel.sp=R,            train.batch = B * P (one replica's rows split into bands, Ulysses)
 #   wpsp    parallel.wp_x=2, sp=R/2 (R >= 4), train.batch = B * P
+#   pp      parallel.pp=R, train.micro_batches=P, train.batch = B * P (stages of
+#           whole blocks, 1F1B; R above model.depth is refused and kept as a row)
 # where P is the largest of these R.
 # Each run trains --steps steps (default 20) on the same data; samples/s and
 # GFLOP/s are the medians over the steps after the first 3 (start-up). The
 # efficiency of a row is (samples/s at R) / (R * samples/s at 1 rank of the
 # same study): for weak scaling that is t(1)/t(R) per step, for the strong
-# ones (dp, wp, wp2d, sp, wpsp; baseline: one rank, the whole batch)
+# ones (dp, wp, wp2d, sp, wpsp, pp; baseline: one rank, the whole batch)
 # t(1)/(R t(R)). A layout tessera refuses (a grid that does not split into
 # whole windows or bands per rank, heads that do not divide over sp, a batch
 # that does not divide) is kept as a row with its status.
@@ -119,14 +121,15 @@ for ((r = 1; r <= max; r *= 2)); do ranks+=("$r"); done
 csv=$out/scaling.csv
 echo "study,layout,ranks,dp,wp_y,wp_x,sp,pp,batch,samples_per_s,tokens_per_s,gflops,bytes_per_rank_step,efficiency,status" \
   >"$csv.raw"
-run_one() { # study ranks dp wp_y wp_x sp batch
-  local study=$1 n=$2 dp=$3 wy=$4 wx=$5 sp=$6 b=$7 pp=1
-  local layout="dp${dp}_wpy${wy}_wpx${wx}_sp${sp}" dir="$out/runs/$1-dp${dp}_wpy${wy}_wpx${wx}_sp${sp}"
+run_one() { # study ranks dp wp_y wp_x sp batch [pp [key=value ...]]
+  local study=$1 n=$2 dp=$3 wy=$4 wx=$5 sp=$6 b=$7 pp=${8:-1}
+  shift $(($# < 8 ? $# : 8))
+  local layout="dp${dp}_wpy${wy}_wpx${wx}_sp${sp}_pp${pp}" dir="$out/runs/$study-dp${dp}_wpy${wy}_wpx${wx}_sp${sp}_pp${pp}"
   rm -rf "$dir"
-  say "$study: $n rank(s), parallel.dp=$dp wp_y=$wy wp_x=$wx sp=$sp, train.batch=$b"
+  say "$study: $n rank(s), parallel.dp=$dp wp_y=$wy wp_x=$wx sp=$sp pp=$pp, train.batch=$b $*"
   local status=ok
   if ! launch "$n" "$tessera" train out="$dir" "${common[@]}" parallel.dp="$dp" parallel.wp_y="$wy" \
-         parallel.wp_x="$wx" parallel.sp="$sp" parallel.pp="$pp" train.batch="$b" >"$dir.log" 2>&1; then
+         parallel.wp_x="$wx" parallel.sp="$sp" parallel.pp="$pp" train.batch="$b" "$@" >"$dir.log" 2>&1; then
     status=$(grep -m1 '^tessera: error' "$dir.log" | tr ',' ';' | cut -c1-160)
     status=${status:-failed (see runs/$study-$layout.log)}
     say "  refused or failed: $status"
@@ -139,7 +142,7 @@ steps = [e for e in map(json.loads, open(sys.argv[1])) if e.get("event") == "tra
 rows = [e for e in steps if e["step"] > 3]
 sps = statistics.median(e["samples_per_s"] for e in rows)
 last = steps[-1]
-per_step = (last.get("wp_bytes_max", 0) + last.get("sp_bytes_max", 0)) / last["step"]
+per_step = (last.get("wp_bytes_max", 0) + last.get("sp_bytes_max", 0) + last.get("pp_bytes_max", 0)) / last["step"]
 print(f'{sps:.6g},{sps * last.get("tokens_per_sample", 0):.6g},{statistics.median(e["gflops"] for e in rows):.6g},'
       f'{per_step:.0f}')
 PY
@@ -155,6 +158,7 @@ for n in "${ranks[@]}"; do run_one wp "$n" 1 1 "$n" 1 $((batch * top)); done
 for n in "${ranks[@]}"; do [ "$n" -ge 4 ] && run_one wp2d "$n" 1 2 $((n / 2)) 1 $((batch * top)); done
 for n in "${ranks[@]}"; do run_one sp "$n" 1 1 1 "$n" $((batch * top)); done
 for n in "${ranks[@]}"; do [ "$n" -ge 4 ] && run_one wpsp "$n" 1 1 2 $((n / 2)) $((batch * top)); done
+for n in "${ranks[@]}"; do run_one pp "$n" 1 1 1 1 $((batch * top)) "$n" train.micro_batches="$top"; done
 
 # efficiency against the one-rank row of each study (the strong studies share
 # the one-rank dp row: one rank, the whole batch)
@@ -167,6 +171,7 @@ awk -F, -v OFS=, '
     if (!("sp" in base) && ("dp" in base)) base["sp"] = base["dp"]
     base["wp2d"] = ("wp" in base) ? base["wp"] : base["dp"]
     base["wpsp"] = base["wp2d"]
+    if (!("pp" in base) && ("dp" in base)) base["pp"] = base["dp"]
     for (i = 2; i <= last; i++) {
       split(row[i], f, ",")
       e = (sps[i] != "" && base[study[i]] != "") ? sprintf("%.3f", sps[i] / (n[i] * base[study[i]])) : ""
@@ -199,7 +204,7 @@ for study in dict.fromkeys(r["study"] for r in rows):
     axes[0].plot(n, [float(r["samples_per_s"]) for r in rs], "o-", label=study)
     axes[1].plot(n, [float(r["efficiency"]) for r in rs], "o-", label=study)
 axes[0].set(yscale="log", xlabel="ranks", ylabel="samples/s", title="throughput")
-axes[1].set(xlabel="ranks", ylabel="efficiency", title="weak (weak) and strong (dp, wp, wp2d, sp, wpsp)", ylim=(0, 1.2))
+axes[1].set(xlabel="ranks", ylabel="efficiency", title="weak (weak) and strong (dp, wp, wp2d, sp, wpsp, pp)", ylim=(0, 1.2))
 ranks = sorted({int(r["ranks"]) for r in rows})
 for ax in axes:
     ax.set_xscale("log", base=2)

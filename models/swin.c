@@ -8,7 +8,7 @@
 #include <string.h>
 
 #ifdef TESSERA_HAVE_MPI
-#include "parallel/mpi_env.h"
+#include "parallel/collective.h"
 #endif
 
 static const double HALF_PI = 1.57079632679489661923;
@@ -120,9 +120,10 @@ static void take_all(ts_swin *m, ts_arena *a) {
     m->t_hs = ts_arena_take(a, B * d, "t_hs");
     m->c = ts_arena_take(a, B * d, "c");
     m->c_silu = ts_arena_take(a, B * d, "c_silu");
-    for (int i = 0; i < m->cfg.depth; i++)
-        take_block(m, &m->blocks[i], a, i ? &m->blocks[0].attn : NULL, shifted(m, i));
-    m->h0 = m->blocks[0].x_in;
+    /* a pipeline stage holds the activations of its own blocks only */
+    for (int i = m->b0; i < m->b1; i++)
+        take_block(m, &m->blocks[i], a, i > m->b0 ? &m->blocks[m->b0].attn : NULL, shifted(m, i));
+    m->h0 = m->blocks[m->b0].x_in;
     m->h_final = ts_arena_take(a, T * d, "h_final");
     m->nh = ts_arena_take(a, T * d, "head.n");
     m->rstdh = ts_arena_take(a, T, "head.rstd");
@@ -522,12 +523,12 @@ void ts_swin_stage_backward(ts_swin *m, const float *d_out, float *d_in) {
 static void pipe_send(ts_swin *m, const float *dev, size_t n, int to) {
     m->be->sync();
     m->be->download(m->pipe_host, dev, sizeof(float) * n);
-    TS_MPI_CHECK(MPI_Send(m->pipe_host, (int)n, MPI_FLOAT, to, 0, m->pp_comm));
+    ts_par_send_floats(m->pipe_host, n, to, 0, m->pp_comm);
     m->pp_bytes += sizeof(float) * n;
 }
 
 static void pipe_recv(ts_swin *m, float *dev, size_t n, int from) {
-    TS_MPI_CHECK(MPI_Recv(m->pipe_host, (int)n, MPI_FLOAT, from, 0, m->pp_comm, MPI_STATUS_IGNORE));
+    ts_par_recv_floats(m->pipe_host, n, from, 0, m->pp_comm);
     m->be->upload(dev, m->pipe_host, sizeof(float) * n);
 }
 #endif
@@ -546,7 +547,7 @@ void ts_swin_forward(ts_swin *m, float *out, const float *x, const float *t_host
     /* every stage gets the output (the sampler runs on each) */
     m->be->sync();
     if (last) m->be->download(m->pipe_host, out, sizeof(float) * to);
-    TS_MPI_CHECK(MPI_Bcast(m->pipe_host, (int)to, MPI_FLOAT, m->pp - 1, m->pp_comm));
+    ts_par_bcast_floats_from(m->pipe_host, to, m->pp - 1, m->pp_comm);
     if (!last) m->be->upload(out, m->pipe_host, sizeof(float) * to);
 #endif
 }

@@ -143,3 +143,40 @@ void ts_par_peak_rss_fields(const ts_layout *lay, char *buf, size_t cap) {
     snprintf(buf, cap, ",\"rss_peak_mb_min\":%.1f,\"rss_peak_mb_max\":%.1f", (double)lo / 1048576.0,
              (double)hi / 1048576.0);
 }
+
+void ts_par_isend_floats(ts_par_sends *s, const float *buf, size_t n, int to, int tag, MPI_Comm comm) {
+    if (n > (size_t)INT_MAX) ts_fatal("a pipeline message of %zu floats does not fit MPI's int count", n);
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 16;
+        s->req = realloc(s->req, sizeof(MPI_Request) * (size_t)s->cap);
+        if (!s->req) ts_fatal("out of memory for %d MPI requests", s->cap);
+    }
+    TS_MPI_CHECK(MPI_Isend(buf, (int)n, MPI_FLOAT, to, tag, comm, &s->req[s->n++]));
+    s->bytes += sizeof(float) * n;
+}
+
+void ts_par_recv_floats(float *buf, size_t n, int from, int tag, MPI_Comm comm) {
+    if (n > (size_t)INT_MAX) ts_fatal("a pipeline message of %zu floats does not fit MPI's int count", n);
+    TS_MPI_CHECK(MPI_Recv(buf, (int)n, MPI_FLOAT, from, tag, comm, MPI_STATUS_IGNORE));
+}
+
+void ts_par_sends_wait(ts_par_sends *s) {
+    if (s->n) TS_MPI_CHECK(MPI_Waitall(s->n, s->req, MPI_STATUSES_IGNORE));
+    s->n = 0;
+}
+
+void ts_par_sends_free(ts_par_sends *s) {
+    ts_par_sends_wait(s);
+    free(s->req);
+    s->req = NULL, s->cap = 0;
+}
+
+void ts_par_send_floats(const float *buf, size_t n, int to, int tag, MPI_Comm comm) {
+    if (n > (size_t)INT_MAX) ts_fatal("a pipeline message of %zu floats does not fit MPI's int count", n);
+    TS_MPI_CHECK(MPI_Send(buf, (int)n, MPI_FLOAT, to, tag, comm));
+}
+
+void ts_par_bcast_floats_from(float *buf, size_t n, int root, MPI_Comm comm) {
+    if (n > (size_t)INT_MAX) ts_fatal("a broadcast of %zu floats does not fit MPI's int count", n);
+    TS_MPI_CHECK(MPI_Bcast(buf, (int)n, MPI_FLOAT, root, comm));
+}

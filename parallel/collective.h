@@ -25,6 +25,22 @@ void ts_par_gather_chunks(float *buf, const int64_t *start, int size, int width,
  * parallelism; send and recv must not overlap). Returns the bytes this rank
  * sent to other ranks. */
 size_t ts_par_alltoall_floats(const float *send, float *recv, size_t n, MPI_Comm comm);
+/* Point-to-point messages of a pipeline on comm (the layout's pp axis):
+ * sends are started and left to complete (buf untouched until
+ * ts_par_sends_wait), receives wait. Messages of one tag between two ranks
+ * arrive in the order they were sent. */
+typedef struct {
+    MPI_Request *req;
+    int n, cap;
+    size_t bytes; /* sent since the struct was zeroed */
+} ts_par_sends;
+void ts_par_isend_floats(ts_par_sends *s, const float *buf, size_t n, int to, int tag, MPI_Comm comm);
+void ts_par_recv_floats(float *buf, size_t n, int from, int tag, MPI_Comm comm);
+/* The blocking send, and root's buf (n) to every rank of comm. */
+void ts_par_send_floats(const float *buf, size_t n, int to, int tag, MPI_Comm comm);
+void ts_par_bcast_floats_from(float *buf, size_t n, int root, MPI_Comm comm);
+void ts_par_sends_wait(ts_par_sends *s);
+void ts_par_sends_free(ts_par_sends *s);
 /* On any communicator (an axis of the layout): this rank's place in it. */
 void ts_par_comm_place(MPI_Comm comm, int *rank, int *size);
 /* out (n) = the element-wise maximum over comm of in (n). */

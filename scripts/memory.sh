@@ -3,12 +3,14 @@
 # layouts of 1 to 8 ranks, on one synthetic ERA5 set at 5.625 deg (32 x 64
 # grid points) and one model, so that the terms that fall with the ranks
 # show: activations (the model's arena) and data buffers fall as 1/N under
-# WP and SP (and with the local batch under DP and micro-batches); weights,
-# gradients and AdamW moments do not (only pipeline parallelism, not yet
-# built, would split them); forecast rank 0 also holds the whole ensemble it
+# WP and SP (and with the local batch under DP and micro-batches), and as
+# 1/pp under pipeline stages (each holds its blocks' activations); weights,
+# gradients and AdamW moments do not (every stage keeps the whole table);
+# forecast rank 0 of the serial build also holds the whole ensemble it
 # gathers to write.
 #
 #   scripts/memory.sh OUT [key=value ...]
+#   ONLY=REGEX scripts/memory.sh OUT    only the runs whose "command layout" matches
 #
 # Writes OUT/memory.csv: command, layout, ranks, rss_peak_mb_min and _max
 # over ranks (getrusage, as the logs carry them), activation_mb_max (train:
@@ -42,6 +44,7 @@ PY
 run() { # command ranks layout-keys...
   local cmd=$1 n=$2
   shift 2
+  if [ -n "${ONLY:-}" ] && ! echo "$cmd ${*:-1}" | grep -Eq "$ONLY"; then return; fi
   local name
   name=$(echo "${*:-one}" | tr ' =.' '_\-\-')
   local dir=$OUT/runs/$cmd-$name
@@ -65,8 +68,11 @@ for n in 2 4 8; do run train "$n" parallel.wp_x="$n"; done
 for n in 2 4 8; do run train "$n" parallel.sp="$n"; done
 run train 4 parallel.wp_x=2 parallel.sp=2
 run train 8 parallel.dp=2 parallel.wp_x=2 parallel.sp=2
+for n in 2 4; do run train "$n" parallel.pp="$n" train.micro_batches="$n"; done
+[ -s "$OUT/runs/train-one/checkpoint.h5" ] || ONLY= run train 1
 run forecast 1
 for n in 2 4 8; do run forecast "$n" parallel.dp="$n"; done
 for n in 2 4 8; do run forecast "$n" parallel.wp_x="$n"; done
 for n in 2 4 8; do run forecast "$n" parallel.sp="$n"; done
+for n in 2 4; do run forecast "$n" parallel.pp="$n"; done
 column -s, -t "$OUT/memory.csv"

@@ -32,7 +32,8 @@ fc=(forecast.checkpoint="$tmp/run/checkpoint.h5" data.files="$tmp/data/cds_*.nc"
 mpiexec -n 2 "$tessera" forecast out="$tmp/dp2" "${fc[@]}" parallel.dp=2 >"$tmp/dp2.log" 2>&1 && ok \
   || fail "forecast dp=2: $(tail -3 "$tmp/dp2.log")"
 for layout in "wpy3 3 parallel.wp_y=3" "wpx2 2 parallel.wp_x=2" "dp2wpx2 4 parallel.dp=2 parallel.wp_x=2" \
-  "sp2 2 parallel.sp=2" "dp2sp2 4 parallel.dp=2 parallel.sp=2" "wpx2sp2 4 parallel.wp_x=2 parallel.sp=2"; do
+  "sp2 2 parallel.sp=2" "dp2sp2 4 parallel.dp=2 parallel.sp=2" "wpx2sp2 4 parallel.wp_x=2 parallel.sp=2" \
+  "pp2 2 parallel.pp=2" "dp2pp2 4 parallel.dp=2 parallel.pp=2" "wpx2sp2pp2 8 parallel.wp_x=2 parallel.sp=2 parallel.pp=2"; do
   set -- $layout
   name=$1 np=$2
   shift 2
@@ -102,7 +103,7 @@ a, b = fields(f"{tmp}/a/forecast.nc"), fields(f"{tmp}/b/forecast.nc")
 for v in a:
     assert np.array_equal(a[v], b[v], equal_nan=True), f"same layout differs in {v}"
 # first lead: other layouts within 1e-5 norm-wise relative
-for other in ("dp2", "wpy3", "wpx2", "dp2wpx2", "sp2", "dp2sp2", "wpx2sp2", "th2"):
+for other in ("dp2", "wpy3", "wpx2", "dp2wpx2", "sp2", "dp2sp2", "wpx2sp2", "pp2", "dp2pp2", "wpx2sp2pp2", "th2"):
     o = fields(f"{tmp}/{other}/forecast.nc")
     for v in a:
         x, y = a[v][:, :, 0], o[v][:, :, 0]

@@ -197,6 +197,56 @@ for k in pa:
 PY
 done
 
+# pipeline stages (parallel.pp, model.shift=stage: one shift per stage of 2
+# blocks): 1F1B over 2 micro-batches, alone and with DP, WP and SP, on up
+# to 8 ranks, against 1 rank with the same micro-batches: the same losses,
+# validation loss and validation forecast skill (run through the pipeline)
+# within 1e-5, the same weights after 3 steps, and every rank sent the
+# analytic stage-to-stage volume in training: per micro-batch, its
+# stage's output forward and its input gradient backward, T d floats each
+pp=(train.batch=4 train.micro_batches=2 model.depth=4 model.heads=4 model.shift=stage model.shift_every=2
+    train.val_start=2020-01-01T12 train.val_every=3 train.val_samples=3 train.val_levels=2 train.val_members=2)
+run "$tmp/pp1" 3 "${pp[@]}" && ok || fail "pipeline reference on 1 rank"
+for layout in "2 parallel.pp=2" "4 parallel.dp=2 parallel.pp=2" "4 parallel.wp_x=2 parallel.pp=2" \
+  "4 parallel.sp=2 parallel.pp=2" "8 parallel.wp_x=2 parallel.sp=2 parallel.pp=2" "4 parallel.pp=4 train.micro_batches=4"; do
+  set -- $layout
+  n=$1
+  shift
+  name=pp_$(echo "$*" | tr ' =.' '___')
+  if mpiexec -n "$n" "$tessera" train out="$tmp/$name" "${common[@]}" train.steps=3 "${pp[@]}" "$@" \
+    >"$tmp/$name.log" 2>&1; then ok
+  else fail "$*: $(tail -2 "$tmp/$name.log")"; fi
+  ref=$tmp/pp1
+  if [ "$*" = "parallel.pp=4 train.micro_batches=4" ]; then
+    run "$tmp/pp1m4" 3 "${pp[@]}" train.micro_batches=4 || fail "4 micro-batches on 1 rank"
+    ref=$tmp/pp1m4
+  fi
+  if /usr/bin/python3 - "$ref" "$tmp/$name" "$*" <<'PY'; then ok; else fail "$* against 1 rank"; fi
+import json, sys
+import h5py
+import numpy as np
+def events(d):
+    return [e for e in map(json.loads, open(d + "/tessera.jsonl")) if e["event"] in ("train_step", "validation")]
+a, b = events(sys.argv[1]), events(sys.argv[2])
+assert len(a) == len(b) == 4 and sum("val_skill" in e for e in a) == 2, a
+for x, y in zip(a, b):
+    for k in [k for k in x if k == "loss" or (k.startswith("val_") and isinstance(x[k], float) and x[k])]:
+        assert abs(x[k] - y[k]) <= 1e-5 * abs(x[k]), (k, x[k], y[k])
+pa, pb = h5py.File(sys.argv[1] + "/checkpoint.h5")["params"], h5py.File(sys.argv[2] + "/checkpoint.h5")["params"]
+for k in pa:
+    u, v = pa[k][...].astype(np.float64), pb[k][...].astype(np.float64)
+    assert np.linalg.norm(u - v) <= 1e-5 * max(np.linalg.norm(u), 1e-30), k
+lay = dict(kv.split("=") for kv in sys.argv[3].split())
+P, dp, wp, S = (int(lay.get(k, 1)) for k in ("parallel.pp", "parallel.dp", "parallel.wp_x", "parallel.sp"))
+M = int(lay.get("train.micro_batches", 2))
+T = (4 // dp // M) * 12 * 24 // (wp * S)  # a micro-batch's tokens on one rank (12 rows: south pole dropped)
+one = 3 * M * T * 16 * 4  # 3 steps x micro-batches x T d floats x 4 bytes, one direction
+last = [e for e in b if e["event"] == "train_step"][-1]
+assert last["pp_bytes_min"] == one and last["pp_bytes_max"] == (2 * one if P > 2 else one), (last, one)
+print(sys.argv[3], "losses", [y["loss"] for y in b if "loss" in y], "stage-to-stage bytes per rank", one)
+PY
+done
+
 # validation (loss and the one-step validation forecast's skill, 3 samples
 # over a batch of 2, so one is padding) on DP 2 x WP 2 and on SP 2 against
 # 1 rank
@@ -228,7 +278,10 @@ done
 # (mpiexec adds its own abort banner; tessera's own lines are counted)
 expect2() { "$@" >"$tmp/o" 2>"$tmp/err"; local rc=$?
   if [ $rc = 2 ] && [ "$(grep -c '^tessera: ' "$tmp/err")" = 1 ]; then ok; else fail "$*: exit $rc, $(cat "$tmp/err")"; fi; }
+# a pipeline needs at least pp micro-batches, and stages of whole blocks
 expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.pp=2
+expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.pp=2 train.micro_batches=2 \
+  model.depth=3
 expect2 mpiexec -n 2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 parallel.sp=2 model.heads=1
 expect2 "$tessera" train out="$tmp/x" "${common[@]}" train.steps=1 train.batch=4 train.micro_batches=3
 # blocks of 6 rows do not split into 4 bands
