@@ -316,23 +316,7 @@ static void roll_field(ts_swin *m, int forward, const float *in, float *out) {
 #ifndef TESSERA_HAVE_MPI
     (void)m, (void)forward, (void)in, (void)out; /* m->wp is never set without MPI */
 #else
-    const size_t n = (size_t)m->h * m->w * m->cfg.dim;
-    const ts_backend *be = m->be;
-    size_t expected = ts_roll_expected_bytes(m->h, m->w, m->cfg.dim, m->cfg.window / 2, m->cfg.window / 2, m->wp_y,
-                                             m->wp_x);
-    if (be->kind != TS_BACKEND_CPU) be->sync();
-    for (int b = 0; b < m->B; b++) {
-        const float *src = in + (size_t)b * n;
-        float *dst = out + (size_t)b * n;
-        if (m->roll_host[0]) {
-            be->download(m->roll_host[0], src, sizeof(float) * n);
-            src = m->roll_host[0], dst = m->roll_host[1];
-        }
-        if (forward) ts_roll_forward(&m->roll, src, dst);
-        else ts_roll_backward(&m->roll, src, dst);
-        if (m->roll_host[0]) be->upload(out + (size_t)b * n, m->roll_host[1], sizeof(float) * n);
-        m->wp_bytes += m->roll.bytes_last, m->wp_bytes_expected += expected;
-    }
+    m->wp_bytes += ts_roll_fields(&m->roll, m->be, forward, m->B, in, out, m->roll_host, &m->wp_bytes_expected);
 #endif
 }
 

@@ -135,25 +135,8 @@ int ts_wattn_plan_make(ts_wattn_plan *p, const ts_backend *be, const ts_win_geom
  * shifted windows, backward off them (the inverse and adjoint). */
 static void roll_samples(ts_wattn_plan *p, int forward, int which, const float *in, float *out) {
 #ifdef TESSERA_HAVE_MPI
-    ts_roll_plan *r = (ts_roll_plan *)p->roll + which;
-    const ts_backend *be = p->be;
-    const size_t n = (size_t)p->geom.H * p->geom.W * (size_t)r->C;
-    if (p->host[0]) be->sync();
-    for (int b = 0; b < p->B; b++) {
-        const float *src = in + (size_t)b * n;
-        float *dst = out + (size_t)b * n;
-        if (p->host[0]) {
-            be->download(p->host[0], src, sizeof(float) * n);
-            src = p->host[0], dst = p->host[1];
-        }
-        if (forward)
-            ts_roll_forward(r, src, dst);
-        else
-            ts_roll_backward(r, src, dst);
-        if (p->host[0]) be->upload(out + (size_t)b * n, p->host[1], sizeof(float) * n);
-        p->roll_bytes += r->bytes_last;
-        p->roll_bytes_expected += ts_roll_expected_bytes(r->h, r->w, r->C, r->sy, r->sx, r->wp_y, r->wp_x);
-    }
+    p->roll_bytes += ts_roll_fields((ts_roll_plan *)p->roll + which, p->be, forward, p->B, in, out, p->host,
+                                    &p->roll_bytes_expected);
 #else
     (void)p, (void)forward, (void)which, (void)in, (void)out; /* no roll without MPI */
 #endif

@@ -249,3 +249,26 @@ static void roll_run(ts_roll_plan *p, int backward, const float *in, float *out)
 void ts_roll_forward(ts_roll_plan *plan, const float *in, float *out) { roll_run(plan, 0, in, out); }
 
 void ts_roll_backward(ts_roll_plan *plan, const float *in, float *out) { roll_run(plan, 1, in, out); }
+
+size_t ts_roll_fields(ts_roll_plan *plan, const ts_backend *be, int forward, int B, const float *in, float *out,
+                      float *const host[2], size_t *expected) {
+    const size_t n = (size_t)plan->h * plan->w * (size_t)plan->C;
+    const size_t each = ts_roll_expected_bytes(plan->h, plan->w, plan->C, plan->sy, plan->sx, plan->wp_y, plan->wp_x);
+    size_t sent = 0;
+    if (host[0]) be->sync();
+    for (int b = 0; b < B; b++) {
+        const float *src = in + (size_t)b * n;
+        float *dst = out + (size_t)b * n;
+        if (host[0]) {
+            be->download(host[0], src, sizeof(float) * n);
+            src = host[0], dst = host[1];
+        }
+        if (forward)
+            ts_roll_forward(plan, src, dst);
+        else
+            ts_roll_backward(plan, src, dst);
+        if (host[0]) be->upload(out + (size_t)b * n, host[1], sizeof(float) * n);
+        sent += plan->bytes_last, *expected += each;
+    }
+    return sent;
+}

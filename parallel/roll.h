@@ -27,6 +27,8 @@
 #include <mpi.h>
 #include <stddef.h>
 
+#include "core/backend.h"
+
 /* The block splits into four rectangles: the part that stays, the row strip,
  * the column strip and the corner. */
 enum { TS_ROLL_PIECES = 4 };
@@ -74,5 +76,12 @@ void ts_roll_backward(ts_roll_plan *plan, const float *in, float *out);
  * wp_x > 1, the corner sy*sx unless the grid is 1 x 1; times C*4. See
  * roll.c for the derivation. */
 size_t ts_roll_expected_bytes(int h, int w, int C, int sy, int sx, int wp_y, int wp_x);
+
+/* Roll B consecutive fields of the plan's (h, w, C) on backend be, forward
+ * or backward; device fields go through host[0] and host[1] (h w C floats
+ * each; NULL on the CPU backend: no GPU-aware MPI assumed). Returns the
+ * bytes sent; *expected gets their analytic count added. */
+size_t ts_roll_fields(ts_roll_plan *plan, const ts_backend *be, int forward, int B, const float *in, float *out,
+                      float *const host[2], size_t *expected);
 
 #endif
