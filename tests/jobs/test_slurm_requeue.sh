@@ -9,7 +9,10 @@
 # - jobs/forecast.sbatch on 2 ranks writes a forecast that python3-netCDF4
 #   reads: dims number/time/step, every member, finite values;
 # - jobs/forecast_array.sbatch writes one forecast per array index, each from
-#   its own initial time.
+#   its own initial time;
+# - one rank of jobs/train.sbatch killed with SIGKILL (a node failure, the
+#   OOM killer): the job ends by itself, FAILED, within 60 s instead of
+#   hanging on a collective, and its last checkpoint reads back whole.
 # Needs root and Slurm + munge (scripts/deps.sh installs them); it fails with
 # the reason when the cluster cannot start. It uses a cluster of its own (state
 # folder in a temporary folder, free ports) and stops it at the end, unless
@@ -233,7 +236,54 @@ for init in ("2020-01-02", "2020-01-02T18"):
 print("array: forecast-2020-01-02.nc, forecast-2020-01-02T18.nc")
 PY
 
+# one rank of a training job killed: the launcher (srun --kill-on-bad-exit,
+# or mpirun) must end the job rather than leave the other rank waiting in a
+# collective until the time limit. Under srun this takes Slurm's KillWait
+# (30 s here): srun sends the other rank SIGTERM, whose polite stop waits for
+# the step in progress (blocked on the dead rank), then SIGKILL.
+jobid=$(sbatch "${sb[@]}" --output="$tmp/kill-%j.out" "$src/jobs/train.sbatch" out="$tmp/kill" "${train[@]}" \
+  train.steps=100000 2>&1)
+log=$tmp/kill-$jobid.out
+victim=
+for _ in $(seq 1 600); do # up to 60 s until a checkpoint is written and rank 1 is found
+  if grep -q "checkpoint of step" "$log" 2>/dev/null; then
+    for pid in $(pgrep -f "tessera train .*out=$tmp/kill "); do
+      env=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null)
+      if echo "$env" | grep -qx "SLURM_JOB_ID=$jobid" &&
+         echo "$env" | grep -Eqx "SLURM_PROCID=1|OMPI_COMM_WORLD_RANK=1|PMIX_RANK=1"; then victim=$pid; break; fi
+    done
+    [ -n "$victim" ] && break
+  fi
+  unschedulable "$jobid" && break
+  sleep 0.1
+done
+if [ -n "$victim" ]; then
+  t0=$(date +%s)
+  kill -9 "$victim"
+  for _ in $(seq 1 600); do
+    state=$(job_field "$jobid" JobState)
+    case $state in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY) break ;; esac
+    sleep 0.1
+  done
+  secs=$(($(date +%s) - t0))
+  echo "killed rank 1 (pid $victim) of job $jobid: the job ended $state after ${secs} s"
+  [ "$state" = FAILED ] && [ "$secs" -le 60 ] && ok || { show_log "$log" 20; fail "job $jobid after a rank's death: $state after ${secs} s"; }
+  if /usr/bin/python3 - "$tmp/kill/checkpoint.h5" <<'PY'; then ok; else fail "the last checkpoint after the kill"; fi
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    for group in ("params", "ema", "adam_m", "adam_v"):
+        for d in f[group].values():
+            d[...]
+    print("checkpoint of step", int(f.attrs["step"]), "whole after the kill")
+PY
+else
+  show_log "$log" 20
+  fail "no rank 1 of job $jobid found to kill (state $(job_field "$jobid" JobState))"
+  scancel "$jobid" 2>/dev/null
+fi
+
 echo "test_slurm_requeue: $(($(date +%s) - t_start)) s"
 # the reference run, step 10 reached, the requeue, the completed job, its log,
-# bit for bit; the forecast job, its 2 ranks, its file; the array, its files
-finish 11
+# bit for bit; the forecast job, its 2 ranks, its file; the array, its files;
+# the killed rank's job and its checkpoint
+finish 13
