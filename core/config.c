@@ -83,8 +83,9 @@ static void format_bound(char *buf, size_t cap, ts_config_type t, double v) {
 static void format_range(char *buf, size_t cap, const ts_config_key *k) {
     char lo[48], hi[48];
     int has_lo = k->min > -TS_CFG_UNBOUNDED, has_hi = k->max < TS_CFG_UNBOUNDED;
-    format_bound(lo, sizeof lo, k->type, k->min);
-    format_bound(hi, sizeof hi, k->type, k->max);
+    /* an absent bound is +-1e308, which no integer holds: never formatted */
+    if (has_lo) format_bound(lo, sizeof lo, k->type, k->min);
+    if (has_hi) format_bound(hi, sizeof hi, k->type, k->max);
     if (has_lo && has_hi)
         snprintf(buf, cap, "[%s, %s]", lo, hi);
     else if (has_lo)
@@ -627,6 +628,13 @@ void ts_config_markdown(FILE *f) {
 /* ---------------------------------------------------------------- JSON in */
 
 /* Reads one JSON string literal at *p (after the opening quote) into buf. */
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 static int json_string(const char **p, char *buf, size_t cap) {
     size_t n = 0;
     for (const char *s = *p; *s; s++) {
@@ -642,9 +650,14 @@ static int json_string(const char **p, char *buf, size_t cap) {
             case 'n': c = '\n'; break;
             case 't': c = '\t'; break;
             case 'r': c = '\r'; break;
-            case 'u': { /* our writer escapes control characters only */
+            case 'u': { /* our writer escapes control characters only: \u00XX */
                 unsigned code = 0;
-                if (sscanf(s + 1, "%4x", &code) != 1) return -1;
+                for (int d = 1; d <= 4; d++) {
+                    int h = hex_digit(s[d]); /* stops at the terminator, which is no digit */
+                    if (h < 0) return -1;
+                    code = code * 16 + (unsigned)h;
+                }
+                if (code == 0 || code > 0x7f) return -1;
                 c = (char)code;
                 s += 4;
                 break;
@@ -670,22 +683,29 @@ static int wanted_key(const char *name, const char *const *prefixes, size_t n) {
 int ts_config_apply_json(ts_config *cfg, const char *json, const char *const *prefixes, size_t nprefixes,
                          const char *origin, char *err, size_t errcap) {
     const char *p = json;
-    char key[256], value[4096];
+    /* No key or value is longer than the text: a long data.files list or
+     * path reads back whole. */
+    size_t cap = strlen(json) + 1;
+    char *key = ts_malloc(cap), *value = ts_malloc(cap);
+    int rc = -1;
     while (isspace((unsigned char)*p)) p++;
     if (*p++ != '{') goto bad;
     for (;;) {
         while (isspace((unsigned char)*p) || *p == ',') p++;
-        if (*p == '}') return 0;
-        if (*p++ != '"' || json_string(&p, key, sizeof key)) goto bad;
+        if (*p == '}') {
+            rc = 0;
+            goto done;
+        }
+        if (*p++ != '"' || json_string(&p, key, cap)) goto bad;
         while (isspace((unsigned char)*p)) p++;
         if (*p++ != ':') goto bad;
         while (isspace((unsigned char)*p)) p++;
         if (*p == '"') {
             p++;
-            if (json_string(&p, value, sizeof value)) goto bad;
+            if (json_string(&p, value, cap)) goto bad;
         } else {
             size_t n = 0;
-            while (*p && *p != ',' && *p != '}' && !isspace((unsigned char)*p) && n + 1 < sizeof value) value[n++] = *p++;
+            while (*p && *p != ',' && *p != '}' && !isspace((unsigned char)*p)) value[n++] = *p++;
             value[n] = '\0';
             if (n == 0) goto bad;
         }
@@ -693,10 +713,13 @@ int ts_config_apply_json(ts_config *cfg, const char *json, const char *const *pr
         const ts_config_key *k = ts_config_lookup(cfg, key);
         if (k && wanted_key(key, prefixes, nprefixes) && strcmp(ts_config_origin(cfg, key), "default") == 0 &&
             ts_config_set(cfg, key, value, origin, err, errcap))
-            return -1;
+            goto done;
     }
 bad:
     snprintf(err, errcap, "%s: the stored configuration is not the flat JSON tessera writes (near offset %ld)",
              origin ? origin : "config", (long)(p - json));
-    return -1;
+done:
+    free(key);
+    free(value);
+    return rc;
 }

@@ -218,3 +218,13 @@ int ts_config_load_yaml(ts_config *cfg, const char *path, char *err, size_t errc
     fclose(f);
     return rc;
 }
+
+int ts_config_load_yaml_text(ts_config *cfg, const char *text, size_t len, const char *name, char *err, size_t errcap) {
+    yaml_loader L = {.cfg = cfg, .path = name, .err = err, .cap = errcap};
+    if (!yaml_parser_initialize(&L.parser)) return fail_at(&L, 1, "cannot start the YAML parser (out of memory)");
+    yaml_parser_set_input_string(&L.parser, (const unsigned char *)text, len);
+    int rc = load_stream(&L);
+    yaml_parser_delete(&L.parser);
+    free(L.seen);
+    return rc;
+}

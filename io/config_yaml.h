@@ -19,4 +19,8 @@
  * before it keep their new values (callers exit on error anyway). */
 int ts_config_load_yaml(ts_config *cfg, const char *path, char *err, size_t errcap);
 
+/* The same from len bytes of text (no terminator needed); `name` stands for
+ * the file in errors. The fuzzing harness's entry point (tests/fuzz/). */
+int ts_config_load_yaml_text(ts_config *cfg, const char *text, size_t len, const char *name, char *err, size_t errcap);
+
 #endif

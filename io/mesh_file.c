@@ -152,9 +152,12 @@ int ts_mesh_writer_finish(ts_mesh_writer *w, char *err, size_t cap) {
 
 /* ---- a small JSON reader (the meta file) ---------------------------------------------------------- */
 
+/* Nesting deeper than this is refused, not recursed into (the stack). */
+enum { JSON_MAX_DEPTH = 64 };
+
 typedef struct {
     const char *s;
-    int bad;
+    int bad, depth;
 } json;
 
 static void ws(json *j) {
@@ -187,22 +190,36 @@ static double jnumber(json *j) {
     j->s = end;
     return v;
 }
+/* A whole number within what a shape or a length can hold; anything else
+ * (1e308, 2.5, nan) marks the text bad rather than converting out of
+ * range. */
+static long long jinteger(json *j) {
+    double v = jnumber(j);
+    if (!(v >= -9.0e15 && v <= 9.0e15) || v != (double)(long long)v) {
+        j->bad = 1;
+        return 0;
+    }
+    return (long long)v;
+}
 static void jskip(json *j) {
     ws(j);
     char buf[256];
     if (*j->s == '"') jstring(j, buf, sizeof buf);
     else if (*j->s == '{' || *j->s == '[') {
         char close = *j->s == '{' ? '}' : ']';
+        if (++j->depth > JSON_MAX_DEPTH) return (void)(j->bad = 1);
         j->s++;
-        if (eat(j, close)) return;
-        do {
-            if (close == '}') {
-                jstring(j, buf, sizeof buf);
-                if (!eat(j, ':')) j->bad = 1;
-            }
-            jskip(j);
-        } while (!j->bad && eat(j, ','));
-        if (!eat(j, close)) j->bad = 1;
+        if (!eat(j, close)) {
+            do {
+                if (close == '}') {
+                    jstring(j, buf, sizeof buf);
+                    if (!eat(j, ':')) j->bad = 1;
+                }
+                jskip(j);
+            } while (!j->bad && eat(j, ','));
+            if (!eat(j, close)) j->bad = 1;
+        }
+        j->depth--;
     } else if (!strncmp(j->s, "true", 4) || !strncmp(j->s, "null", 4)) j->s += 4;
     else if (!strncmp(j->s, "false", 5)) j->s += 5;
     else jnumber(j);
@@ -240,8 +257,8 @@ static void parse_feature(json *j, feature *f) {
             f->rank = 0;
             if (!eat(j, ']')) {
                 do {
-                    double v = jnumber(j);
-                    if (f->rank < 4) f->shape[f->rank] = (long long)v;
+                    long long v = jinteger(j);
+                    if (f->rank < 4) f->shape[f->rank] = v;
                     f->rank++;
                 } while (!j->bad && eat(j, ','));
                 if (!eat(j, ']')) j->bad = 1;
@@ -254,7 +271,7 @@ static void parse_feature(json *j, feature *f) {
 }
 
 static int parse_meta(const char *text, meta_info *m) {
-    json j = {text, 0};
+    json j = {.s = text};
     char key[64];
     if (!eat(&j, '{')) return -1;
     if (eat(&j, '}')) return 0;
@@ -273,7 +290,7 @@ static int parse_meta(const char *text, meta_info *m) {
             } while (!j.bad && eat(&j, ','));
             if (!eat(&j, '}')) return -1;
         } else if (!strcmp(key, "trajectory_length")) {
-            m->length = (long long)jnumber(&j), m->has_length = 1;
+            m->length = jinteger(&j), m->has_length = 1;
         } else if (!strcmp(key, "dt")) {
             m->dt = jnumber(&j), m->has_dt = 1;
         } else {
@@ -282,6 +299,40 @@ static int parse_meta(const char *text, meta_info *m) {
     } while (!j.bad && eat(&j, ','));
     if (!eat(&j, '}')) return -1;
     return j.bad ? -1 : 0;
+}
+
+/* Parse and check a meta JSON; `name` stands for its file in errors. */
+static int meta_load(const char *text, const char *name, meta_info *m, char *err, size_t cap) {
+    *m = (meta_info){0};
+    if (parse_meta(text, m))
+        return TS_FAIL(err, cap, "%s: not valid JSON (or nested deeper than %d, or a shape or length no whole number)",
+                       name, JSON_MAX_DEPTH);
+    if (!m->has_length || m->length < 1 || !m->has_dt || !(m->dt > 0) || !isfinite(m->dt))
+        return TS_FAIL(err, cap, "%s: trajectory_length (>= 1) and dt (> 0, finite) are required", name);
+    static const char *required[] = {"mesh_pos", "cells", "node_type"};
+    for (int r = 0; r < 3; r++) {
+        int found = 0;
+        for (int k = 0; k < m->nfeat; k++) found |= !strcmp(m->feat[k].name, required[r]);
+        if (!found) return TS_FAIL(err, cap, "%s: features lacks %s", name, required[r]);
+    }
+    for (int k = 0; k < m->nfeat; k++) {
+        const feature *ft = &m->feat[k];
+        int known = !strcmp(ft->dtype, "float32") || !strcmp(ft->dtype, "int32");
+        /* statics: [1, -1, C] as MeshGraphNets writes, or tiled [T, -1, C] as its h5 conversions do */
+        if (!known || ft->rank != 3 || ft->shape[1] != -1 || ft->shape[2] < 1 ||
+            (ft->dynamic ? ft->shape[0] != m->length && ft->shape[0] != -1
+                         : ft->shape[0] != 1 && ft->shape[0] != m->length))
+            return TS_FAIL(err, cap,
+                           "%s: feature %s: want dtype float32|int32 and shape [1, -1, C] or [T, -1, C] (static) or "
+                           "[T, -1, C] (dynamic), T = trajectory_length = %lld",
+                           name, ft->name, m->length);
+    }
+    return 0;
+}
+
+int ts_mesh_meta_check(const char *text, const char *name, char *err, size_t cap) {
+    meta_info m;
+    return meta_load(text, name, &m, err, cap);
 }
 
 /* ---- reader ----------------------------------------------------------------------------------------- */
@@ -468,40 +519,14 @@ ts_mesh_file *ts_mesh_file_open_meta(const char *path, const char *meta_path, ch
         TS_FAIL(err, cap, "%s: cannot read its meta JSON %s: %s", path, f->meta_path, strerror(errno));
         goto fail;
     }
-    char *text = ts_malloc(MAX_JSON + 1);
-    size_t len = fread(text, 1, MAX_JSON, m);
+    char *text = ts_malloc(MAX_JSON + 2);
+    size_t len = fread(text, 1, MAX_JSON + 1, m);
     fclose(m);
     text[len] = 0;
-    int prc = parse_meta(text, &f->meta);
+    int prc = len > MAX_JSON ? TS_FAIL(err, cap, "%s: larger than %d bytes: not a meta JSON", f->meta_path, MAX_JSON)
+                             : meta_load(text, f->meta_path, &f->meta, err, cap);
     free(text);
-    if (prc) {
-        TS_FAIL(err, cap, "%s: not valid JSON", f->meta_path);
-        goto fail;
-    }
-    if (!f->meta.has_length || f->meta.length < 1 || !f->meta.has_dt || !(f->meta.dt > 0)) {
-        TS_FAIL(err, cap, "%s: trajectory_length (>= 1) and dt (> 0) are required", f->meta_path);
-        goto fail;
-    }
-    static const char *required[] = {"mesh_pos", "cells", "node_type"};
-    for (int r = 0; r < 3; r++)
-        if (!find_feature(f, required[r])) {
-            TS_FAIL(err, cap, "%s: features lacks %s", f->meta_path, required[r]);
-            goto fail;
-        }
-    for (int k = 0; k < f->meta.nfeat; k++) {
-        const feature *ft = &f->meta.feat[k];
-        int known = !strcmp(ft->dtype, "float32") || !strcmp(ft->dtype, "int32");
-        /* statics: [1, -1, C] as MeshGraphNets writes, or tiled [T, -1, C] as its h5 conversions do */
-        if (!known || ft->rank != 3 || ft->shape[1] != -1 || ft->shape[2] < 1 ||
-            (ft->dynamic ? ft->shape[0] != f->meta.length && ft->shape[0] != -1
-                         : ft->shape[0] != 1 && ft->shape[0] != f->meta.length)) {
-            TS_FAIL(err, cap,
-                    "%s: feature %s: want dtype float32|int32 and shape [1, -1, C] or [T, -1, C] (static) or "
-                    "[T, -1, C] (dynamic), T = trajectory_length = %lld",
-                    f->meta_path, ft->name, f->meta.length);
-            goto fail;
-        }
-    }
+    if (prc) goto fail;
     f->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f->file < 0) {
         TS_FAIL(err, cap, "%s: cannot open as HDF5 (missing, truncated or not HDF5)", path);

@@ -55,6 +55,12 @@ void ts_mesh_meta_path(const char *h5_path, char *buf, size_t cap);
  * both paths when neither exists. */
 int ts_mesh_meta_find(const char *h5_path, char *buf, size_t cap, char *err, size_t errcap);
 
+/* Parse and check the text of a meta JSON (NUL-terminated) as the reader
+ * does before it opens the HDF5 file; `name` stands for the file in
+ * errors. 0, or -1 with one line in err. The fuzzing harness's entry point
+ * (tests/fuzz/). */
+int ts_mesh_meta_check(const char *text, const char *name, char *err, size_t cap);
+
 /* ---- writer ---------------------------------------------------------------------------------- */
 
 typedef struct ts_mesh_writer ts_mesh_writer;

@@ -13,7 +13,7 @@ PACKAGES=(
   libopenblas-openmp-dev libyaml-dev libcunit1-dev
   libfftw3-dev cdo
   libcairo2-dev libgmsh-dev
-  hdf5-tools valgrind
+  hdf5-tools valgrind clang-14 libclang-rt-14-dev libomp-14-dev
   slurmctld slurmd slurm-client munge
   python3 python3-numpy python3-netcdf4 python3-xarray python3-h5py python3-matplotlib
 )

@@ -8,6 +8,8 @@
 #                write the forecast collectively,
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, unit and MPI (not `slow`)
 #                tests (suppressions name MPI and driver libraries only),
+#   build-fuzz/  clang's libFuzzer with ASan + UBSan: a 30 s campaign on each
+#                parser harness (tests/fuzz/), from its seeds and regressions,
 #   build-valgrind/  without -march=native: valgrind memcheck of a short
 #                train and forecast of both model families.
 # Exits non-zero if anything failed.
@@ -33,6 +35,12 @@ echo "== sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTESSERA_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$jobs"
 (cd build-asan && ctest --output-on-failure --timeout 600 -L 'unit|mpi' -LE slow)
+
+echo "== fuzzing build (libFuzzer, ASan + UBSan): a time-boxed campaign per parser"
+CC=clang-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_FUZZ=ON -DTESSERA_CUDA=OFF \
+  -DTESSERA_BUILD_TESTS=OFF >/dev/null
+cmake --build build-fuzz -j "$jobs" --target fuzz
+(cd build-fuzz && ctest --output-on-failure --timeout 600 -L fuzz)
 
 echo "== valgrind memcheck (a short train and forecast of both model families)"
 # without -march=native, which valgrind may not decode

@@ -114,6 +114,8 @@ ckpt("ck_no_format.h5", lambda f: f.attrs.__delitem__("format"))
 ckpt("ck_bad_config.h5", lambda f: f.attrs.modify("config", '{"model.dim": 16, "model.heads"'))
 ckpt("ck_config_dim32.h5", with_config('"model.dim":16', '"model.dim":32'))
 ckpt("ck_config_dim7.h5", with_config('"model.dim":16', '"model.dim":7'))
+# a \u escape cut by the end of the text (found by fuzzing: the reader ran past it)
+ckpt("ck_config_escape_cut.h5", lambda f: f.attrs.modify("config", '{"model.dim":"\\u1'))
 
 
 def drop_ema_embed(f):
@@ -204,3 +206,36 @@ mesh_copy("mesh_cells_bad", cell_names_missing_node)
 mesh_copy("mesh_no_velocity", drop_velocity)
 mesh_copy("mesh_nan", nan_velocity)
 mesh_copy("mesh_bad_type", unknown_node_type)
+
+
+# mesh meta JSONs the fuzzing campaign found crashes or undefined behaviour in
+# (tests/fuzz/regressions/mesh_meta), beside a valid HDF5 file
+def mesh_meta(name, edit):
+    import json
+    import shutil
+    shutil.copy(f"{valid}/mesh/synth_mesh.h5", f"{broken}/{name}.h5")
+    meta = json.load(open(f"{valid}/mesh/synth_mesh.json"))
+    with open(f"{broken}/{name}.json", "w") as out:
+        out.write(edit(meta))
+
+
+def nested(meta):
+    import json
+    text = json.dumps(meta)
+    return text[:-1] + ', "x": ' + "[" * 30000 + "]" * 30000 + "}"
+
+
+def huge_shape(meta):
+    import json
+    meta["features"]["velocity"]["shape"][2] = 1e308
+    return json.dumps(meta)
+
+
+def padded(meta):
+    import json
+    return json.dumps(meta) + " " * (1 << 20)
+
+
+mesh_meta("mesh_meta_nested", nested)
+mesh_meta("mesh_meta_huge_shape", huge_shape)
+mesh_meta("mesh_meta_too_large", padded)
