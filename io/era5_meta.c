@@ -266,6 +266,7 @@ static int find_axis(ts_era5_dataset *ds, src_file *f, const char *const *names,
                                  names[i]);
         *name = names[i];
         TS_NC_CHECK(nc_inq_dimlen(f->ncid, *dimid, len), ds->err, ds->errcap, "%s: %s", f->path, names[i]);
+        if (ts_io_check_fits(f->path, names[i], (double)*len * sizeof(double), ds->err, ds->errcap)) return -1;
         rc = nc_inq_varid(f->ncid, names[i], varid);
         if (rc == NC_ENOTVAR)
             return TS_FAIL(ds->err, ds->errcap, "%s: %s: dimension without a coordinate variable", f->path, names[i]);
@@ -382,6 +383,10 @@ static int read_horizontal(ts_era5_dataset *ds, src_file *f) {
     if (f->lon_dim < 0)
         return TS_FAIL(ds->err, ds->errcap, "%s: longitude: no longitude dimension (looked for longitude, lon)",
                        f->path);
+    /* one field of the grid is what every read holds at least */
+    if (ts_io_check_fits(f->path, "a latitude x longitude field", (double)f->nlat * (double)f->nlon * sizeof(double),
+                         ds->err, ds->errcap))
+        return -1;
     if (read_coord(ds, f, name, varid, f->nlon, &stored)) return -1;
     rc = orient_lon(ds, f, name, stored);
     free(stored);

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 
@@ -53,4 +54,12 @@ int ts_h5_fail_at(char *err, size_t errcap, const char *file, int line, const ch
     va_end(ap);
     ts_h5_message(h5, sizeof h5);
     return ts_fail_at(err, errcap, file, line, "%s: %s", what, h5[0] ? h5 : "HDF5 call failed");
+}
+
+int ts_io_check_fits(const char *path, const char *what, double bytes, char *err, size_t errcap) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double have = pages > 0 && page > 0 ? (double)pages * (double)page : 1.0e18;
+    if (bytes <= have) return 0;
+    return TS_FAIL(err, errcap, "%s: %s declares %.3g GiB, more than this machine's %.3g GiB of memory: a damaged file",
+                   path, what, bytes / 1073741824.0, have / 1073741824.0);
 }

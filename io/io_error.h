@@ -47,6 +47,13 @@ int ts_h5_fail_at(char *err, size_t errcap, const char *file, int line, const ch
  * error message = 'Permission denied'"), taken off the error stack so that
  * a later failure starts clean; "" when the stack is empty. */
 void ts_h5_message(char *buf, size_t cap);
+/* Sizes read from a file are checked before anything is allocated for
+ * them: 0 when `bytes` (what the file declares `what` to hold, in memory)
+ * fits this machine's physical memory, else -1 with one line naming the
+ * file, what and both sizes. A damaged or hostile header (a dataset that
+ * declares 2^40 nodes and stores none) is refused, not allocated. */
+int ts_io_check_fits(const char *path, const char *what, double bytes, char *err, size_t errcap);
+
 #define TS_H5_FAIL(err, errcap, ...) ts_h5_fail_at((err), (errcap), __FILE__, __LINE__, __VA_ARGS__)
 #define TS_H5_CHECK_GOTO(call, err, errcap, ...)                                                                       \
     do {                                                                                                               \

@@ -1,6 +1,8 @@
 /* graph-physics / MeshGraphNets HDF5 trajectories (io/mesh_file.h). */
 #include "io/mesh_file.h"
 
+#include "io/io_error.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <hdf5.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "io/io_error.h"
 
 enum { MAX_FEATURES = 16, MAX_TRAJ_NAME = 32, MAX_JSON = 1 << 20 };
 
@@ -402,6 +405,11 @@ static hid_t open_checked(ts_mesh_file *f, const traj_info *t, const feature *ft
     hsize_t dims[4] = {0};
     if (rank >= 1 && rank <= 4) H5Sget_simple_extent_dims(space, dims, NULL);
     H5Tclose(type), H5Sclose(space);
+    double declared = 4.0;
+    for (int r = 0; r < rank && r < 4; r++) declared *= (double)dims[r];
+    char what[128];
+    snprintf(what, sizeof what, "trajectory %s: dataset %s", t->name, ft->name);
+    if (ts_io_check_fits(f->path, what, declared, err, cap)) return H5Dclose(d), -1;
     if (cls != (want_float ? H5T_FLOAT : H5T_INTEGER) || size != 4) {
         TS_FAIL(err, cap, "%s: trajectory %s: dataset %s is not %s as the meta JSON says", f->path, t->name, ft->name,
                 ft->dtype);

@@ -208,6 +208,30 @@ mesh_copy("mesh_nan", nan_velocity)
 mesh_copy("mesh_bad_type", unknown_node_type)
 
 
+# headers that declare far more than any machine holds and store nothing
+# (chunked, never written: a few kB on disk): refused before any allocation
+def declared_huge_mesh():
+    import shutil
+    shutil.copy(f"{valid}/mesh/synth_mesh.json", f"{broken}/mesh_huge.json")
+    with h5py.File(f"{valid}/mesh/synth_mesh.h5", "r") as a, h5py.File(f"{broken}/mesh_huge.h5", "w") as b:
+        for name, d in a["0"].items():
+            shape = list(d.shape)
+            shape[-2] = 1 << 38  # nodes (or cells)
+            chunks = tuple(min(n, 1024) for n in shape)
+            b.create_dataset(f"0/{name}", shape=tuple(shape), dtype=d.dtype, chunks=chunks)
+
+
+def declared_huge_lat():
+    os.makedirs(f"{broken}/huge_lat", exist_ok=True)
+    with netCDF4.Dataset(f"{broken}/huge_lat/sl.nc", "w", format="NETCDF4") as f:
+        f.createDimension("latitude", 1 << 37)
+        f.createVariable("latitude", "f8", ("latitude",), chunksizes=(1024,))
+
+
+declared_huge_mesh()
+declared_huge_lat()
+
+
 # mesh meta JSONs the fuzzing campaign found crashes or undefined behaviour in
 # (tests/fuzz/regressions/mesh_meta), beside a valid HDF5 file
 def mesh_meta(name, edit):
