@@ -107,6 +107,9 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     FLOAT_KEY("forecast.churn", "0", 0, 1000, "EDM S_churn; 0 = deterministic ODE sampling"),
     FLOAT_KEY("forecast.s_noise", "1", 0, 10, "EDM S_noise of the churn"),
     STRING_KEY("forecast.output", "", "forecast file (default OUT/forecast.nc)"),
+    ENUM_KEY("forecast.files", "ensemble", "ensemble|per_member",
+             "swin: one ensemble file (forecast.output), or one CF file per initial time and member, "
+             "<stem>-<YYYYMMDDTHH>-m<NN>.nc, split from it (cdo, ncview, Panoply)"),
     FLOAT_KEY("forecast.bounds_std", "30", 1, 1e6,
               "a member stops with an error when a value leaves mean +- this many stds of its channel"),
 

@@ -263,7 +263,9 @@ static int open_truth(run *r, char *err, size_t errcap) {
         if (c) strcat(list, ",");
         strcat(list, r->ch[c].spec);
     }
-    ts_era5_open_opts opts = {list, "", o->fill, o->grid, o->row_rule, 0};
+    /* the forecast's rows: a grid the windows did not divide (ERA5's 721
+     * rows) lost its south-pole row to drop_south, and so does the truth */
+    ts_era5_open_opts opts = {list, "", o->fill, o->grid, o->row_rule, r->ens[0].info->nlat};
     r->truth = ts_era5_open(o->truth_paths, o->ntruth, &opts, err, errcap);
     free(list);
     if (!r->truth) { /* the reader names data.variables; here the channel list is the forecast's */

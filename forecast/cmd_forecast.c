@@ -24,6 +24,7 @@
  * sampler step 0 being the starting noise and s > 0 the churn of step s, so
  * no draw depends on the rank layout.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@
 #include "forecast/trainer.h"
 #include "io/checkpoint.h"
 #include "io/era5_read.h"
+#include "io/forecast_members.h"
 #include "io/forecast_write.h"
 #include "io/stats_file.h"
 #include "models/sampler.h"
@@ -561,6 +563,51 @@ static void forecast_lead(void *self, int64_t s) {
     if (c->w && ts_forecast_lead_complete(c->w, (size_t)lead - 1, err, sizeof err)) ts_fatal("%s", err);
 }
 
+static void forecaster_free(forecaster *f) {
+    free(f->coords);
+    free(f->state), free(f->in), free(f->x), free(f->t_batch);
+    free(f->mean), free(f->std), free(f->res_mean), free(f->res_std);
+    f->be->free(f->in_dev), f->be->free(f->out_dev);
+    ts_swin_free(&f->model);
+    ts_era5_dataset_close(f->ds);
+}
+
+/* forecast.files=per_member, on rank 0: 2 when every member file of this
+ * configuration is complete (nothing to do), 1 when the ensemble file is
+ * (only the split remains), 0 otherwise. */
+static int member_files_state(const forecaster *f, const char *path, const char *history) {
+    int all = 1;
+    for (size_t i = 0; i < f->ninits && all; i++)
+        for (int m = 0; m < f->nmembers && all; m++) {
+            char name[4096];
+            ts_forecast_member_path(path, f->inits[i], (size_t)m, (size_t)f->nmembers, name, sizeof name);
+            all = ts_forecast_file_is_ours(name, history);
+        }
+    if (all) return 2;
+    return ts_forecast_file_is_ours(path, history);
+}
+
+/* The member files from the complete ensemble file, every rank a share of
+ * the (init, member) pairs; then the ensemble file is removed. */
+static void split_members(const ts_command_ctx *ctx, const char *path, const char *history) {
+    const ts_layout *lay = ctx->layout;
+    size_t written, kept;
+    char err[1024];
+    ts_par_barrier(lay); /* the ensemble file is complete and renamed */
+    if (ts_forecast_write_members(path, path, history, (size_t)lay->rank, (size_t)lay->world, &written, &kept, err,
+                                  sizeof err))
+        ts_fatal("%s", err);
+    double counts[2] = {(double)written, (double)kept};
+    ts_par_sum_doubles(lay, counts, 2);
+    if (lay->rank == 0) {
+        char glob[4096 + 64];
+        ts_forecast_member_glob(path, glob, sizeof glob);
+        if (remove(path) != 0) ts_fatal("%s: cannot remove after the split: %s", path, strerror(errno));
+        ts_info("forecast: %.0f member files written, %.0f already complete (%s); the ensemble file %s is removed",
+                counts[0], counts[1], glob, path);
+    }
+}
+
 int cmd_forecast(const ts_command_ctx *ctx) {
     forecaster f;
     setup(&f, ctx);
@@ -577,6 +624,18 @@ int cmd_forecast(const ts_command_ctx *ctx) {
     int need = ts_config_to_json(f.cfg, NULL, 0);
     char *history = ts_malloc((size_t)need + 1);
     ts_config_to_json(f.cfg, history, (size_t)need + 1);
+    const int member_files = strcmp(ts_config_str(f.cfg, "forecast.files"), "per_member") == 0;
+    int files_state = member_files && rank == 0 ? member_files_state(&f, path, history) : 0;
+    ts_par_bcast_ints(ctx->layout, &files_state, 1);
+    if (files_state) { /* per_member: the rollout is done (and maybe the split) */
+        if (files_state == 1)
+            split_members(ctx, path, history);
+        else if (rank == 0)
+            ts_info("forecast: every member file of %s is already complete", path);
+        free(history);
+        forecaster_free(&f);
+        return 0;
+    }
     ts_forecast_writer *w = rank == 0 || PARALLEL_WRITE ? open_writer(&f, &o, path, history) : NULL;
     int done = w ? (int)ts_forecast_leads_done(w) : 0;
     ts_par_bcast_ints(ctx->layout, &done, 1);
@@ -634,11 +693,8 @@ int cmd_forecast(const ts_command_ctx *ctx) {
     int stopped = ts_rollout_run(ctx->layout, &r);
     if (w && ts_forecast_close(w, err, sizeof err)) ts_fatal("%s", err);
     if (rank == 0 && !stopped) ts_info("forecast written to %s", path);
-    free(history), free(statics), free(scratch), free(all), free(gbuf), free(f.coords);
-    free(f.state), free(f.in), free(f.x), free(f.t_batch);
-    free(f.mean), free(f.std), free(f.res_mean), free(f.res_std);
-    f.be->free(f.in_dev), f.be->free(f.out_dev);
-    ts_swin_free(&f.model);
-    ts_era5_dataset_close(f.ds);
+    if (member_files && !stopped) split_members(ctx, path, history);
+    free(history), free(statics), free(scratch), free(all), free(gbuf);
+    forecaster_free(&f);
     return 0;
 }

@@ -21,6 +21,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <glob.h>
 #include <math.h>
 #include <netcdf.h>
 #include <stdint.h>
@@ -39,6 +40,7 @@
 #include "eval/scorecard_csv.h"
 #include "forecast/commands.h"
 #include "io/era5_read.h"
+#include "io/forecast_members.h"
 #include "io/forecast_read.h"
 
 enum { PATH_CAP = 4096, SPEC_CAP = NC_MAX_NAME + 16, MAX_VARS = 256, MAX_LEADS = 1024 };
@@ -131,7 +133,7 @@ static void text_att(int ncid, int id, const char *att, char *buf, size_t cap) {
 static void read_attributes(const ts_forecast_file *f, fc_var *vars, size_t n) {
     const ts_forecast_info *in = ts_forecast_file_info(f);
     int ncid, id;
-    if (nc_open(in->path, NC_NOWRITE, &ncid) != NC_NOERR) return;
+    if (nc_open(ts_forecast_file_attr_path(f), NC_NOWRITE, &ncid) != NC_NOERR) return;
     for (size_t i = 0; i < n; i++)
         if (nc_inq_varid(ncid, in->vars[vars[i].var].name, &id) == NC_NOERR) {
             text_att(ncid, id, "units", vars[i].units, sizeof vars[i].units);
@@ -593,7 +595,14 @@ static void input_path(const ts_command_ctx *ctx, const char *key, const char *f
     }
     snprintf(buf, cap, "%s/%s", ctx->out, fallback);
     snprintf(part, sizeof part, "%s.part", buf);
-    if (!file_exists(buf) && !file_exists(part)) buf[0] = '\0';
+    if (file_exists(buf) || file_exists(part)) return;
+    /* forecast.files=per_member: the reader takes the set of member files for the path */
+    char pattern[PATH_CAP + 64];
+    glob_t g;
+    ts_forecast_member_glob(buf, pattern, sizeof pattern);
+    int members = strcmp(fallback, "forecast.nc") == 0 && glob(pattern, 0, NULL, &g) == 0;
+    if (members) globfree(&g);
+    if (!members) buf[0] = '\0';
 }
 
 /* Learning curves of plot.logs with the names of plot.labels. */

@@ -3,6 +3,7 @@
 #include "io/forecast_read.h"
 
 #include <errno.h>
+#include <glob.h>
 #include <math.h>
 #include <netcdf.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "core/log.h"
+#include "io/forecast_members.h"
 #include "io/io_error.h"
 
 _Static_assert(TS_FORECAST_NAME_MAX == NC_MAX_NAME + 1, "variable names are NC_MAX_NAME long");
@@ -26,6 +28,9 @@ struct ts_forecast_file {
     double *levels;             /* (nlev) */
     double *lat, *lon;          /* (nlat), (nlon) */
     ts_forecast_file_var *vars; /* (nvars) */
+    /* a set of per-member files (forecast_members.h) instead of one file */
+    char **member_path; /* (ninits * nmembers), [init * nmembers + member]; NULL for one file */
+    size_t open_k;      /* which of them ncid holds, (size_t)-1 for none */
 };
 
 /* Dimension ids of the layout; lev is -1 when the file has no levels. */
@@ -282,11 +287,214 @@ static int open_error(const char *path, int rc, char *err, size_t errcap) {
     return TS_FAIL(err, errcap, "%s: cannot open the forecast: %s", path, nc_strerror(rc));
 }
 
+/* ---- a set of per-member files (forecast_members.h) ----------------------------------------- */
+
+typedef struct {
+    int64_t init;
+    int member;
+} member_key;
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The scalar forecast_reference_time (s since 1970) and realization of one member file. */
+static int member_key_of(int ncid, const char *file, member_key *key, char *err, size_t errcap) {
+    int id;
+    double ref;
+    char units[128];
+    if (nc_inq_varid(ncid, "forecast_reference_time", &id) != NC_NOERR)
+        return TS_FAIL(err, errcap, "%s: no variable forecast_reference_time: not a tessera member file", file);
+    get_text_att(ncid, id, "units", units, sizeof units);
+    if (!is_unix_seconds(units))
+        return TS_FAIL(err, errcap, "%s: forecast_reference_time: units '%s', expected seconds since 1970-01-01", file,
+                       units);
+    TS_NC_CHECK(nc_get_var_double(ncid, id, &ref), err, errcap, "%s: forecast_reference_time", file);
+    if (nc_inq_varid(ncid, "realization", &id) != NC_NOERR)
+        return TS_FAIL(err, errcap, "%s: no variable realization: not a tessera member file", file);
+    TS_NC_CHECK(nc_get_var_int(ncid, id, &key->member), err, errcap, "%s: realization", file);
+    if (!(fabs(ref) < 9.0e15) || ref != floor(ref) || key->member < 0)
+        return TS_FAIL(err, errcap, "%s: forecast_reference_time %g or realization %d is not valid", file, ref,
+                       key->member);
+    key->init = (int64_t)ref;
+    return 0;
+}
+
+/* Dims, coordinates and variables of the first member file: what every
+ * other file of the set must repeat. */
+static int member_layout(ts_forecast_file *f, const char *file, char *err, size_t errcap) {
+    ts_forecast_info *in = &f->info;
+    int t, lat, lon, lev = -1;
+    if (dim_len(f, "time", &t, &in->nsteps, err, errcap) || dim_len(f, "latitude", &lat, &in->nlat, err, errcap) ||
+        dim_len(f, "longitude", &lon, &in->nlon, err, errcap))
+        return -1;
+    in->nlev = 0;
+    if (nc_inq_dimid(f->ncid, "pressure_level", &lev) == NC_NOERR) {
+        if (dim_len(f, "pressure_level", &lev, &in->nlev, err, errcap)) return -1;
+    } else {
+        lev = -1;
+    }
+    f->step_hours = ts_calloc(in->nsteps, sizeof *f->step_hours);
+    f->levels = in->nlev ? ts_calloc(in->nlev, sizeof *f->levels) : NULL;
+    f->lat = ts_calloc(in->nlat, sizeof *f->lat);
+    f->lon = ts_calloc(in->nlon, sizeof *f->lon);
+    char units[64];
+    int id;
+    if (nc_inq_varid(f->ncid, "forecast_period", &id) != NC_NOERR)
+        return TS_FAIL(err, errcap, "%s: no variable forecast_period: not a tessera member file", file);
+    get_text_att(f->ncid, id, "units", units, sizeof units);
+    if (strcmp(units, "hours") != 0)
+        return TS_FAIL(err, errcap, "%s: variable forecast_period: units '%s', expected 'hours'", file, units);
+    if (read_coord(f, "forecast_period", t, f->step_hours, err, errcap)) return -1;
+    layout_dims d = {.number = -1, .time = -1, .step = t, .lev = lev, .lat = lat, .lon = lon};
+    if (read_grid(f, &d, err, errcap)) return -1;
+    int nvars;
+    TS_NC_CHECK(nc_inq_nvars(f->ncid, &nvars), err, errcap, "%s: %s", file, "counting variables");
+    f->vars = ts_calloc((size_t)nvars + 1, sizeof *f->vars);
+    f->varid = ts_calloc((size_t)nvars + 1, sizeof *f->varid);
+    size_t n = 0;
+    for (id = 0; id < nvars; id++) {
+        int nd, dims[NC_MAX_VAR_DIMS];
+        nc_type type;
+        TS_NC_CHECK(nc_inq_var(f->ncid, id, f->vars[n].name, &type, &nd, dims, NULL), err, errcap, "%s", file);
+        int surface = nd == 3 && dims[0] == t && dims[1] == lat && dims[2] == lon;
+        int levels = nd == 4 && lev >= 0 && dims[0] == t && dims[1] == lev && dims[2] == lat && dims[3] == lon;
+        if (!(surface || levels) || (type != NC_FLOAT && type != NC_DOUBLE)) continue;
+        f->vars[n].on_levels = levels;
+        f->varid[n++] = id;
+    }
+    if (n == 0)
+        return TS_FAIL(err, errcap, "%s: no data variable on (time, [pressure_level,] latitude, longitude)", file);
+    in->nvars = n;
+    return 0;
+}
+
+/* The same dims as the first file, and every variable of it. */
+static int same_layout(const ts_forecast_file *f, int ncid, const char *file, char *err, size_t errcap) {
+    const ts_forecast_info *in = &f->info;
+    const char *names[] = {"time", "pressure_level", "latitude", "longitude"};
+    const size_t want[] = {in->nsteps, in->nlev, in->nlat, in->nlon};
+    for (int i = 0; i < 4; i++) {
+        int id;
+        size_t len = 0;
+        if (nc_inq_dimid(ncid, names[i], &id) == NC_NOERR) nc_inq_dimlen(ncid, id, &len);
+        if (len != want[i])
+            return TS_FAIL(err, errcap, "%s: dimension %s has %zu, the set's first file %zu", file, names[i], len,
+                           want[i]);
+    }
+    for (size_t v = 0; v < in->nvars; v++) {
+        int id;
+        if (nc_inq_varid(ncid, f->vars[v].name, &id) != NC_NOERR)
+            return TS_FAIL(err, errcap, "%s: no variable %s, which the set's first file has", file, f->vars[v].name);
+    }
+    return 0;
+}
+
+/* Every file the glob matched: initial times and members from their
+ * contents, each (init, member) exactly once, members 0..M-1. */
+static int open_member_set(ts_forecast_file *f, const glob_t *g, char *err, size_t errcap) {
+    ts_forecast_info *in = &f->info;
+    size_t nfiles = g->gl_pathc;
+    member_key *keys = ts_calloc(nfiles, sizeof *keys);
+    int64_t *inits = ts_calloc(nfiles, sizeof *inits);
+    int bad = 0, maxm = -1;
+    for (size_t i = 0; i < nfiles && !bad; i++) {
+        const char *file = g->gl_pathv[i];
+        int ncid, rc = nc_open(file, NC_NOWRITE, &ncid);
+        if (rc != NC_NOERR) {
+            bad = open_error(file, rc, err, errcap);
+            break;
+        }
+        if (i == 0) { /* errors of the layout name this file */
+            char *path = f->path;
+            f->ncid = ncid, f->path = (char *)file;
+            bad = member_layout(f, file, err, errcap);
+            f->ncid = -1, f->path = path;
+        }
+        if (!bad) bad = member_key_of(ncid, file, &keys[i], err, errcap) || same_layout(f, ncid, file, err, errcap);
+        nc_close(ncid);
+        inits[i] = keys[i].init;
+        if (keys[i].member > maxm) maxm = keys[i].member;
+    }
+    if (!bad) {
+        qsort(inits, nfiles, sizeof *inits, cmp_i64);
+        size_t ni = 0;
+        for (size_t i = 0; i < nfiles; i++)
+            if (i == 0 || inits[i] != inits[i - 1]) inits[ni++] = inits[i];
+        in->ninits = ni;
+        in->nmembers = (size_t)maxm + 1;
+        if (ni * in->nmembers != nfiles)
+            bad = TS_FAIL(err, errcap,
+                          "%s: %zu member files for %zu initial times x %zu members: the set is incomplete (or holds "
+                          "two forecasts)",
+                          g->gl_pathv[0], nfiles, ni, in->nmembers);
+    }
+    if (!bad) {
+        f->init_times = ts_calloc(in->ninits ? in->ninits : 1, sizeof *f->init_times);
+        memcpy(f->init_times, inits, in->ninits * sizeof *inits);
+        f->member_path = ts_calloc(nfiles, sizeof *f->member_path);
+        for (size_t i = 0; i < nfiles && !bad; i++) {
+            const int64_t *at = bsearch(&keys[i].init, f->init_times, in->ninits, sizeof *f->init_times, cmp_i64);
+            size_t k = (size_t)(at - f->init_times) * in->nmembers + (size_t)keys[i].member;
+            if (f->member_path[k])
+                bad = TS_FAIL(err, errcap, "%s and %s hold the same initial time and member", f->member_path[k],
+                              g->gl_pathv[i]);
+            else
+                f->member_path[k] = strcpy(ts_malloc(strlen(g->gl_pathv[i]) + 1), g->gl_pathv[i]);
+        }
+    }
+    f->open_k = (size_t)-1;
+    free(keys), free(inits);
+    return bad ? -1 : 0;
+}
+
+static int read_member_field(ts_forecast_file *f, size_t var, size_t member, size_t init, size_t step, size_t level,
+                             float *field, char *err, size_t errcap) {
+    const ts_forecast_info *in = &f->info;
+    size_t k = init * in->nmembers + member;
+    const char *file = f->member_path[k];
+    if (f->open_k != k) {
+        if (f->ncid >= 0) nc_close(f->ncid);
+        f->ncid = -1, f->open_k = (size_t)-1;
+        TS_NC_CHECK(nc_open(file, NC_NOWRITE, &f->ncid), err, errcap, "%s", file);
+        f->open_k = k;
+    }
+    int id;
+    TS_NC_CHECK(nc_inq_varid(f->ncid, f->vars[var].name, &id), err, errcap, "%s: %s", file, f->vars[var].name);
+    size_t start[4] = {step, 0, 0, 0}, count[4] = {1, 1, 1, 1};
+    int d = 1;
+    if (f->vars[var].on_levels) start[d++] = level;
+    count[d] = in->nlat, count[d + 1] = in->nlon;
+    int rc = nc_get_vara_float(f->ncid, id, start, count, field);
+    if (rc != NC_NOERR)
+        return TS_FAIL(err, errcap, "%s: variable %s: reading step %zu: %s", file, f->vars[var].name, step,
+                       nc_strerror(rc));
+    return 0;
+}
+
 ts_forecast_file *ts_forecast_file_open(const char *path, char *err, size_t errcap) {
     ts_forecast_file *f = ts_calloc(1, sizeof *f);
     f->path = ts_malloc(strlen(path) + 1);
     memcpy(f->path, path, strlen(path) + 1);
     int rc = nc_open(path, NC_NOWRITE, &f->ncid);
+    if (rc == ENOENT) {
+        char pattern[4096 + 64], part[4096 + 8];
+        struct stat st;
+        snprintf(part, sizeof part, "%s.part", path);
+        ts_forecast_member_glob(path, pattern, sizeof pattern);
+        glob_t g;
+        if (stat(part, &st) != 0) {
+            int found = glob(pattern, 0, NULL, &g) == 0;
+            int bad = found ? (f->ncid = -1, open_member_set(f, &g, err, errcap)) : 0;
+            globfree(&g);
+            if (bad) goto fail;
+            if (found) {
+                publish(f);
+                return f;
+            }
+        }
+    }
     if (rc != NC_NOERR) {
         open_error(path, rc, err, errcap);
         f->ncid = -1;
@@ -328,6 +536,7 @@ int ts_forecast_file_read(ts_forecast_file *f, size_t var, size_t member, size_t
         return TS_FAIL(err, errcap,
                        "%s: no field (variable %zu, member %zu, init %zu, step %zu, level %zu) in this file", f->path,
                        var, member, init, step, level);
+    if (f->member_path) return read_member_field(f, var, member, init, step, level, field, err, errcap);
     size_t start[6] = {member, init, step, 0, 0, 0}, count[6] = {1, 1, 1, 1, 1, 1};
     int k = 3;
     if (f->vars[var].on_levels) start[k++] = level;
@@ -339,9 +548,16 @@ int ts_forecast_file_read(ts_forecast_file *f, size_t var, size_t member, size_t
     return 0;
 }
 
+const char *ts_forecast_file_attr_path(const ts_forecast_file *f) {
+    return f->member_path ? f->member_path[0] : f->path;
+}
+
 void ts_forecast_file_close(ts_forecast_file *f) {
     if (!f) return;
     if (f->ncid >= 0) nc_close(f->ncid);
+    if (f->member_path)
+        for (size_t k = 0; k < f->info.ninits * f->info.nmembers; k++) free(f->member_path[k]);
+    free(f->member_path);
     free(f->path), free(f->varid), free(f->init_times), free(f->step_hours), free(f->levels);
     free(f->lat), free(f->lon), free(f->vars);
     free(f);

@@ -42,7 +42,11 @@ typedef struct {
 typedef struct ts_forecast_file ts_forecast_file;
 
 /* Open and check. A missing file whose "<path>.part" exists is reported as
- * an unfinished forecast. */
+ * an unfinished forecast. A missing file with per-member files instead
+ * (io/forecast_members.h: <stem>-<YYYYMMDDTHH>-m<NN>.nc, forecast.files=
+ * per_member) opens them as one ensemble: initial times and members from
+ * their forecast_reference_time and realization, each pair exactly once,
+ * members 0..M-1, the same dims and variables in every file. */
 ts_forecast_file *ts_forecast_file_open(const char *path, char *err, size_t errcap);
 const ts_forecast_info *ts_forecast_file_info(const ts_forecast_file *f);
 /* Index of a data variable by name, or -1. */
@@ -55,6 +59,10 @@ int ts_forecast_file_find_level(const ts_forecast_file *f, double hpa);
  * are returned as stored; NaN is the fill value. */
 int ts_forecast_file_read(ts_forecast_file *f, size_t var, size_t member, size_t init, size_t step, size_t level,
                           float *field, char *err, size_t errcap);
+
+/* A NetCDF file of the forecast to read attributes from: the file itself,
+ * or the first file of a set of per-member files. */
+const char *ts_forecast_file_attr_path(const ts_forecast_file *f);
 
 void ts_forecast_file_close(ts_forecast_file *f);
 

@@ -29,7 +29,7 @@ echo "== parallel NetCDF-4 build (MPI HDF5): the file tests and collective forec
 cmake -S . -B build-pario -DCMAKE_BUILD_TYPE=Release -DTESSERA_NETCDF=mpi -DTESSERA_CUDA=OFF >/dev/null
 cmake --build build-pario -j "$jobs"
 (cd build-pario && ctest --output-on-failure --timeout 600 \
-  -R '^(test_forecast_write|test_checkpoint|test_era5|test_era5_input|io\..*|cmd\.test_forecast)$')
+  -R '^(test_forecast_write|test_checkpoint|test_era5|test_era5_input|io\..*|cmd\.test_forecast(_files)?)$')
 
 echo "== sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTESSERA_SANITIZE=ON >/dev/null
