@@ -100,6 +100,9 @@ static const ts_config_key TS_CONFIG_KEYS[] = {
     STRING_KEY("forecast.inits", "", "initial times, YYYY-MM-DD[THH] comma-separated; each must be in data.files"),
     INT_KEY("forecast.members", "8", 1, 65535, "ensemble members per initial time"),
     INT_KEY("forecast.leads", "5", 1, 4095, "lead steps of train.step_hours each"),
+    INT_KEY("forecast.micro_batches", "1", 1, 65535,
+            "swin: a DP replica's members in this many micro-batches; with parallel.pp > 1 they flow through the "
+            "stages one after another (a forward pipeline), and a stage holds one micro-batch's activations"),
     INT_KEY("forecast.levels", "20", 1, 4095, "sampler noise levels N (2N - 1 network calls per lead)"),
     FLOAT_KEY("forecast.rho", "7", 1, 100, "Karras schedule exponent"),
     FLOAT_KEY("forecast.sigma_min", "0.02", 1e-6, 1e6, "smallest noise level of the sampler"),

@@ -67,6 +67,7 @@ typedef struct {
     int *coords;                 /* rank 0: (world, 3) DP replica, first grid row and column of every rank */
     int64_t step;                /* seconds per lead */
     int nmembers, nlocal, first_member, nleads;
+    int chunks; /* forecast.micro_batches: the members of a replica in this many micro-batches */
     size_t ninits;
     int64_t inits[MAX_INITS];
     size_t init_index[MAX_INITS];
@@ -221,11 +222,17 @@ static void setup(forecaster *f, const ts_command_ctx *ctx) {
     if (f->nmembers % dp)
         ts_usage_error("forecast.members = %d does not divide over parallel.dp = %d replicas", f->nmembers, dp);
     f->nlocal = f->nmembers / dp, f->first_member = r * f->nlocal;
+    f->chunks = (int)ts_config_int(cfg, "forecast.micro_batches");
+    if (f->nlocal % f->chunks)
+        ts_usage_error("forecast.micro_batches = %d does not divide the %d members of a DP replica (forecast.members = "
+                       "%d over parallel.dp = %d)",
+                       f->chunks, f->nlocal, f->nmembers, dp);
 
     ts_swin_config mc;
     ts_swin_config_from(cfg, (int)f->grid->nlat, (int)f->grid->nlon, (int)f->cin, (int)f->ns, &mc);
     ts_swin_wp wp = ts_swin_wp_of(lay);
-    if (ts_swin_create(&f->model, f->be, &mc, f->nlocal, &wp, err, sizeof err)) ts_usage_error("%s", err);
+    /* the model holds one micro-batch of members; ts_swin_forward_batches runs them all */
+    if (ts_swin_create(&f->model, f->be, &mc, f->nlocal / f->chunks, &wp, err, sizeof err)) ts_usage_error("%s", err);
     load_weights(f, ck, ckpath);
     check_grid(f, ck, ckpath);
     ts_ckpt_close(ck);
@@ -279,7 +286,7 @@ static void churn_noise(void *ctx, int step, float *eps) { fill_noise(ctx, step,
 /* The network at x / sigma_d and time t, on the condition in f->in. */
 static void denoise(void *ctx, float *F, const float *x_scaled, double t) {
     forecaster *f = ctx;
-    ts_swin_eval e = {&f->model, f->in, f->in_dev, f->out_dev, f->t_batch};
+    ts_swin_eval e = {&f->model, f->in, f->in_dev, f->out_dev, f->t_batch, f->chunks};
     ts_swin_denoise(&e, F, x_scaled, t);
 }
 

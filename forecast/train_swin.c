@@ -512,8 +512,9 @@ static double loss_and_grad(void *self, long step) {
 static void val_denoise(void *ctx, float *F, const float *x_scaled, double t) {
     swin_trainer *tr = ctx;
     const size_t o = (size_t)tr->cur_micro * (size_t)tr->model.T, cin = 2 * tr->nstate + tr->nforce;
-    ts_swin_eval e = {&tr->model, tr->in + o * cin, tr->in_dev, tr->out_dev,
-                      tr->t_batch + (size_t)tr->cur_micro * tr->micro_batch};
+    ts_swin_eval e = {
+        &tr->model, tr->in + o * cin, tr->in_dev, tr->out_dev, tr->t_batch + (size_t)tr->cur_micro * tr->micro_batch,
+        1};
     ts_swin_denoise(&e, F, x_scaled, t);
 }
 

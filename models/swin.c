@@ -536,6 +536,31 @@ void ts_swin_forward(ts_swin *m, float *out, const float *x, const float *t_host
 #endif
 }
 
+void ts_swin_forward_batches(ts_swin *m, float *out, const float *x, const float *t_host, int n) {
+    const size_t tin = (size_t)m->T * m->cfg.c_in, to = (size_t)m->T * m->cfg.c_out;
+    if (m->pp == 1 || n <= 1) {
+        for (int c = 0; c < n; c++) ts_swin_forward(m, out + c * to, x + c * tin, t_host + (size_t)c * m->B);
+        return;
+    }
+#ifdef TESSERA_HAVE_MPI
+    const size_t td = (size_t)m->T * m->cfg.dim;
+    const int last = m->stage == m->pp - 1;
+    for (int c = 0; c < n; c++) {
+        if (m->stage > 0) pipe_recv(m, m->pipe_dev[0], td, m->stage - 1);
+        ts_swin_stage_forward(m, last ? out + c * to : m->pipe_dev[1], m->stage > 0 ? m->pipe_dev[0] : x + c * tin,
+                              t_host + (size_t)c * m->B);
+        if (!last) pipe_send(m, m->pipe_dev[1], td, m->stage + 1);
+    }
+    /* every stage gets every output (the sampler runs on each) */
+    float *all = ts_malloc(sizeof(float) * (size_t)n * to);
+    m->be->sync();
+    if (last) m->be->download(all, out, sizeof(float) * (size_t)n * to);
+    ts_par_bcast_floats_from(all, (size_t)n * to, m->pp - 1, m->pp_comm);
+    if (!last) m->be->upload(out, all, sizeof(float) * (size_t)n * to);
+    free(all);
+#endif
+}
+
 void ts_swin_backward(ts_swin *m, const float *d_out) {
     if (m->pp == 1) {
         ts_swin_stage_backward(m, d_out, NULL);

@@ -150,6 +150,12 @@ void ts_swin_init_weights(ts_swin *m, uint64_t seed, int zero_init);
 /* out (T, C_out) from x (T, C_in) in grid order per sample and the
  * diffusion time t (B, radians, host). */
 void ts_swin_forward(ts_swin *m, float *out, const float *x, const float *t_host);
+/* ts_swin_forward over n consecutive micro-batches of the model's batch:
+ * x (n T, C_in), out (n T, C_out), t_host (n B). With pp > 1 they flow
+ * through the stages one after another (a forward-only pipeline: stage s
+ * computes micro-batch c while stage s + 1 computes c - 1), and every stage
+ * gets all outputs; a stage holds one micro-batch's activations. */
+void ts_swin_forward_batches(ts_swin *m, float *out, const float *x, const float *t_host, int n);
 /* Accumulates parameter gradients into m->grads from d_out (T, C_out); the
  * activations of the last forward are used. With pp > 1, every stage
  * calls both (collective over the pp axis): the forward hands each stage's

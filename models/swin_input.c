@@ -15,11 +15,12 @@ void ts_swin_pack_condition(const ts_swin_norm *n, const float *state, const flo
 void ts_swin_denoise(ts_swin_eval *e, float *F, const float *x_scaled, double t) {
     ts_swin *m = e->model;
     const ts_backend *be = m->be;
-    const size_t T = (size_t)m->T, ns = (size_t)m->cfg.c_out, cin = (size_t)m->cfg.c_in;
+    const int n = e->chunks > 1 ? e->chunks : 1;
+    const size_t T = (size_t)m->T * (size_t)n, ns = (size_t)m->cfg.c_out, cin = (size_t)m->cfg.c_in;
     for (size_t k = 0; k < T; k++) memcpy(e->in + k * cin, x_scaled + k * ns, sizeof(float) * ns);
-    for (int b = 0; b < m->B; b++) e->t_batch[b] = (float)t;
+    for (int b = 0; b < m->B * n; b++) e->t_batch[b] = (float)t;
     be->upload(e->in_dev, e->in, sizeof(float) * T * cin);
-    ts_swin_forward(m, e->out_dev, e->in_dev, e->t_batch);
+    ts_swin_forward_batches(m, e->out_dev, e->in_dev, e->t_batch, n);
     be->sync();
     be->download(F, e->out_dev, sizeof(float) * T * ns);
 }

@@ -35,7 +35,9 @@ typedef struct {
     float *in;      /* (T, c_in) host */
     float *in_dev;  /* (T, c_in) on the model's backend */
     float *out_dev; /* (T, c_out) on the model's backend */
-    float *t_batch; /* (B) host */
+    float *t_batch; /* (B) host; (chunks B) */
+    int chunks;     /* micro-batches of the model's batch evaluated together (0 or 1: one); the
+                       buffers above hold all of them (ts_swin_forward_batches) */
 } ts_swin_eval;
 
 /* The sampler's network: F (T, c_out) = the model at x_t / sigma_d =

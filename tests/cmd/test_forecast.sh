@@ -3,7 +3,9 @@
 # trained checkpoint:
 # - the same layout reproduces the forecast bit for bit;
 # - DP = 2 ranks, WP = 3 x 1, 1 x 2, DP 2 x WP 1 x 2, SP = 2, DP 2 x SP 2 and
-#   WP 1 x 2 x SP 2 layouts, and another thread count match the first lead within 1e-5
+#   WP 1 x 2 x SP 2, PP 2, DP 2 x PP 2 and WP x SP x PP layouts, members in
+#   micro-batches (1 rank, PP 2 pipelined over 4, DP 2 x PP 2 over 2), and
+#   another thread count match the first lead within 1e-5
 #   (norm-wise relative);
 # - a rollout killed with SIGKILL after a complete lead, or stopped by
 #   SIGUSR1 (on 1 and on 4 ranks), resumes and ends identical to an
@@ -33,7 +35,9 @@ mpiexec -n 2 "$tessera" forecast out="$tmp/dp2" "${fc[@]}" parallel.dp=2 >"$tmp/
   || fail "forecast dp=2: $(tail -3 "$tmp/dp2.log")"
 for layout in "wpy3 3 parallel.wp_y=3" "wpx2 2 parallel.wp_x=2" "dp2wpx2 4 parallel.dp=2 parallel.wp_x=2" \
   "sp2 2 parallel.sp=2" "dp2sp2 4 parallel.dp=2 parallel.sp=2" "wpx2sp2 4 parallel.wp_x=2 parallel.sp=2" \
-  "pp2 2 parallel.pp=2" "dp2pp2 4 parallel.dp=2 parallel.pp=2" "wpx2sp2pp2 8 parallel.wp_x=2 parallel.sp=2 parallel.pp=2"; do
+  "pp2 2 parallel.pp=2" "dp2pp2 4 parallel.dp=2 parallel.pp=2" "wpx2sp2pp2 8 parallel.wp_x=2 parallel.sp=2 parallel.pp=2" \
+  "mb2 1 forecast.micro_batches=2" "pp2mb4 2 parallel.pp=2 forecast.micro_batches=4" \
+  "dp2pp2mb2 4 parallel.dp=2 parallel.pp=2 forecast.micro_batches=2"; do
   set -- $layout
   name=$1 np=$2
   shift 2
@@ -103,7 +107,8 @@ a, b = fields(f"{tmp}/a/forecast.nc"), fields(f"{tmp}/b/forecast.nc")
 for v in a:
     assert np.array_equal(a[v], b[v], equal_nan=True), f"same layout differs in {v}"
 # first lead: other layouts within 1e-5 norm-wise relative
-for other in ("dp2", "wpy3", "wpx2", "dp2wpx2", "sp2", "dp2sp2", "wpx2sp2", "pp2", "dp2pp2", "wpx2sp2pp2", "th2"):
+for other in ("dp2", "wpy3", "wpx2", "dp2wpx2", "sp2", "dp2sp2", "wpx2sp2", "pp2", "dp2pp2", "wpx2sp2pp2", "th2",
+              "mb2", "pp2mb4", "dp2pp2mb2"):
     o = fields(f"{tmp}/{other}/forecast.nc")
     for v in a:
         x, y = a[v][:, :, 0], o[v][:, :, 0]
@@ -149,6 +154,7 @@ bad() { local want=$1 dir=$2; shift 2; "$@" >"$tmp/o" 2>"$tmp/e"; local rc=$?
 bad 2 "$tmp/x1" "$tessera" forecast out="$tmp/x1" "${fc[@]}" forecast.inits=2019-06-01
 bad 1 "$tmp/x2" "$tessera" forecast out="$tmp/x2" "${fc[@]}" forecast.checkpoint="$tmp/nothing.h5"
 bad 2 "$tmp/x3" "$tessera" forecast out="$tmp/x3" "${fc[@]}" forecast.members=3 parallel.dp=1 forecast.inits=
+bad 2 "$tmp/x5" "$tessera" forecast out="$tmp/x5" "${fc[@]}" forecast.micro_batches=3
 bad 1 "$tmp/x4" "$tessera" forecast out="$tmp/x4" "${fc[@]}" forecast.checkpoint="$tmp/data/cds_sl.nc"
 
 finish
