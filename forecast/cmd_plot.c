@@ -40,7 +40,6 @@
 #include "eval/scorecard_csv.h"
 #include "forecast/commands.h"
 #include "io/era5_read.h"
-#include "io/forecast_members.h"
 #include "io/forecast_read.h"
 
 enum { PATH_CAP = 4096, SPEC_CAP = NC_MAX_NAME + 16, MAX_VARS = 256, MAX_LEADS = 1024 };

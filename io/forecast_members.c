@@ -16,24 +16,6 @@
 #include "io/forecast_read.h"
 #include "io/io_error.h"
 
-void ts_forecast_member_path(const char *path, int64_t init, size_t member, size_t nmembers, char *buf, size_t cap) {
-    size_t n = strlen(path);
-    if (n >= 3 && strcmp(path + n - 3, ".nc") == 0) n -= 3;
-    int digits = 2;
-    for (size_t m = nmembers > 0 ? nmembers - 1 : 0; m >= 100; m /= 10) digits++;
-    char when[32];
-    ts_format_datetime(init, when, sizeof when); /* YYYY-MM-DDTHH:MM:SS */
-    char number[32];
-    snprintf(number, sizeof number, "%0*zu", digits < 20 ? digits : 20, member);
-    snprintf(buf, cap, "%.*s-%.4s%.2s%.2sT%.2s-m%s.nc", (int)n, path, when, when + 5, when + 8, when + 11, number);
-}
-
-void ts_forecast_member_glob(const char *path, char *buf, size_t cap) {
-    size_t n = strlen(path);
-    if (n >= 3 && strcmp(path + n - 3, ".nc") == 0) n -= 3;
-    snprintf(buf, cap, "%.*s-[0-9]*T[0-9]*-m[0-9]*.nc", (int)n, path);
-}
-
 int ts_forecast_file_is_ours(const char *path, const char *history) {
     int ncid, ours = 0;
     if (access(path, F_OK) != 0 || nc_open(path, NC_NOWRITE, &ncid) != NC_NOERR) return 0;

@@ -22,12 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The member file of (init, member) for forecast path `path` into buf:
- * digits enough for nmembers - 1, at least two. */
-void ts_forecast_member_path(const char *path, int64_t init, size_t member, size_t nmembers, char *buf, size_t cap);
-
-/* The glob that matches every member file of `path`. */
-void ts_forecast_member_glob(const char *path, char *buf, size_t cap);
+#include "io/forecast_read.h" /* ts_forecast_member_path and _glob: how the files are named */
 
 /* 1 when `path` is a complete file (no ".part") whose global `history`
  * equals history, else 0. */

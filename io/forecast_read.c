@@ -12,8 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/caltime.h"
 #include "core/log.h"
-#include "io/forecast_members.h"
 #include "io/io_error.h"
 
 _Static_assert(TS_FORECAST_NAME_MAX == NC_MAX_NAME + 1, "variable names are NC_MAX_NAME long");
@@ -561,4 +561,22 @@ void ts_forecast_file_close(ts_forecast_file *f) {
     free(f->path), free(f->varid), free(f->init_times), free(f->step_hours), free(f->levels);
     free(f->lat), free(f->lon), free(f->vars);
     free(f);
+}
+
+void ts_forecast_member_path(const char *path, int64_t init, size_t member, size_t nmembers, char *buf, size_t cap) {
+    size_t n = strlen(path);
+    if (n >= 3 && strcmp(path + n - 3, ".nc") == 0) n -= 3;
+    int digits = 2;
+    for (size_t m = nmembers > 0 ? nmembers - 1 : 0; m >= 100; m /= 10) digits++;
+    char when[32];
+    ts_format_datetime(init, when, sizeof when); /* YYYY-MM-DDTHH:MM:SS */
+    char number[32];
+    snprintf(number, sizeof number, "%0*zu", digits < 20 ? digits : 20, member);
+    snprintf(buf, cap, "%.*s-%.4s%.2s%.2sT%.2s-m%s.nc", (int)n, path, when, when + 5, when + 8, when + 11, number);
+}
+
+void ts_forecast_member_glob(const char *path, char *buf, size_t cap) {
+    size_t n = strlen(path);
+    if (n >= 3 && strcmp(path + n - 3, ".nc") == 0) n -= 3;
+    snprintf(buf, cap, "%.*s-[0-9]*T[0-9]*-m[0-9]*.nc", (int)n, path);
 }

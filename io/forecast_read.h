@@ -66,4 +66,11 @@ const char *ts_forecast_file_attr_path(const ts_forecast_file *f);
 
 void ts_forecast_file_close(ts_forecast_file *f);
 
+/* The member file of (init, member) for forecast path `path` into buf:
+ * digits enough for nmembers - 1, at least two. */
+void ts_forecast_member_path(const char *path, int64_t init, size_t member, size_t nmembers, char *buf, size_t cap);
+
+/* The glob that matches every member file of `path`. */
+void ts_forecast_member_glob(const char *path, char *buf, size_t cap);
+
 #endif
