@@ -3,7 +3,6 @@
 #include "io/forecast_members.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <netcdf.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include "core/caltime.h"
 #include "core/log.h"
 #include "io/forecast_read.h"
+#include "io/forecast_write.h"
 #include "io/io_error.h"
 
 int ts_forecast_file_is_ours(const char *path, const char *history) {
@@ -166,20 +166,6 @@ static int copy_fields(const ensemble *E, const char *file, int ncid, size_t ini
     return 0;
 }
 
-/* fsync, then the final name: the name never points at data not on disk. */
-static int sync_rename(const char *part, const char *name, char *err, size_t errcap) {
-    int fd = open(part, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) {
-        int e = errno;
-        if (fd >= 0) close(fd);
-        return TS_FAIL(err, errcap, "%s: cannot flush to disk: %s", part, strerror(e));
-    }
-    close(fd);
-    if (rename(part, name) != 0)
-        return TS_FAIL(err, errcap, "%s: cannot rename to %s: %s", part, name, strerror(errno));
-    return 0;
-}
-
 static int write_one(const ensemble *E, const char *name, size_t init, size_t member, const char *history, float *field,
                      char *err, size_t errcap) {
     char part[4096 + 8];
@@ -199,7 +185,7 @@ static int write_one(const ensemble *E, const char *name, size_t init, size_t me
     rc = nc_close(ncid);
     if (bad) return -1; /* the first error is the one to report; the .part stays, never complete-looking */
     if (rc != NC_NOERR) return ts_nc_fail_at(err, errcap, rc, "nc_close", __FILE__, __LINE__, "%s", part);
-    return sync_rename(part, name, err, errcap);
+    return ts_forecast_sync_rename(part, name, err, errcap);
 }
 
 int ts_forecast_write_members(const char *ensemble_path, const char *path, const char *history, size_t first,

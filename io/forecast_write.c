@@ -590,19 +590,22 @@ static int resume_part(ts_forecast_writer *w, const ts_forecast_spec *s, char *e
 
 /* ---- finishing ------------------------------------------------------------------------------ */
 
-/* Close, flush to disk, and give the file its final name. fsync first so
- * the final name never points at data still in the page cache. */
-static int sync_and_rename(ts_forecast_writer *w, char *err, size_t errcap) {
-    int fd = open(w->part, O_RDONLY);
+int ts_forecast_sync_rename(const char *part, const char *path, char *err, size_t errcap) {
+    int fd = open(part, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0) {
         int e = errno;
         if (fd >= 0) close(fd);
-        return TS_FAIL(err, errcap, "%s: cannot flush to disk: %s", w->part, strerror(e));
+        return TS_FAIL(err, errcap, "%s: cannot flush to disk: %s", part, strerror(e));
     }
     close(fd);
-    if (rename(w->part, w->path) != 0)
-        return TS_FAIL(err, errcap, "%s: cannot rename to %s: %s", w->part, w->path, strerror(errno));
+    if (rename(part, path) != 0)
+        return TS_FAIL(err, errcap, "%s: cannot rename to %s: %s", part, path, strerror(errno));
     return 0;
+}
+
+/* Close, flush to disk, and give the file its final name. */
+static int sync_and_rename(ts_forecast_writer *w, char *err, size_t errcap) {
+    return ts_forecast_sync_rename(w->part, w->path, err, errcap);
 }
 
 static int finish_file(ts_forecast_writer *w, char *err, size_t errcap) {

@@ -125,6 +125,10 @@ int ts_forecast_lead_complete(ts_forecast_writer *w, size_t lead, char *err, siz
 int ts_forecast_read(ts_forecast_writer *w, size_t var, size_t member, size_t init, size_t lead,
                      float *field, char *err, size_t errcap);
 
+/* fsync `part`, then rename it to `path`: the final name never points at
+ * data still in the page cache (also the per-member files' last step). */
+int ts_forecast_sync_rename(const char *part, const char *path, char *err, size_t errcap);
+
 /* Close and free. An incomplete file stays as path.part, resumable at its
  * last complete lead (delete it to discard). NULL is a no-op. */
 int ts_forecast_close(ts_forecast_writer *w, char *err, size_t errcap);

@@ -187,18 +187,28 @@ PY
 # micro-batches (gradient accumulation) against the whole local batch at
 # once: the same losses, validation figures and weights within 1e-5, on one
 # rank and on DP 2
+# run_layout PREFIX KEY=VALUE... -- NP LAYOUT-KEY...: 3 steps of the common
+# run with the keys on NP ranks, into $tmp/$name (PREFIX and the layout
+# keys); sets $name and $lk (the layout keys) for the caller
+run_layout() {
+  local prefix=$1 keys=()
+  shift
+  while [ "$1" != -- ]; do keys+=("$1"); shift; done
+  shift
+  local n=$1
+  shift
+  lk="$*"
+  name=${prefix}_$(echo "$lk" | tr ' =.' '___')
+  if mpiexec -n "$n" "$tessera" train out="$tmp/$name" "${common[@]}" train.steps=3 "${keys[@]}" "$@" \
+    >"$tmp/$name.log" 2>&1; then ok
+  else fail "$*: $(tail -2 "$tmp/$name.log")"; fi
+}
 mb=(train.batch=4 train.val_start=2020-01-01T12 train.val_every=3 train.val_samples=3 train.val_levels=2
     train.val_members=2)
 run "$tmp/mb1" 3 "${mb[@]}" && ok || fail "batch-4 run"
 for layout in "1 train.micro_batches=2" "1 train.micro_batches=4" "2 parallel.dp=2 train.micro_batches=2"; do
-  set -- $layout
-  n=$1
-  shift
-  name=mb_$(echo "$*" | tr ' =.' '___')
-  if mpiexec -n "$n" "$tessera" train out="$tmp/$name" "${common[@]}" train.steps=3 "${mb[@]}" "$@" \
-    >"$tmp/$name.log" 2>&1; then ok
-  else fail "$*: $(tail -2 "$tmp/$name.log")"; fi
-  if /usr/bin/python3 "$tmp/same_run.py" "$tmp/mb1" "$tmp/$name"; then ok; else fail "$* against the whole batch"; fi
+  run_layout mb "${mb[@]}" -- $layout
+  if /usr/bin/python3 "$tmp/same_run.py" "$tmp/mb1" "$tmp/$name"; then ok; else fail "$lk against the whole batch"; fi
 done
 
 # pipeline stages (parallel.pp, model.shift=stage: one shift per stage of 2
@@ -213,20 +223,14 @@ pp=(train.batch=4 train.micro_batches=2 model.depth=4 model.heads=4 model.shift=
 run "$tmp/pp1" 3 "${pp[@]}" && ok || fail "pipeline reference on 1 rank"
 for layout in "2 parallel.pp=2" "4 parallel.dp=2 parallel.pp=2" "4 parallel.wp_x=2 parallel.pp=2" \
   "4 parallel.sp=2 parallel.pp=2" "8 parallel.wp_x=2 parallel.sp=2 parallel.pp=2" "4 parallel.pp=4 train.micro_batches=4"; do
-  set -- $layout
-  n=$1
-  shift
-  name=pp_$(echo "$*" | tr ' =.' '___')
-  if mpiexec -n "$n" "$tessera" train out="$tmp/$name" "${common[@]}" train.steps=3 "${pp[@]}" "$@" \
-    >"$tmp/$name.log" 2>&1; then ok
-  else fail "$*: $(tail -2 "$tmp/$name.log")"; fi
+  run_layout pp "${pp[@]}" -- $layout
   ref=$tmp/pp1
-  if [ "$*" = "parallel.pp=4 train.micro_batches=4" ]; then
+  if [ "$lk" = "parallel.pp=4 train.micro_batches=4" ]; then
     run "$tmp/pp1m4" 3 "${pp[@]}" train.micro_batches=4 || fail "4 micro-batches on 1 rank"
     ref=$tmp/pp1m4
   fi
-  if /usr/bin/python3 "$tmp/same_run.py" "$ref" "$tmp/$name"; then ok; else fail "$* against 1 rank"; fi
-  if /usr/bin/python3 - "$tmp/$name" "$*" <<'PY'; then ok; else fail "$*: stage-to-stage bytes"; fi
+  if /usr/bin/python3 "$tmp/same_run.py" "$ref" "$tmp/$name"; then ok; else fail "$lk against 1 rank"; fi
+  if /usr/bin/python3 - "$tmp/$name" "$lk" <<'PY'; then ok; else fail "$lk: stage-to-stage bytes"; fi
 import json, sys
 b = [e for e in map(json.loads, open(sys.argv[1] + "/tessera.jsonl")) if e["event"] == "train_step"]
 lay = dict(kv.split("=") for kv in sys.argv[2].split())
